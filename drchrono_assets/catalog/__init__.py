@@ -1,0 +1,5 @@
+"""The drchrono resources as data, and the conversion of their records to Arrow."""
+
+from drchrono_assets.catalog.resources import RESOURCES, ResourceSpec
+
+__all__ = ["RESOURCES", "ResourceSpec"]

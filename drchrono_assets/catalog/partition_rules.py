@@ -1,0 +1,132 @@
+"""How each resource's partitions map to API queries.
+
+A run covers a window of days (one day, or a whole backfill with ``BackfillPolicy.single_run``).
+Each rule turns the window into the fewest queries the API allows, then assigns the rows it
+got back to days. The request count is the cost: the API allows a practice a few hundred
+requests an hour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drchrono_assets.catalog.fields import SNAPSHOT_AT, column
+from drchrono_assets.partitions import DayWindow
+
+Query = dict[str, Any]
+
+
+class PageSource(Protocol):
+    """What a rule needs from the API client."""
+
+    def list_records(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> list[Mapping[str, Any]]: ...
+
+
+class PartitionRule(Protocol):
+    """Maps a window of days to queries, and fetched rows back to days."""
+
+    summary: str
+    filters: tuple[str, ...]
+    extra_fields: tuple[pa.Field, ...]  # columns the rule adds to the API's
+
+    def queries(self, window: DayWindow, api: PageSource) -> list[Query]: ...
+
+    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+        ...
+
+
+def _split_by_day(table: pa.Table, day_column: str, window: DayWindow) -> dict[str, pa.Table]:
+    days = pc.cast(table[day_column], pa.date32())
+    return {day.isoformat(): table.filter(pc.equal(days, day)) for day in window.days}
+
+
+@dataclass(frozen=True)
+class ScheduledOn:
+    """Partition D holds the records scheduled on D, fetched with ``date`` / ``date_range``.
+
+    A window becomes one ``date_range`` query per ``max_window_days`` (the API's limit is 190).
+    """
+
+    day_column: str
+    max_window_days: int = 190
+    filters: tuple[str, ...] = ("date", "date_range")
+    extra_fields: tuple[pa.Field, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        return f"partition D = records whose `{self.day_column}` falls on D"
+
+    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
+        return [
+            {"date": chunk.first.isoformat()}
+            if chunk.first == chunk.last
+            else {"date_range": f"{chunk.first.isoformat()}/{chunk.last.isoformat()}"}
+            for chunk in window.chunks(self.max_window_days)
+        ]
+
+    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+        return _split_by_day(table, self.day_column, window)
+
+
+@dataclass(frozen=True)
+class DatedSinceSweep:
+    """Partition D holds the records dated D; the API only filters them by ``since``.
+
+    One ``since`` = start-of-window sweep (per doctor where the endpoint requires ``doctor``)
+    returns everything updated since then; rows are kept by their date. Assumption, stated
+    in the README: a record is never last updated before the day it is dated, so every record
+    dated in the window was updated on or after the window's first day.
+    """
+
+    day_column: str
+    fan_out: tuple[str, str] | None = None  # (required filter, path listing its values)
+    extra_fields: tuple[pa.Field, ...] = ()
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        return ("since", self.fan_out[0]) if self.fan_out else ("since",)
+
+    @property
+    def summary(self) -> str:
+        return f"partition D = records whose `{self.day_column}` falls on D (`since` sweep)"
+
+    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
+        since = {"since": dt.datetime.combine(window.first, dt.time()).isoformat()}
+        if self.fan_out is None:
+            return [since]
+        parameter, path = self.fan_out
+        return [{**since, parameter: record["id"]} for record in api.list_records(path)]
+
+    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+        return _split_by_day(table, self.day_column, window)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Partition D holds a snapshot of the whole resource, each row stamped ``snapshot_at``.
+
+    The API keeps no history, so a past partition materialized today holds today's state.
+    A window is fetched once and the same snapshot written to each of its days.
+    """
+
+    summary: str = "partition D = a snapshot of the whole resource taken when D was materialized"
+    filters: tuple[str, ...] = ()
+    extra_fields: tuple[pa.Field, ...] = (
+        column("snapshot_at", SNAPSHOT_AT, "When this snapshot was taken (UTC)"),
+    )
+
+    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
+        return [{}]
+
+    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+        (stamp,) = self.extra_fields
+        stamped = table.append_column(stamp, pa.array([taken_at] * table.num_rows, stamp.type))
+        return {key: stamped for key in window.partition_keys}

@@ -1,0 +1,29 @@
+"""Errors the package raises on bad input.
+
+Every message names the problem and where it happened (endpoint, resource, column) and
+never carries a token, a secret or a record value, because values can be patient data.
+"""
+
+
+class DrchronoError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigurationError(DrchronoError):
+    """A setting is missing or malformed (credentials, time zone, data root...)."""
+
+
+class TokenRejectedError(DrchronoError):
+    """drchrono refused our credentials: the refresh token is spent/revoked or the client is wrong."""
+
+
+class ApiRequestError(DrchronoError):
+    """A request failed for good: a 4xx we cannot fix, or retries ran out."""
+
+
+class MalformedPageError(DrchronoError):
+    """A list response did not have the documented ``{"next", "results"}`` shape."""
+
+
+class SchemaChangedError(DrchronoError):
+    """A record no longer matches the Arrow schema we derived from the API reference."""

@@ -1,0 +1,5 @@
+"""IO managers: Parquet datasets in a hive layout."""
+
+from drchrono_assets.io_managers.hive_parquet import HiveParquetIOManager
+
+__all__ = ["HiveParquetIOManager"]

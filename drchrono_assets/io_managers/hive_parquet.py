@@ -1,0 +1,126 @@
+"""Parquet in a hive layout BI engines read as one dataset: ``<root>/<asset>/date=<day>/part-0.parquet``.
+
+Dagster's stock ``UPathIOManager`` refuses an output that covers several partitions, which is
+exactly what a single-run backfill produces, hence this one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from drchrono_assets.catalog.fields import dagster_table_schema
+
+PARTITION_COLUMN = "date"
+FILE_NAME = "part-0.parquet"  # one file per partition, so a re-run replaces it
+
+
+class HiveParquetIOManager(dg.ConfigurableIOManager):
+    """Writes each partition of an asset as one Parquet file, atomically; reads many as one table.
+
+    ``data_root`` is a local folder or any fsspec URL (``s3://bucket/prefix``).
+    """
+
+    data_root: str = "data"
+
+    def dataset_path(self, asset_key: dg.AssetKey) -> UPath:
+        return UPath(self.data_root).joinpath(*asset_key.path)
+
+    def file_path(self, asset_key: dg.AssetKey, partition_key: str | None) -> UPath:
+        folder = self.dataset_path(asset_key)
+        if partition_key is not None:
+            folder = folder / f"{PARTITION_COLUMN}={partition_key}"
+        return folder / FILE_NAME
+
+    def handle_output(self, context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]) -> None:
+        tables = self._tables_by_partition(context, obj)
+        schemas = {table.schema for table in tables.values()}
+        if len(schemas) != 1:
+            raise TypeError(f"{context.asset_key.to_user_string()}: partitions differ in schema")
+        written: dict[str | None, tuple[UPath, int]] = {}
+        for key, table in tables.items():
+            path = self.file_path(context.asset_key, key)
+            _write_atomically(table, path)
+            written[key] = (path, table.num_rows)
+        per_partition = len(written) > 1
+        for key, (path, rows) in written.items():
+            metadata = {"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))}
+            if per_partition:
+                context.step_context.add_asset_metadata(metadata, partition_key=key)
+            else:
+                context.add_output_metadata(metadata)
+        context.add_output_metadata(
+            {
+                "dagster/uri": str(self.dataset_path(context.asset_key)),
+                "dagster/column_schema": dagster_table_schema(schemas.pop()),
+                "partitions_written": len(written),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | pa.Table:
+        keys: list[str | None] = (
+            list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        )
+        tables = []
+        for key in keys:
+            path = self.file_path(context.asset_key, key)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{context.asset_key.to_user_string()}"
+                    f"{f' partition {key}' if key else ''} has not been materialized ({path})"
+                )
+            with path.open("rb") as handle:
+                table = pq.read_table(handle)
+            if key is not None:
+                day = dt.date.fromisoformat(key)
+                table = table.append_column(
+                    PARTITION_COLUMN, pa.array([day] * table.num_rows, pa.date32())
+                )
+            tables.append(table)
+        combined = pa.concat_tables(tables)
+        if context.dagster_type.typing_type is pa.Table:
+            return combined
+        # Arrow-backed columns keep money as exact decimals.
+        return combined.to_pandas(types_mapper=pd.ArrowDtype)
+
+    @staticmethod
+    def _tables_by_partition(
+        context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]
+    ) -> dict[str | None, pa.Table]:
+        if not context.has_asset_partitions:
+            if not isinstance(obj, pa.Table):
+                raise TypeError(f"{context.asset_key.to_user_string()}: expected a pyarrow Table")
+            return {None: obj}
+        keys = list(context.asset_partition_keys)
+        if isinstance(obj, pa.Table) and len(keys) == 1:
+            return {keys[0]: obj}
+        if not isinstance(obj, Mapping) or set(obj) != set(keys):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected one pyarrow Table per partition "
+                f"of the run ({keys[0]}...{keys[-1]})"
+            )
+        return {key: obj[key] for key in keys}
+
+
+def _write_atomically(table: pa.Table, path: UPath) -> None:
+    """No reader ever sees half a file, and a re-run replaces the partition's file."""
+    if path.protocol in ("", "file", "local"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A dot-name is ignored by DuckDB globs, Spark and Trino while it is being written.
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            pq.write_table(table, partial.path)
+            path.fs.mv(partial.path, path.path)  # rename within a folder: atomic
+        finally:
+            partial.unlink(missing_ok=True)
+    else:
+        # An object store PUT (single or multipart) becomes visible whole or not at all.
+        with path.open("wb") as handle:
+            pq.write_table(table, handle)

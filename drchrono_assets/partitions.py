@@ -1,0 +1,48 @@
+"""The one daily partitioning every drchrono asset shares, and the day window of a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+
+from drchrono_assets import settings
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.start_date(), timezone=settings.timezone()
+)
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """The inclusive range of practice-local days a run materializes, one partition per day."""
+
+    first: dt.date
+    last: dt.date
+
+    @classmethod
+    def from_partition_keys(cls, keys: list[str]) -> DayWindow:
+        days = sorted(dt.date.fromisoformat(key) for key in keys)
+        return cls(days[0], days[-1])
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [
+            self.first + dt.timedelta(days=offset)
+            for offset in range((self.last - self.first).days + 1)
+        ]
+
+    @property
+    def partition_keys(self) -> list[str]:
+        return [day.isoformat() for day in self.days]
+
+    def chunks(self, max_days: int) -> list[DayWindow]:
+        """Consecutive sub-windows of at most ``max_days`` days covering this window."""
+        chunks = []
+        first = self.first
+        while first <= self.last:
+            last = min(first + dt.timedelta(days=max_days - 1), self.last)
+            chunks.append(DayWindow(first, last))
+            first = last + dt.timedelta(days=1)
+        return chunks

@@ -1,0 +1,62 @@
+"""Settings read from environment variables, validated once with errors that name the variable.
+
+Secrets are never read here: the API resource takes them through ``dg.EnvVar`` so their
+values never reach run configuration or the UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from pathlib import Path
+
+from drchrono_assets.errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://drchrono.com"
+DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_DATA_ROOT = "data"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The stripped value of an environment variable, ``default`` when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def start_date() -> str:
+    """``DRCHRONO_START_DATE``: the first partition (``YYYY-MM-DD``)."""
+    value = env("DRCHRONO_START_DATE", DEFAULT_START_DATE)
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"DRCHRONO_START_DATE={value!r} is not a date in YYYY-MM-DD form"
+        ) from None
+    return value
+
+
+def timezone() -> str:
+    """``DRCHRONO_TIMEZONE``: the practice's IANA time zone; the API's timestamps are local to it."""
+    value = env("DRCHRONO_TIMEZONE", DEFAULT_TIMEZONE)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"DRCHRONO_TIMEZONE={value!r} is not an IANA time zone name (e.g. America/New_York)"
+        ) from None
+    return value
+
+
+def data_root() -> str:
+    """``DRCHRONO_DATA_ROOT``: where the Parquet datasets go; a local folder or any fsspec URL."""
+    return env("DRCHRONO_DATA_ROOT", DEFAULT_DATA_ROOT)
+
+
+def token_store_path() -> Path:
+    """``DRCHRONO_TOKEN_STORE``: the file holding rotated OAuth tokens, outside the data root."""
+    value = env("DRCHRONO_TOKEN_STORE")
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / ".drchrono_assets" / "tokens.json"

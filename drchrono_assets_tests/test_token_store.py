@@ -1,0 +1,45 @@
+"""Unit tests: the file token store is private, atomic and serializes refreshes."""
+
+import json
+import multiprocessing
+import stat
+import time
+from pathlib import Path
+
+from drchrono_assets.resources.token_store import FileTokenStore, TokenSet
+
+
+def test_store_is_owner_only_and_leaves_no_partial_files(tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "tokens" / "store.json")
+    store.update(lambda _: TokenSet(refresh_token="r1", access_token="a1", expires_at=1e12))
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["store.json", "store.json.lock"]
+    assert store.load() == TokenSet(refresh_token="r1", access_token="a1", expires_at=1e12)
+
+
+def test_token_set_repr_shows_no_token() -> None:
+    text = repr(TokenSet(refresh_token="SECRET-R", access_token="SECRET-A"))
+    assert "SECRET" not in text
+
+
+def _increment(path: str) -> None:
+    store = FileTokenStore(Path(path))
+
+    def bump(current: TokenSet | None) -> TokenSet:
+        n = int(current.refresh_token) if current else 0
+        time.sleep(0.01)  # widen the race window
+        return TokenSet(refresh_token=str(n + 1))
+
+    for _ in range(10):
+        store.update(bump)
+
+
+def test_updates_from_several_processes_never_interleave(tmp_path: Path) -> None:
+    path = tmp_path / "store.json"
+    processes = [multiprocessing.Process(target=_increment, args=(str(path),)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(30)
+    assert json.loads(path.read_text())["refresh_token"] == "40"
