@@ -6,13 +6,11 @@ from drchrono_assets import settings
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.assets.ingest import GROUP
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 
 ingest_job = dg.define_asset_job(
     "drchrono_ingest",
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=daily_partitions,
     description="Every drchrono resource for the selected day(s), as one run per range.",
 )
 

@@ -14,7 +14,7 @@ class ConfigurationError(DrchronoError):
 
 
 class TokenRejectedError(DrchronoError):
-    """drchrono refused our credentials: the refresh token is spent/revoked or the client is wrong."""
+    """drchrono refused our credentials: a spent or revoked refresh token, or a wrong client."""
 
 
 class ApiRequestError(DrchronoError):

@@ -38,7 +38,7 @@ def start_date() -> str:
 
 
 def timezone() -> str:
-    """``DRCHRONO_TIMEZONE``: the practice's IANA time zone; the API's timestamps are local to it."""
+    """``DRCHRONO_TIMEZONE``: the practice's IANA zone; the API's timestamps are local to it."""
     value = env("DRCHRONO_TIMEZONE", DEFAULT_TIMEZONE)
     try:
         zoneinfo.ZoneInfo(value)

@@ -24,7 +24,9 @@ def extract(
     taken_at = dt.datetime.now(dt.UTC)
     queries = spec.rule.queries(window, api)
     # Each query pages sequentially (cursors); separate queries run side by side.
-    with ThreadPoolExecutor(max_workers=max(1, min(api.max_parallel_requests, len(queries)))) as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(api.max_parallel_requests, len(queries)))
+    ) as pool:
         results = list(pool.map(lambda query: _fetch(spec, api, query), queries))
     tables = [table for fetched, _ in results for table in fetched]
     ignored = set().union(*(unknown for _, unknown in results))
@@ -37,7 +39,9 @@ def extract(
     return {key: by_day[key].sort_by(order) for key in window.partition_keys}
 
 
-def _fetch(spec: ResourceSpec, api: DrchronoApiResource, query: Query) -> tuple[list[pa.Table], set[str]]:
+def _fetch(
+    spec: ResourceSpec, api: DrchronoApiResource, query: Query
+) -> tuple[list[pa.Table], set[str]]:
     # Pages become Arrow at once, so a long backfill never holds its JSON in memory.
     tables, unknown = [], set()
     for page in api.iter_pages(spec.path, query):

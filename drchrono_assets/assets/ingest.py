@@ -1,6 +1,5 @@
 """The asset factory: one daily-partitioned asset per drchrono resource in the catalog."""
 
-
 import dagster as dg
 import pyarrow as pa
 
@@ -43,7 +42,9 @@ def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
             "partition_rule": spec.rule.summary,
         },
     )
-    def resource_asset(context: dg.AssetExecutionContext, drchrono: DrchronoApiResource) -> TablesByDay:
+    def resource_asset(
+        context: dg.AssetExecutionContext, drchrono: DrchronoApiResource
+    ) -> TablesByDay:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
         before = drchrono.requests_used
         tables = extract(spec, drchrono, window, context.log)

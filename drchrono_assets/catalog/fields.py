@@ -38,21 +38,31 @@ def column(
     return pa.field(name, type_, metadata=metadata)
 
 
-def reference(name: str, target: str, description: str = "", *, phi: bool = False) -> list[pa.Field]:
-    """A reference path such as ``"/api/doctors/12"``, kept, plus its integer id column for joins."""
+def reference(
+    name: str, target: str, description: str = "", *, phi: bool = False
+) -> list[pa.Field]:
+    """A reference path such as ``"/api/doctors/12"``, kept, plus its integer id column."""
     return [
         column(name, pa.string(), description or f"Path of the {target} record", phi=phi),
         pa.field(
             f"{name}_id",
             pa.int64(),
-            metadata={DESCRIPTION: f"Integer id parsed from `{name}`".encode(), ID_OF: name.encode()},
+            metadata={
+                DESCRIPTION: f"Integer id parsed from `{name}`".encode(),
+                ID_OF: name.encode(),
+            },
         ),
     ]
 
 
+def list_of(type_: pa.DataType) -> pa.DataType:
+    """A list type as Parquet stores it (child named ``element``), so schemas round-trip exactly."""
+    return pa.list_(pa.field("element", type_))
+
+
 def struct_list(**children: pa.DataType) -> pa.DataType:
     """A list of objects, e.g. an appointment's reminders."""
-    return pa.list_(pa.struct([pa.field(name, type_) for name, type_ in children.items()]))
+    return list_of(pa.struct([pa.field(name, type_) for name, type_ in children.items()]))
 
 
 def api_name(field: pa.Field) -> str:

@@ -39,8 +39,9 @@ class PartitionRule(Protocol):
 
     def queries(self, window: DayWindow, api: PageSource) -> list[Query]: ...
 
-    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
-        ...
+    def split(
+        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
+    ) -> dict[str, pa.Table]: ...
 
 
 def _split_by_day(table: pa.Table, day_column: str, window: DayWindow) -> dict[str, pa.Table]:
@@ -72,7 +73,9 @@ class ScheduledOn:
             for chunk in window.chunks(self.max_window_days)
         ]
 
-    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+    def split(
+        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
+    ) -> dict[str, pa.Table]:
         return _split_by_day(table, self.day_column, window)
 
 
@@ -105,7 +108,9 @@ class DatedSinceSweep:
         parameter, path = self.fan_out
         return [{**since, parameter: record["id"]} for record in api.list_records(path)]
 
-    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+    def split(
+        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
+    ) -> dict[str, pa.Table]:
         return _split_by_day(table, self.day_column, window)
 
 
@@ -126,7 +131,9 @@ class Snapshot:
     def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
         return [{}]
 
-    def split(self, table: pa.Table, window: DayWindow, taken_at: dt.datetime) -> dict[str, pa.Table]:
+    def split(
+        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
+    ) -> dict[str, pa.Table]:
         (stamp,) = self.extra_fields
         stamped = table.append_column(stamp, pa.array([taken_at] * table.num_rows, stamp.type))
         return {key: stamped for key in window.partition_keys}

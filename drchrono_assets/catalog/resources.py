@@ -21,13 +21,19 @@ from drchrono_assets.catalog.fields import (
     QUANTITY,
     TIMESTAMP,
     column,
+    list_of,
     reference,
     struct_list,
 )
-from drchrono_assets.catalog.partition_rules import DatedSinceSweep, PartitionRule, ScheduledOn, Snapshot
+from drchrono_assets.catalog.partition_rules import (
+    DatedSinceSweep,
+    PartitionRule,
+    ScheduledOn,
+    Snapshot,
+)
 
 STRING, INT, BOOL, DATE = pa.string(), pa.int64(), pa.bool_(), pa.date32()
-TIME = pa.time32("s")
+TIME = pa.time32("ms")  # Parquet has no seconds unit for times
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ DOCUMENTS = ResourceSpec(
         reference("doctor", "doctor"),
         column("document", STRING, "URL of the file"),
         column("id", INT),
-        column("metatags", pa.list_(STRING)),
+        column("metatags", list_of(STRING)),
         reference("patient", "patient"),
     ),
     primary_key=("id",),
@@ -196,21 +202,64 @@ OFFICES = ResourceSpec(
     rule=Snapshot(),
 )
 
-_PATIENT_PHI = (
-    "address cell_phone city date_of_birth email emergency_contact_name emergency_contact_phone "
-    "emergency_contact_relation employer employer_address employer_city employer_state "
-    "employer_zip_code first_name home_phone last_name middle_name social_security_number "
-    "state zip_code primary_insurance_id_number primary_insurance_group_number"
-).split()
-_PATIENT_STRINGS = (
-    "address cell_phone chart_id city email emergency_contact_name emergency_contact_phone "
-    "emergency_contact_relation employer employer_address employer_city employer_state "
-    "employer_zip_code ethnicity first_name gender home_phone last_name middle_name "
-    "preferred_language primary_care_physician race social_security_number state zip_code "
-    "primary_insurance_company primary_insurance_id_number primary_insurance_group_number "
-    "primary_insurance_claim_office_number primary_insurance_payer_id "
-    "primary_insurance_plan_name primary_insurance_plan_type"
-).split()
+_PATIENT_PHI = [
+    "address",
+    "cell_phone",
+    "city",
+    "date_of_birth",
+    "email",
+    "emergency_contact_name",
+    "emergency_contact_phone",
+    "emergency_contact_relation",
+    "employer",
+    "employer_address",
+    "employer_city",
+    "employer_state",
+    "employer_zip_code",
+    "first_name",
+    "home_phone",
+    "last_name",
+    "middle_name",
+    "social_security_number",
+    "state",
+    "zip_code",
+    "primary_insurance_id_number",
+    "primary_insurance_group_number",
+]
+_PATIENT_STRINGS = [
+    "address",
+    "cell_phone",
+    "chart_id",
+    "city",
+    "email",
+    "emergency_contact_name",
+    "emergency_contact_phone",
+    "emergency_contact_relation",
+    "employer",
+    "employer_address",
+    "employer_city",
+    "employer_state",
+    "employer_zip_code",
+    "ethnicity",
+    "first_name",
+    "gender",
+    "home_phone",
+    "last_name",
+    "middle_name",
+    "preferred_language",
+    "primary_care_physician",
+    "race",
+    "social_security_number",
+    "state",
+    "zip_code",
+    "primary_insurance_company",
+    "primary_insurance_id_number",
+    "primary_insurance_group_number",
+    "primary_insurance_claim_office_number",
+    "primary_insurance_payer_id",
+    "primary_insurance_plan_name",
+    "primary_insurance_plan_type",
+]
 
 PATIENTS = ResourceSpec(
     name="patients",
@@ -272,8 +321,8 @@ TRANSACTIONS = ResourceSpec(
         column("quantity", QUANTITY),
         column("units", STRING),
         column("edi_note", STRING),
-        column("modifiers", pa.list_(STRING), "Up to 4 code modifiers"),
-        column("diagnosis_pointers", pa.list_(INT), "Up to 4 diagnosis pointers"),
+        column("modifiers", list_of(STRING), "Up to 4 code modifiers"),
+        column("diagnosis_pointers", list_of(INT), "Up to 4 diagnosis pointers"),
         _money("price", "Price of the procedure"),
         _money("billed", "Total billed"),
         _money("allowed", "Amount allowed by insurance"),

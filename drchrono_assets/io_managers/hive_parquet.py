@@ -1,4 +1,6 @@
-"""Parquet in a hive layout BI engines read as one dataset: ``<root>/<asset>/date=<day>/part-0.parquet``.
+"""Parquet in a hive layout BI engines read as one dataset.
+
+Layout: ``<root>/<asset>/date=<day>/part-0.parquet``.
 
 Dagster's stock ``UPathIOManager`` refuses an output that covers several partitions, which is
 exactly what a single-run backfill produces, hence this one.
@@ -39,7 +41,9 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
             folder = folder / f"{PARTITION_COLUMN}={partition_key}"
         return folder / FILE_NAME
 
-    def handle_output(self, context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]
+    ) -> None:
         tables = self._tables_by_partition(context, obj)
         schemas = {table.schema for table in tables.values()}
         if len(schemas) != 1:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 import requests
 import tenacity
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from drchrono_assets import settings
 from drchrono_assets.errors import (
@@ -63,6 +63,11 @@ def _retry_after_seconds(header: str | None) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def _resolved(value: str | None) -> str | None:
+    """A field's value; an ``EnvVar`` is only resolved by Dagster, not when used in a script."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
 class _Connection:
     """Per-instance state: one keep-alive session, the token manager and the request budget."""
 
@@ -72,14 +77,16 @@ class _Connection:
             resource.requests_per_hour, resource.requests_per_second, on_wait=resource.log_wait
         )
         credentials = ClientCredentials(
-            resource.client_id or "", resource.client_secret or "", resource.refresh_token
+            _resolved(resource.client_id) or "",
+            _resolved(resource.client_secret) or "",
+            _resolved(resource.refresh_token),
         )
         store = FileTokenStore(resource.token_store_file())
         self.tokens = TokenManager(credentials, store, resource.post_token_form)
 
 
 class DrchronoApiResource(dg.ConfigurableResource):
-    """drchrono API client: OAuth 2.0 with rotating refresh tokens, pagination, retries, rate budget.
+    """drchrono API client: OAuth 2.0 with rotating refresh tokens, pagination, retries, budget.
 
     Secrets come from ``DRCHRONO_CLIENT_ID``, ``DRCHRONO_CLIENT_SECRET`` and
     ``DRCHRONO_REFRESH_TOKEN`` (the first refresh token; rotated ones live in the token store).
@@ -87,8 +94,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     base_url: str = settings.DEFAULT_BASE_URL
     client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
+    # Kept out of repr: pydantic would otherwise print them in tracebacks.
+    client_secret: str | None = Field(default=None, repr=False)
+    refresh_token: str | None = Field(default=None, repr=False)
     api_version: str | None = None
     token_store: str | None = None
     page_size: int = 250
@@ -125,7 +133,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def iter_pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[list[JsonRecord]]:
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[list[JsonRecord]]:
         """Every page of a list endpoint, following ``next`` until it is null."""
         url: str | None = self.url(path)
         query: dict[str, Any] | None = {**(params or {}), "page_size": self.page_size}
@@ -188,7 +198,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
             **fields,
         }
         data = {key: value for key, value in data.items() if value is not None}
-        return self._request("POST", self.url("/api/appointments"), endpoint="/api/appointments", data=data)
+        return self._request(
+            "POST", self.url("/api/appointments"), endpoint="/api/appointments", data=data
+        )
 
     def upload_document(
         self,
@@ -238,11 +250,12 @@ class DrchronoApiResource(dg.ConfigurableResource):
         return self.base_url.rstrip("/") + path
 
     def token_store_file(self) -> Path:
-        """The token file: ``DRCHRONO_TOKEN_STORE`` or one per (API host, client) in the home dir."""
+        """``DRCHRONO_TOKEN_STORE``, else one file per (API host, client) in the home folder."""
         if self.token_store:
             path = Path(self.token_store).expanduser()
         else:
-            key = hashlib.sha256(f"{self.base_url}|{self.client_id}".encode()).hexdigest()[:16]
+            client = _resolved(self.client_id)
+            key = hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
             path = settings.token_store_path().parent / f"tokens-{key}.json"
         data_root = settings.data_root()
         if "://" not in data_root and path.resolve().is_relative_to(Path(data_root).resolve()):
@@ -263,7 +276,11 @@ class DrchronoApiResource(dg.ConfigurableResource):
     def post_token_form(self, form: Mapping[str, str]) -> tuple[int, Any]:
         """POST a grant to ``/o/token/``; transient failures are retried like any request."""
         return self._request(
-            "POST", self.url("/o/token/"), endpoint="/o/token/", data=dict(form), auth=False,
+            "POST",
+            self.url("/o/token/"),
+            endpoint="/o/token/",
+            data=dict(form),
+            auth=False,
             status_and_body=True,
         )
 
@@ -273,7 +290,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
                 missing = [
                     variable
                     for field, variable in SECRET_VARIABLES.items()
-                    if field != "refresh_token" and not getattr(self, field)
+                    if field != "refresh_token" and not _resolved(getattr(self, field))
                 ]
                 if missing:
                     raise ConfigurationError(
@@ -334,7 +351,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
         if isinstance(failure, _TransientFailure) and failure.retry_after is not None:
             return min(failure.retry_after, 3600.0)
         jitter = tenacity.wait_exponential_jitter(
-            initial=self.backoff_initial_seconds, max=self.backoff_max_seconds
+            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
         )
         return jitter(state)
 
@@ -411,7 +428,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     @staticmethod
     def _client_error(method: str, endpoint: str, status: int, body: Any) -> ApiRequestError:
-        # Validation errors are {"field": ["message"]}; messages may echo values, so name fields only.
+        # Validation errors are {"field": ["message"]}; messages may echo values: name fields only.
         fields = ", ".join(sorted(body)) if isinstance(body, Mapping) else ""
         detail = f" (problem with: {fields})" if fields else ""
         error = ReminderConflictError if status == 409 else ApiRequestError

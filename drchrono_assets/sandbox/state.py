@@ -1,0 +1,50 @@
+"""Everything one sandbox knows: the practice, OAuth, faults, statistics, settings."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+from drchrono_assets.sandbox.faults import FaultInjector, RequestStats
+from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthState
+from drchrono_assets.sandbox.practice import Practice
+from drchrono_assets.sandbox.throttle import HourlyBudget
+
+
+class SandboxState:
+    """The shared state behind one sandbox app.
+
+    Attributes are meant to be used directly by tests: `practice` (records and
+    mutations), `oauth` (tokens), `faults` (fault injection), `stats` (request counts),
+    `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live) and
+    `budget` (the hourly request budget, None when off).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        start: date = date(2024, 1, 1),
+        end: date = date(2024, 6, 30),
+        today: date | None = None,
+        latency_ms: float = 0,
+        access_token_ttl: float = 172800,
+        requests_per_hour: int | None = None,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        refresh_token: str | None = None,
+        base_url: str = "",
+    ) -> None:
+        self.practice = Practice(seed, start, end, today=today, base_url=base_url)
+        self.oauth = OAuthState(
+            client_id=client_id,
+            client_secret=client_secret,
+            access_token_ttl=access_token_ttl,
+            refresh_token=refresh_token,
+        )
+        self.faults = FaultInjector()
+        self.stats = RequestStats()
+        self.latency_ms = latency_ms
+        self.budget = HourlyBudget(requests_per_hour) if requests_per_hour else None
+        #: Set when the server stops: cuts sleeps short so shutdown is not held up.
+        self.closing = threading.Event()

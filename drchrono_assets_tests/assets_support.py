@@ -1,0 +1,81 @@
+"""What the sandbox served, computed independently of the asset code, and Parquet readers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from drchrono_assets.assets import resource_assets
+from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.sandbox import SandboxServer
+
+SPECS = {spec.name: spec for spec in RESOURCES}
+DAY_FIELD = {"appointments": "scheduled_time", "transactions": "date", "documents": "date"}
+
+
+def served(sandbox: SandboxServer, resource: str, day: str) -> list[dict[str, Any]]:
+    """The records partition ``day`` of ``resource`` should hold."""
+    records = getattr(sandbox.state.practice, resource)
+    field = DAY_FIELD.get(resource)
+    if field is None:
+        return list(records)  # snapshot: the whole resource
+    return [record for record in records if record[field][:10] == day]
+
+
+def partition_file(data_root: str | Path, resource: str, day: str) -> Path:
+    return Path(data_root) / resource / f"date={day}" / "part-0.parquet"
+
+
+def read_partition(data_root: str | Path, resource: str, day: str) -> pa.Table:
+    return pq.read_table(partition_file(data_root, resource, day))
+
+
+def materialize(
+    resources: dict[str, Any],
+    first: str,
+    last: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize every ingest asset for one day, or for ``first..last`` as one run."""
+    tags = {}
+    if last is not None:
+        tags = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        }
+    return dg.materialize(
+        resource_assets,
+        partition_key=None if last is not None else first,
+        resources=resources,
+        tags=tags,
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
+
+
+def assert_partition_matches(
+    table: pa.Table, spec: ResourceSpec, expected: list[dict[str, Any]]
+) -> None:
+    """Row by row: ids, count, money to the cent, reference ids."""
+    rows = {row["id"]: row for row in table.to_pylist()}
+    assert len(rows) == table.num_rows == len(expected), spec.name
+    assert set(rows) == {record["id"] for record in expected}, spec.name
+    for record in expected:
+        row = rows[record["id"]]
+        for field in spec.api_schema:
+            name = field.name
+            if pa.types.is_decimal(field.type) and record.get(name) is not None:
+                assert row[name] == Decimal(str(record[name])), (spec.name, name)
+            elif name.endswith("_id") and name[:-3] in record:
+                path = record[name[:-3]]
+                assert row[name] == (int(path.rsplit("/", 1)[1]) if path else None)
+            elif pa.types.is_string(field.type) and name in record:
+                assert row[name] == record[name], (spec.name, name)
+            elif pa.types.is_integer(field.type) or pa.types.is_boolean(field.type):
+                assert row[name] == record.get(name), (spec.name, name)

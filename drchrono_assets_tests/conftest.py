@@ -1,0 +1,114 @@
+"""Fixtures: the bundled sandbox over real HTTP, API resources and Dagster resources bound to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.sandbox import SandboxServer
+
+SANDBOX_SPAN = (dt.date(2024, 1, 1), dt.date(2024, 6, 30))
+# Fast retries so fault-injection tests take milliseconds, a budget that never waits.
+TEST_TUNING: dict[str, Any] = {
+    "backoff_initial_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+    "requests_per_hour": 1_000_000,
+    "requests_per_second": 10_000,
+}
+
+
+def fresh_refresh_token(sandbox: SandboxServer) -> str:
+    """A refresh token of its own for a test, through the authorization-code flow."""
+    redirect_uri = "http://127.0.0.1:9/callback"
+    authorize = requests.get(
+        f"{sandbox.url}/o/authorize/",
+        params={
+            "response_type": "code",
+            "client_id": sandbox.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": "patients calendar billing user",
+            "state": "test",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    token = requests.post(
+        f"{sandbox.url}/o/token/",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+        timeout=10,
+    )
+    token.raise_for_status()
+    return token.json()["refresh_token"]
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for tests that only read (tests that write data start their own)."""
+    with SandboxServer(seed=7, start=SANDBOX_SPAN[0], end=SANDBOX_SPAN[1]) as server:
+        yield server
+
+
+@pytest.fixture
+def quiet_sandbox(sandbox: SandboxServer) -> SandboxServer:
+    """The shared sandbox with zeroed statistics."""
+    sandbox.state.stats.reset()
+    return sandbox
+
+
+@pytest.fixture
+def sandbox_env(quiet_sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
+    """``DRCHRONO_*`` variables for this test: own refresh token, token store, data root."""
+    return {
+        **quiet_sandbox.env(),
+        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(quiet_sandbox),
+        "DRCHRONO_TOKEN_STORE": str(tmp_path / "secrets" / "tokens.json"),
+        "DRCHRONO_DATA_ROOT": str(tmp_path / "data"),
+    }
+
+
+def api_for(env: dict[str, str], **overrides: Any) -> DrchronoApiResource:
+    config = {
+        "base_url": env["DRCHRONO_BASE_URL"],
+        "client_id": env["DRCHRONO_CLIENT_ID"],
+        "client_secret": env["DRCHRONO_CLIENT_SECRET"],
+        "refresh_token": env["DRCHRONO_REFRESH_TOKEN"],
+        "token_store": env["DRCHRONO_TOKEN_STORE"],
+        **TEST_TUNING,
+    }
+    return DrchronoApiResource(**{**config, **overrides})
+
+
+@pytest.fixture
+def api(sandbox_env: dict[str, str]) -> DrchronoApiResource:
+    return api_for(sandbox_env)
+
+
+@pytest.fixture
+def dagster_resources(api: DrchronoApiResource, sandbox_env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "drchrono": api,
+        "parquet_io_manager": HiveParquetIOManager(data_root=sandbox_env["DRCHRONO_DATA_ROOT"]),
+    }
+
+
+def subprocess_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment for a child process (the Dagster CLI, a second client)."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    return {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}

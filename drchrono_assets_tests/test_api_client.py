@@ -1,0 +1,269 @@
+"""The API resource against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from drchrono_assets.errors import (
+    ApiRequestError,
+    ConfigurationError,
+    MalformedPageError,
+    TokenRejectedError,
+)
+from drchrono_assets.resources import DrchronoApiResource, ReminderConflictError
+from drchrono_assets_tests.conftest import api_for, subprocess_env
+
+
+def _ids(records) -> list:
+    return sorted(record["id"] for record in records)
+
+
+def test_pagination_follows_next_across_many_pages(quiet_sandbox, sandbox_env) -> None:
+    api = api_for(sandbox_env, page_size=7)
+    patients = quiet_sandbox.state.practice.patients
+    pages = list(api.iter_pages("/api/patients"))
+    assert len(pages) == math.ceil(len(patients) / 7) > 10
+    assert _ids(r for page in pages for r in page) == _ids(patients)
+    assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == len(pages)
+
+
+def test_largest_page_is_asked_for(quiet_sandbox, api) -> None:
+    pages = list(api.iter_pages("/api/patients"))
+    assert [len(page) for page in pages[:-1]] == [250] * (len(pages) - 1)
+
+
+def test_appointment_date_and_date_range_filters(quiet_sandbox, api) -> None:
+    served = quiet_sandbox.state.practice.appointments
+    day = [a for a in served if a["scheduled_time"].startswith("2024-03-05")]
+    march = [a for a in served if a["scheduled_time"].startswith("2024-03")]
+    assert day and march
+    assert _ids(api.list_records("/api/appointments", {"date": "2024-03-05"})) == _ids(day)
+    got = api.list_records("/api/appointments", {"date_range": "2024-03-01/2024-03-31"})
+    assert _ids(got) == _ids(march)
+
+
+def test_transactions_by_doctor_since_and_documents_since(quiet_sandbox, api) -> None:
+    practice = quiet_sandbox.state.practice
+    doctor = practice.doctors[0]["id"]
+    since = "2024-05-01T00:00:00"
+    transactions = api.list_records("/api/transactions", {"doctor": doctor, "since": since})
+    assert transactions and {t["doctor"] for t in transactions} == {doctor}
+    dated_after = {
+        t["id"] for t in practice.transactions if t["doctor"] == doctor and t["date"] >= since
+    }
+    assert dated_after <= {t["id"] for t in transactions}  # the sweep's stated assumption
+    documents = api.list_records("/api/documents", {"since": since})
+    assert {d["id"] for d in practice.documents if d["date"] >= "2024-05-01"} <= {
+        d["id"] for d in documents
+    }
+    assert len(documents) < len(practice.documents)
+
+
+def test_too_wide_date_range_is_a_clear_error(api) -> None:
+    with pytest.raises(
+        ApiRequestError, match=r"GET /api/appointments answered HTTP 400.*date_range"
+    ):
+        api.list_records("/api/appointments", {"date_range": "2024-01-01/2024-12-31"})
+
+
+def test_401_in_the_middle_of_pagination_refreshes_once_and_continues(
+    quiet_sandbox, sandbox_env
+) -> None:
+    api = api_for(sandbox_env, page_size=50)
+    api.current_user()
+    quiet_sandbox.state.stats.reset()
+    quiet_sandbox.state.faults.add(path_prefix="/api/patients", times=1, skip=2, status=401)
+    records = api.list_records("/api/patients")
+    assert _ids(records) == _ids(quiet_sandbox.state.practice.patients)
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["refresh_grants"] == 1
+    assert stats["refresh_token_reuse"] == 0
+
+
+def test_revoked_access_token_is_refreshed(quiet_sandbox, api) -> None:
+    api.current_user()
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    assert api.current_user()["username"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 429},
+        {"status": 429, "retry_after": 0},
+        {"status": 500},
+        {"status": 502},
+        {"status": 503},
+        {"invalid_json": True},
+    ],
+)
+def test_transient_failures_are_retried(quiet_sandbox, api, fault) -> None:
+    quiet_sandbox.state.faults.add(path_prefix="/api/doctors", times=2, **fault)
+    assert _ids(api.list_records("/api/doctors")) == _ids(quiet_sandbox.state.practice.doctors)
+    assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/doctors"] == 3
+
+
+def test_timeouts_are_retried(quiet_sandbox, sandbox_env) -> None:
+    api = api_for(sandbox_env, timeout_seconds=0.5)
+    api.current_user()
+    quiet_sandbox.state.faults.add(path_prefix="/api/offices", times=1, delay_seconds=2.0)
+    assert _ids(api.list_records("/api/offices")) == _ids(quiet_sandbox.state.practice.offices)
+
+
+def test_exhausted_retries_name_the_endpoint_not_the_token(quiet_sandbox, sandbox_env) -> None:
+    api = api_for(sandbox_env, max_attempts=3)
+    quiet_sandbox.state.faults.add(path_prefix="/api/users", times=3, status=503)
+    with pytest.raises(ApiRequestError) as raised:
+        api.list_records("/api/users")
+    assert str(raised.value) == "GET /api/users failed after 3 attempts: HTTP 503"
+    tokens = Path(sandbox_env["DRCHRONO_TOKEN_STORE"]).read_text()
+    for secret in json.loads(tokens).values():
+        if isinstance(secret, str) and len(secret) > 12:
+            assert secret not in str(raised.value)
+
+
+def test_malformed_page_is_a_clear_error(quiet_sandbox, api) -> None:
+    quiet_sandbox.state.faults.add(path_prefix="/api/offices", times=1, malformed_page=True)
+    with pytest.raises(MalformedPageError, match=r"GET /api/offices: page 1 has no 'results'"):
+        api.list_records("/api/offices")
+
+
+def test_missing_credentials_name_the_variables(sandbox_env) -> None:
+    api = DrchronoApiResource(base_url=sandbox_env["DRCHRONO_BASE_URL"])
+    with pytest.raises(ConfigurationError, match="DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET"):
+        api.current_user()
+
+
+def test_missing_refresh_token_says_how_to_connect(sandbox_env) -> None:
+    api = api_for(sandbox_env, refresh_token=None)
+    with pytest.raises(ConfigurationError, match="DRCHRONO_REFRESH_TOKEN"):
+        api.current_user()
+
+
+def test_rejected_refresh_token_is_a_clear_error_without_the_token(sandbox_env) -> None:
+    api = api_for(sandbox_env, refresh_token="not-a-real-refresh-token")
+    with pytest.raises(TokenRejectedError, match="refused the refresh_token grant") as raised:
+        api.current_user()
+    assert "not-a-real" not in str(raised.value)
+
+
+def test_api_version_header_is_sent(sandbox_env, monkeypatch) -> None:
+    sent: list[dict] = []
+    original = requests.Session.request
+
+    def spy(self, method, url, **kwargs):
+        sent.append(kwargs.get("headers") or {})
+        return original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    api_for(sandbox_env, api_version="2014_08").current_user()
+    assert sent[-1]["X-DRC-API-Version"] == "2014_08"
+
+
+# -- refresh-token rotation across processes ---------------------------------------------
+
+CLIENT = (
+    "import sys; from drchrono_assets.resources import DrchronoApiResource as R; "
+    "r = R.from_env(); r.current_user(); print(r.requests_used)"
+)
+
+
+def _client_process(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CLIENT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_rotated_refresh_token_is_persisted_for_the_next_process(
+    quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    env = subprocess_env(sandbox_env, tmp_path)
+    first = _client_process(env)
+    assert first.wait(60) == 0, first.stderr.read().decode()
+    # The first process spent DRCHRONO_REFRESH_TOKEN; a second must use the rotated one.
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    second = _client_process(env)
+    assert second.wait(60) == 0, second.stderr.read().decode()
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["refresh_grants"] == 2
+    assert stats["refresh_token_reuse"] == 0
+
+
+def test_concurrent_processes_spend_each_refresh_token_once(
+    quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    env = subprocess_env(sandbox_env, tmp_path)
+    processes = [_client_process(env) for _ in range(4)]
+    for process in processes:
+        assert process.wait(60) == 0, process.stderr.read().decode()
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["refresh_grants"] == 1  # one refreshed, the others read its tokens
+    assert stats["refresh_token_reuse"] == 0
+
+
+def test_token_store_inside_the_data_root_is_refused(sandbox_env, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DRCHRONO_DATA_ROOT", str(tmp_path))
+    api = api_for(sandbox_env, token_store=str(tmp_path / "tokens.json"))
+    with pytest.raises(ConfigurationError, match="inside the data root"):
+        api.current_user()
+
+
+# -- write calls ------------------------------------------------------------------------
+
+
+def test_current_user_follows_the_redirect(quiet_sandbox, api) -> None:
+    user = api.current_user()
+    assert user["id"] == quiet_sandbox.state.practice.users[0]["id"]
+
+
+def test_write_calls(sandbox_env) -> None:
+    from drchrono_assets.sandbox import SandboxServer
+
+    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+        api = api_for({**sandbox_env, **own.env()})
+        doctor = own.state.practice.doctors[0]["id"]
+        office = own.state.practice.offices[0]["id"]
+        patient = own.state.practice.patients[0]["id"]
+        created = api.create_appointment(
+            doctor=doctor,
+            office=office,
+            patient=patient,
+            scheduled_time=dt.datetime(2024, 3, 6, 15, 0),
+            duration=30,
+            exam_room=1,
+        )
+        assert created["scheduled_time"] == "2024-03-06T15:00:00"
+        listed = api.list_records("/api/appointments", {"date": "2024-03-06"})
+        assert created["id"] in {a["id"] for a in listed}
+
+        document = api.upload_document(
+            doctor=doctor,
+            patient=patient,
+            description="Referral letter",
+            date=dt.date(2024, 3, 6),
+            document=io.BytesIO(b"%PDF-1.4 test"),
+            filename="referral.pdf",
+            metatags=["referral"],
+        )
+        assert document["metatags"] == ["referral"]
+
+        profile = own.state.practice.reminder_profiles[0]["id"]
+        api.apply_reminder_profile(profile, created["id"])
+        with pytest.raises(ReminderConflictError, match="HTTP 409"):
+            api.apply_reminder_profile(profile, created["id"])
+        with pytest.raises(ApiRequestError, match="HTTP 400"):
+            api.apply_reminder_profile(profile, "no-such-appointment")
+
+
+def test_resource_repr_shows_no_secret() -> None:
+    api = DrchronoApiResource(client_id="id", client_secret="SECRET-1", refresh_token="SECRET-2")
+    assert "SECRET" not in repr(api) and "SECRET" not in str(api)

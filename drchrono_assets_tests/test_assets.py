@@ -1,0 +1,146 @@
+"""Every asset materialized against the sandbox, its Parquet checked against what was served."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.errors import MalformedPageError
+from drchrono_assets.partitions import DayWindow
+from drchrono_assets_tests.assets_support import (
+    SPECS,
+    assert_partition_matches,
+    materialize,
+    partition_file,
+    read_partition,
+    served,
+)
+
+MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
+
+
+def pages(rows: int) -> int:
+    """Requests a query costs at the largest page size."""
+    return max(1, math.ceil(rows / 250))
+
+
+def test_every_asset_for_one_day(quiet_sandbox, dagster_resources, sandbox_env) -> None:
+    result = materialize(dagster_resources, "2024-03-05")
+    assert result.success
+    root = sandbox_env["DRCHRONO_DATA_ROOT"]
+    for spec in RESOURCES:
+        table = read_partition(root, spec.name, "2024-03-05")
+        assert table.schema.equals(spec.schema, check_metadata=True), spec.name
+        assert_partition_matches(table, spec, served(quiet_sandbox, spec.name, "2024-03-05"))
+    assert read_partition(root, "appointments", "2024-03-05").num_rows > 20
+    assert read_partition(root, "transactions", "2024-03-05").num_rows > 10
+
+
+def test_a_month_in_one_run_costs_rows_over_page_size(
+    quiet_sandbox, dagster_resources, sandbox_env
+) -> None:
+    result = materialize(dagster_resources, "2024-03-01", "2024-03-31")
+    assert result.success
+    # Each asset's step ran once for the whole month.
+    assert len(result.get_step_success_events()) == len(RESOURCES)
+    materialized = result.get_asset_materialization_events()
+    assert len(materialized) == len(RESOURCES) * 31
+
+    root = sandbox_env["DRCHRONO_DATA_ROOT"]
+    for spec in RESOURCES:
+        for day in MARCH.partition_keys:
+            table = read_partition(root, spec.name, day)
+            assert table.schema.equals(spec.schema, check_metadata=True), (spec.name, day)
+            assert_partition_matches(table, spec, served(quiet_sandbox, spec.name, day))
+
+    practice = quiet_sandbox.state.practice
+    by_path = quiet_sandbox.state.stats.snapshot()["by_path"]
+    march_appointments = sum(
+        len(served(quiet_sandbox, "appointments", d)) for d in MARCH.partition_keys
+    )
+    # One date_range query for the month, not one per day.
+    assert by_path["/api/appointments"] == pages(march_appointments)
+    # Snapshots are listed once for the whole range (doctors once more for the fan-out).
+    for name in ("patients", "offices", "users", "appointment_profiles", "reminder_profiles"):
+        assert by_path[f"/api/{name}"] == pages(len(getattr(practice, name))), name
+    assert by_path["/api/doctors"] == 2
+    # One since-sweep per doctor: at most the pages of everything since March 1.
+    later = [t for t in practice.transactions if t["date"] >= "2024-03-01"]
+    assert by_path["/api/transactions"] <= pages(len(later)) + len(practice.doctors)
+    assert by_path["/api/documents"] <= pages(len(practice.documents))
+
+
+def test_empty_day_is_a_zero_row_file_with_the_full_schema(dagster_resources, sandbox_env) -> None:
+    sunday = "2024-03-10"
+    assert materialize(dagster_resources, sunday).success
+    for name in ("appointments", "transactions", "documents"):
+        table = read_partition(sandbox_env["DRCHRONO_DATA_ROOT"], name, sunday)
+        assert table.num_rows == 0
+        assert table.schema.equals(SPECS[name].schema, check_metadata=True)
+
+
+def test_duckdb_reads_all_days_as_one_dataset(
+    quiet_sandbox, dagster_resources, sandbox_env
+) -> None:
+    assert materialize(dagster_resources, "2024-03-08", "2024-03-12").success
+    root = sandbox_env["DRCHRONO_DATA_ROOT"]
+    days = DayWindow(dt.date(2024, 3, 8), dt.date(2024, 3, 12)).partition_keys
+    for name in ("appointments", "transactions", "documents", "patients"):
+        counts = dict(
+            duckdb.sql(
+                f"SELECT strftime(date, '%Y-%m-%d'), count(*) FROM read_parquet("
+                f"'{root}/{name}/**/*.parquet', hive_partitioning = true) GROUP BY 1"
+            ).fetchall()
+        )
+        assert counts == {
+            day: len(served(quiet_sandbox, name, day))
+            for day in days
+            if served(quiet_sandbox, name, day)
+        }, name
+
+
+def test_rematerialization_replaces_and_never_duplicates(
+    quiet_sandbox, dagster_resources, sandbox_env
+) -> None:
+    root = Path(sandbox_env["DRCHRONO_DATA_ROOT"])
+    for _ in range(2):
+        assert materialize(dagster_resources, "2024-03-05", "2024-03-06").success
+    assert materialize(dagster_resources, "2024-03-06").success
+    for spec in RESOURCES:
+        for day in ("2024-03-05", "2024-03-06"):
+            folder = root / spec.name / f"date={day}"
+            assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+            expected = len(served(quiet_sandbox, spec.name, day))
+            assert pq.read_table(folder / "part-0.parquet").num_rows == expected
+
+
+def test_failed_run_loses_nothing_already_written(
+    quiet_sandbox, dagster_resources, sandbox_env
+) -> None:
+    assert materialize(dagster_resources, "2024-03-05").success
+    appointments = partition_file(sandbox_env["DRCHRONO_DATA_ROOT"], "appointments", "2024-03-05")
+    before = appointments.read_bytes()
+    quiet_sandbox.state.faults.add(path_prefix="/api/appointments", times=1, malformed_page=True)
+    result = materialize(dagster_resources, "2024-03-05", raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("appointments")
+    assert failure is not None and failure.error.cause.cls_name == MalformedPageError.__name__
+    assert "GET /api/appointments: page 1 has no 'results' list" in failure.error.cause.message
+    assert appointments.read_bytes() == before
+    assert [p.name for p in appointments.parent.iterdir()] == ["part-0.parquet"]
+
+
+@pytest.mark.parametrize("spec", RESOURCES, ids=lambda spec: spec.name)
+def test_asset_shows_description_and_column_schema(spec) -> None:
+    from drchrono_assets.definitions import defs
+
+    node = defs.resolve_assets_def(spec.name)
+    assert spec.path in node.descriptions_by_key[node.key]
+    schema = node.metadata_by_key[node.key]["dagster/column_schema"]
+    assert [column.name for column in schema.columns] == spec.schema.names

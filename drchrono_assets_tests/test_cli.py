@@ -1,0 +1,54 @@
+"""The real ``dagster asset materialize`` CLI against the sandbox, as users run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.partitions import DayWindow
+from drchrono_assets_tests.assets_support import partition_file
+from drchrono_assets_tests.conftest import subprocess_env
+
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+def materialize_cli(env: dict[str, str], *partition_args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "drchrono_assets.definitions", "--select", "*",
+         *partition_args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_partition_range_of_every_asset_in_one_run(quiet_sandbox, sandbox_env, tmp_path) -> None:
+    env = subprocess_env(sandbox_env, tmp_path)
+    done = materialize_cli(env, "--partition-range", "2024-03-01...2024-03-31")
+    assert done.returncode == 0, done.stderr[-3000:]
+    march = DayWindow.from_partition_keys(["2024-03-01", "2024-03-31"])
+    for spec in RESOURCES:
+        for day in march.partition_keys:
+            assert partition_file(env["DRCHRONO_DATA_ROOT"], spec.name, day).exists()
+    runs = list((Path(env["DAGSTER_HOME"]) / "storage").iterdir())
+    assert len([run for run in runs if run.is_dir()]) == 1  # one run for the whole range
+
+
+def test_unknown_partition_is_refused_and_writes_nothing(sandbox_env, tmp_path) -> None:
+    env = subprocess_env(sandbox_env, tmp_path)
+    done = materialize_cli(env, "--partition", "2023-06-01")
+    assert done.returncode != 0
+    assert "2023-06-01" in done.stderr + done.stdout
+    assert not Path(env["DRCHRONO_DATA_ROOT"]).exists()
+
+
+def test_missing_credentials_fail_clearly_and_keep_written_data(sandbox_env, tmp_path) -> None:
+    env = subprocess_env(sandbox_env, tmp_path)
+    assert materialize_cli(env, "--partition", "2024-03-05").returncode == 0
+    written = partition_file(env["DRCHRONO_DATA_ROOT"], "appointments", "2024-03-05")
+    before = written.read_bytes()
+    del env["DRCHRONO_CLIENT_ID"], env["DRCHRONO_CLIENT_SECRET"]
+    done = materialize_cli(env, "--partition", "2024-03-05")
+    assert done.returncode != 0
+    assert "DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET" in done.stderr + done.stdout
+    assert written.read_bytes() == before

@@ -1,0 +1,97 @@
+"""The hive Parquet IO manager on local disk, with small assets of its own."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from drchrono_assets.io_managers import HiveParquetIOManager
+
+days = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-10")
+SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))])
+
+
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+def charges(context: dg.AssetExecutionContext) -> dict[str, pa.Table]:
+    return {
+        key: pa.Table.from_pylist(
+            [{"id": n, "amount": Decimal("10.10")} for n in range(int(key[-2:]) % 3)], SCHEMA
+        )
+        for key in context.partition_keys
+    }
+
+
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+def charge_totals(context: dg.AssetExecutionContext, charges: pd.DataFrame) -> dict[str, pa.Table]:
+    """Loads every upstream partition of the run as one DataFrame."""
+    context.add_output_metadata({"loaded_rows": len(charges)})
+    totals = charges.groupby("date")["amount"].sum()
+    return {
+        key: pa.table(
+            {"total": pa.array([totals.get(pd.Timestamp(key).date(), Decimal(0))], SCHEMA[1].type)}
+        )
+        for key in context.partition_keys
+    }
+
+
+def run(root: Path, first: str, last: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [charges, charge_totals],
+        resources={"io_manager": HiveParquetIOManager(data_root=str(root))},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+
+
+def test_writes_every_partition_of_a_range_and_reports_each(tmp_path: Path) -> None:
+    result = run(tmp_path, "2024-03-01", "2024-03-06")
+    events = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["charges"]
+    ]
+    metadata = {e.partition: e.materialization.metadata for e in events}
+    assert sorted(metadata) == [f"2024-03-0{n}" for n in range(1, 7)]
+    assert metadata["2024-03-02"]["dagster/row_count"].value == 2
+    assert metadata["2024-03-03"]["dagster/row_count"].value == 0
+    assert metadata["2024-03-02"]["path"].value.endswith("charges/date=2024-03-02/part-0.parquet")
+    assert [c.name for c in metadata["2024-03-02"]["dagster/column_schema"].schema.columns] == [
+        "id",
+        "amount",
+    ]
+    empty = pq.read_table(tmp_path / "charges" / "date=2024-03-03" / "part-0.parquet")
+    assert empty.num_rows == 0 and empty.schema == SCHEMA
+
+
+def test_loads_a_range_as_one_dataframe_with_exact_decimals(tmp_path: Path) -> None:
+    result = run(tmp_path, "2024-03-01", "2024-03-06")
+    totals = pq.read_table(tmp_path / "charge_totals" / "date=2024-03-05" / "part-0.parquet")
+    assert totals["total"].to_pylist() == [Decimal("20.20")]
+    loaded = [
+        e.materialization.metadata["loaded_rows"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["charge_totals"]
+    ]
+    assert set(loaded) == {sum(n % 3 for n in range(1, 7))}
+
+
+def test_rerun_replaces_files_and_leaves_no_partial_files(tmp_path: Path) -> None:
+    run(tmp_path, "2024-03-01", "2024-03-03")
+    run(tmp_path, "2024-03-02", "2024-03-04")
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"):
+        assert [p.name for p in (tmp_path / "charges" / f"date={day}").iterdir()] == [
+            "part-0.parquet"
+        ]
+
+
+def test_missing_upstream_partition_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"charges partition 2024-03-02 has not been"):
+        dg.materialize(
+            [charges.to_source_asset(), charge_totals],
+            resources={"io_manager": HiveParquetIOManager(data_root=str(tmp_path))},
+            partition_key="2024-03-02",
+        )
