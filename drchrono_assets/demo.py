@@ -58,7 +58,7 @@ def main() -> None:
     for spec in RESOURCES:
         folder = data_root / spec.name
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
-        rows = dataset.count_rows(filter=ds.field("date").isin(window.days))
+        rows = dataset.count_rows(filter=ds.field("date").isin(window.partition_keys))
         print(f"  {spec.name:<22} {rows:>6} rows  {folder}/date=*/part-0.parquet")
     print(f"\nBrowse the runs: DAGSTER_HOME={dagster_home} dagster dev -w workspace.yaml")
 
