@@ -116,6 +116,7 @@ def main() -> None:
                 results.append(_run(name, url, env, windows))
     finally:
         sandbox.terminate()
+        sandbox.communicate(timeout=30)
 
     scale = len(all_days) / len(sampled)
     single, per_day = results

@@ -60,7 +60,8 @@ def main() -> None:
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
         rows = dataset.count_rows(filter=ds.field("date").isin(window.partition_keys))
         print(f"  {spec.name:<22} {rows:>6} rows  {folder}/date=*/part-0.parquet")
-    print(f"\nBrowse the runs: DAGSTER_HOME={dagster_home} dagster dev -w workspace.yaml")
+    dagster = Path(sys.executable).parent / "dagster"
+    print(f"\nBrowse the runs: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
 
 
 if __name__ == "__main__":
