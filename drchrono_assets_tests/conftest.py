@@ -26,35 +26,43 @@ TEST_TUNING: dict[str, Any] = {
 }
 
 
-def fresh_refresh_token(sandbox: SandboxServer) -> str:
-    """A refresh token of its own for a test, through the authorization-code flow."""
-    redirect_uri = "http://127.0.0.1:9/callback"
-    authorize = requests.get(
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+
+
+def authorization_code_token(http: Any, sandbox: SandboxServer) -> dict[str, Any]:
+    """A token pair through the authorization-code flow (``http``: requests or a Session)."""
+    authorize = http.get(
         f"{sandbox.url}/o/authorize/",
         params={
             "response_type": "code",
             "client_id": sandbox.client_id,
-            "redirect_uri": redirect_uri,
+            "redirect_uri": REDIRECT_URI,
             "scope": "patients calendar billing user",
-            "state": "test",
+            "state": "xyz",
         },
         allow_redirects=False,
         timeout=10,
     )
+    assert authorize.status_code == 302
     code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
-    token = requests.post(
+    token = http.post(
         f"{sandbox.url}/o/token/",
         data={
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": redirect_uri,
+            "redirect_uri": REDIRECT_URI,
             "client_id": sandbox.client_id,
             "client_secret": sandbox.client_secret,
         },
         timeout=10,
     )
-    token.raise_for_status()
-    return token.json()["refresh_token"]
+    assert token.status_code == 200, token.text
+    return token.json()
+
+
+def fresh_refresh_token(sandbox: SandboxServer) -> str:
+    """A refresh token of its own for a test, so tests never share a rotation chain."""
+    return authorization_code_token(requests, sandbox)["refresh_token"]
 
 
 @pytest.fixture(scope="session")

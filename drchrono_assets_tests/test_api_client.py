@@ -267,3 +267,37 @@ def test_write_calls(sandbox_env) -> None:
 def test_resource_repr_shows_no_secret() -> None:
     api = DrchronoApiResource(client_id="id", client_secret="SECRET-1", refresh_token="SECRET-2")
     assert "SECRET" not in repr(api) and "SECRET" not in str(api)
+
+
+def test_connection_errors_are_retried_then_reported(sandbox_env) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    api = api_for({**sandbox_env, "DRCHRONO_BASE_URL": closed}, max_attempts=3)
+    with pytest.raises(
+        ApiRequestError, match=r"^POST /o/token/ failed after 3 attempts: connection"
+    ):
+        api.current_user()
+
+
+def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
+    import tenacity
+
+    from drchrono_assets.resources.drchrono_api import _retry_after_seconds, _TransientFailure
+
+    api = DrchronoApiResource(backoff_initial_seconds=1, backoff_max_seconds=8)
+
+    def wait_after(failure: Exception, attempt: int) -> float:
+        state = tenacity.RetryCallState(None, None, (), {})
+        state.attempt_number = attempt
+        state.set_exception((type(failure), failure, None))
+        return api._backoff(state)
+
+    assert wait_after(_TransientFailure("HTTP 429", retry_after=42), 1) == 42
+    assert 0 < wait_after(_TransientFailure("HTTP 429"), 1) <= 2
+    assert wait_after(_TransientFailure("HTTP 503"), 10) <= 8
+    assert _retry_after_seconds("7") == 7
+    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert _retry_after_seconds("garbage") is None

@@ -21,9 +21,9 @@ import requests
 
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.billing import MONEY_FIELDS, is_consistent
+from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = date(2024, 1, 1), date(2024, 6, 30)
-REDIRECT_URI = "http://127.0.0.1:9/callback"
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 
 
@@ -44,35 +44,6 @@ def _disarm(sandbox: SandboxServer) -> Iterator[None]:
     yield
     sandbox.state.faults.clear()
     sandbox.state.latency_ms = 0
-
-
-def authorization_code_token(http: requests.Session, sandbox: SandboxServer) -> dict[str, Any]:
-    """A token pair through the authorization-code flow (leaves the refresh token alone)."""
-    response = http.get(
-        f"{sandbox.url}/o/authorize/",
-        params={
-            "response_type": "code",
-            "client_id": sandbox.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": "calendar:read billing:read",
-            "state": "xyz",
-        },
-        allow_redirects=False,
-    )
-    assert response.status_code == 302
-    query = parse_qs(urlparse(response.headers["Location"]).query)
-    token = http.post(
-        f"{sandbox.url}/o/token/",
-        data={
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "redirect_uri": REDIRECT_URI,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-        },
-    )
-    assert token.status_code == 200, token.text
-    return token.json()
 
 
 @pytest.fixture()

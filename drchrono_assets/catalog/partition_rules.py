@@ -44,19 +44,26 @@ class PartitionRule(Protocol):
     ) -> dict[str, pa.Table]: ...
 
 
-def _split_by_day(table: pa.Table, day_column: str, window: DayWindow) -> dict[str, pa.Table]:
-    days = pc.cast(table[day_column], pa.date32())
-    return {day.isoformat(): table.filter(pc.equal(days, day)) for day in window.days}
+@dataclass(frozen=True)
+class _DatedRows:
+    """Rows belong to the day of their ``day_column``; rows outside the window are dropped."""
+
+    day_column: str
+
+    def split(
+        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
+    ) -> dict[str, pa.Table]:
+        days = pc.cast(table[self.day_column], pa.date32())
+        return {day.isoformat(): table.filter(pc.equal(days, day)) for day in window.days}
 
 
 @dataclass(frozen=True)
-class ScheduledOn:
+class ScheduledOn(_DatedRows):
     """Partition D holds the records scheduled on D, fetched with ``date`` / ``date_range``.
 
     A window becomes one ``date_range`` query per ``max_window_days`` (the API's limit is 190).
     """
 
-    day_column: str
     max_window_days: int = 190
     filters: tuple[str, ...] = ("date", "date_range")
     extra_fields: tuple[pa.Field, ...] = ()
@@ -73,14 +80,9 @@ class ScheduledOn:
             for chunk in window.chunks(self.max_window_days)
         ]
 
-    def split(
-        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
-    ) -> dict[str, pa.Table]:
-        return _split_by_day(table, self.day_column, window)
-
 
 @dataclass(frozen=True)
-class DatedSinceSweep:
+class DatedSinceSweep(_DatedRows):
     """Partition D holds the records dated D; the API only filters them by ``since``.
 
     One ``since`` = start-of-window sweep (per doctor where the endpoint requires ``doctor``)
@@ -89,7 +91,6 @@ class DatedSinceSweep:
     dated in the window was updated on or after the window's first day.
     """
 
-    day_column: str
     fan_out: tuple[str, str] | None = None  # (required filter, path listing its values)
     extra_fields: tuple[pa.Field, ...] = ()
 
@@ -107,11 +108,6 @@ class DatedSinceSweep:
             return [since]
         parameter, path = self.fan_out
         return [{**since, parameter: record["id"]} for record in api.list_records(path)]
-
-    def split(
-        self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
-    ) -> dict[str, pa.Table]:
-        return _split_by_day(table, self.day_column, window)
 
 
 @dataclass(frozen=True)
