@@ -3,20 +3,20 @@
 import dagster as dg
 
 from drchrono_assets import settings
-from drchrono_assets.assets import resource_assets
-from drchrono_assets.assets.ingest import GROUP
+from drchrono_assets.assets.bi import bi_duckdb
+from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.jobs import billing_refresh_job, daily_job, ingest_job
 from drchrono_assets.resources import DrchronoApiResource
-
-ingest_job = dg.define_asset_job(
-    "drchrono_ingest",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Every drchrono resource for the selected day(s), as one run per range.",
-)
+from drchrono_assets.schedules import billing_refresh_schedule, daily_schedule
 
 defs = dg.Definitions(
-    assets=resource_assets,
-    jobs=[ingest_job],
+    assets=[*resource_assets, billing_report, ar_aging, bi_duckdb],
+    asset_checks=billing_checks,
+    jobs=[ingest_job, daily_job, billing_refresh_job],
+    schedules=[daily_schedule, billing_refresh_schedule],
     resources={
         "drchrono": DrchronoApiResource.from_env(),
         "parquet_io_manager": HiveParquetIOManager(data_root=settings.data_root()),

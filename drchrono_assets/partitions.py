@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from drchrono_assets import settings
 
@@ -46,3 +48,8 @@ class DayWindow:
             chunks.append(DayWindow(first, last))
             first = last + dt.timedelta(days=1)
         return chunks
+
+    def split(self, table: pa.Table, day_column: str) -> dict[str, pa.Table]:
+        """One table per day of the window, by the day of ``day_column``; other days dropped."""
+        days = pc.cast(table[day_column], pa.date32())
+        return {day.isoformat(): table.filter(pc.equal(days, day)) for day in self.days}

@@ -60,3 +60,25 @@ def token_store_path() -> Path:
     if value:
         return Path(value).expanduser()
     return Path.home() / ".drchrono_assets" / "tokens.json"
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = env(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name}={value!r} is not a positive whole number")
+    return int(value)
+
+
+def billing_refresh_days() -> int:
+    """``DRCHRONO_BILLING_REFRESH_DAYS``: how many recent days the daily billing refresh re-runs."""
+    return _positive_int("DRCHRONO_BILLING_REFRESH_DAYS", 30)
+
+
+def orphan_warning_threshold() -> int:
+    """``DRCHRONO_ORPHAN_WARN_THRESHOLD``: orphan rows per day above which a check warns."""
+    return _positive_int("DRCHRONO_ORPHAN_WARN_THRESHOLD", 2)
+
+
+def unbilled_warning_threshold() -> int:
+    """``DRCHRONO_UNBILLED_WARN_THRESHOLD``: unbilled visits per day above which a check warns."""
+    return _positive_int("DRCHRONO_UNBILLED_WARN_THRESHOLD", 3)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from drchrono_assets.catalog.fields import SNAPSHOT_AT, column
 from drchrono_assets.partitions import DayWindow
@@ -53,8 +52,7 @@ class _DatedRows:
     def split(
         self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
     ) -> dict[str, pa.Table]:
-        days = pc.cast(table[self.day_column], pa.date32())
-        return {day.isoformat(): table.filter(pc.equal(days, day)) for day in window.days}
+        return window.split(table, self.day_column)
 
 
 @dataclass(frozen=True)

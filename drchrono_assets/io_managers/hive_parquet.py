@@ -45,6 +45,11 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         self, context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]
     ) -> None:
         tables = self._tables_by_partition(context, obj)
+        if any(PARTITION_COLUMN in table.column_names for table in tables.values()):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: a '{PARTITION_COLUMN}' column would clash "
+                "with the hive partition column; drop or rename it"
+            )
         schemas = {table.schema for table in tables.values()}
         if len(schemas) != 1:
             raise TypeError(f"{context.asset_key.to_user_string()}: partitions differ in schema")
@@ -72,15 +77,36 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         keys: list[str | None] = (
             list(context.asset_partition_keys) if context.has_asset_partitions else [None]
         )
-        tables = []
         for key in keys:
-            path = self.file_path(context.asset_key, key)
-            if not path.exists():
+            if not self.file_path(context.asset_key, key).exists():
                 raise FileNotFoundError(
                     f"{context.asset_key.to_user_string()}"
-                    f"{f' partition {key}' if key else ''} has not been materialized ({path})"
+                    f"{f' partition {key}' if key else ''} has not been materialized "
+                    f"({self.file_path(context.asset_key, key)})"
                 )
-            with path.open("rb") as handle:
+        combined = self.read_partitions(context.asset_key, keys)
+        if context.dagster_type.typing_type is pa.Table:
+            return combined
+        # Arrow-backed columns keep money as exact decimals.
+        return combined.to_pandas(types_mapper=pd.ArrowDtype)
+
+    def existing_partitions(self, asset_key: dg.AssetKey) -> list[str]:
+        """Partition keys of ``asset_key`` that have a file, in order."""
+        folder = self.dataset_path(asset_key)
+        if not folder.exists():
+            return []
+        prefix = f"{PARTITION_COLUMN}="
+        return sorted(
+            child.name.removeprefix(prefix)
+            for child in folder.iterdir()
+            if child.name.startswith(prefix) and (child / FILE_NAME).exists()
+        )
+
+    def read_partitions(self, asset_key: dg.AssetKey, keys: list[str | None]) -> pa.Table:
+        """The files of ``keys`` as one table, with the partition column added back."""
+        tables = []
+        for key in keys:
+            with self.file_path(asset_key, key).open("rb") as handle:
                 table = pq.read_table(handle)
             if key is not None:
                 day = dt.date.fromisoformat(key)
@@ -88,11 +114,7 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
                     PARTITION_COLUMN, pa.array([day] * table.num_rows, pa.date32())
                 )
             tables.append(table)
-        combined = pa.concat_tables(tables)
-        if context.dagster_type.typing_type is pa.Table:
-            return combined
-        # Arrow-backed columns keep money as exact decimals.
-        return combined.to_pandas(types_mapper=pd.ArrowDtype)
+        return pa.concat_tables(tables)
 
     @staticmethod
     def _tables_by_partition(

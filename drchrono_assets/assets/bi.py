@@ -1,0 +1,65 @@
+"""One DuckDB file of views over every dataset, for BI tools and notebooks."""
+
+import os
+import uuid
+
+import dagster as dg
+import duckdb
+from upath import UPath
+
+from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers.hive_parquet import FILE_NAME, PARTITION_COLUMN
+
+DATABASE_NAME = "drchrono.duckdb"
+PARTITIONED = [*resource_assets, billing_report]
+
+
+@dg.asset(
+    group_name="bi",
+    deps=[*PARTITIONED, ar_aging],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb"},
+)
+def bi_duckdb(
+    context: dg.AssetExecutionContext, parquet_io_manager: dg.ResourceParam[HiveParquetIOManager]
+) -> dg.MaterializeResult:
+    """A DuckDB database beside the data with one view per dataset (``appointments``, ...).
+
+    Metabase, Superset, Evidence or a notebook open this one file and see every dataset as a
+    table over the live Parquet files, with the ``date`` partition column.
+    """
+    root = UPath(parquet_io_manager.data_root)
+    if root.protocol not in ("", "file", "local"):
+        raise ConfigurationError(
+            f"bi_duckdb writes a DuckDB file beside the data and needs a local "
+            f"DRCHRONO_DATA_ROOT, not {root.protocol}://"
+        )
+    root = UPath(os.path.abspath(root.path))
+    views = {}
+    for node in PARTITIONED:
+        if parquet_io_manager.existing_partitions(node.key):
+            files = parquet_io_manager.dataset_path(node.key) / f"{PARTITION_COLUMN}=*" / FILE_NAME
+            views[node.key.to_python_identifier()] = (
+                f"read_parquet('{files.path}', hive_partitioning = true, "
+                f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
+            )
+    aging = parquet_io_manager.file_path(ar_aging.key, None)
+    if aging.exists():
+        views[ar_aging.key.to_python_identifier()] = f"read_parquet('{aging.path}')"
+
+    database = root / DATABASE_NAME
+    # Built aside and renamed: a BI tool holding the old file keeps reading it undisturbed.
+    partial = root / f".{DATABASE_NAME}.{uuid.uuid4().hex}.partial"
+    try:
+        with duckdb.connect(partial.path) as db:
+            for name, source in views.items():
+                db.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
+        os.replace(partial.path, database.path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(database.path), "views": sorted(views)}
+    )

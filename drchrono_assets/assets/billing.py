@@ -1,0 +1,90 @@
+"""Billing assets: the daily billing report and accounts receivable aging."""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drchrono_assets.billing.aging import AGING_SCHEMA, build_ar_aging
+from drchrono_assets.billing.report import (
+    REPORT_SCHEMA,
+    build_billing_report,
+    doctor_summary_markdown,
+)
+from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.partitions import DayWindow, daily_partitions
+
+GROUP = "billing"
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="parquet_io_manager",
+    kinds={"duckdb", "parquet"},
+    metadata={"dagster/column_schema": dagster_table_schema(REPORT_SCHEMA)},
+)
+def billing_report(
+    context: dg.AssetExecutionContext,
+    appointments: pa.Table,
+    transactions: pa.Table,
+    doctors: pa.Table,
+) -> dict[str, pa.Table]:
+    """What was billed, paid and is still owed, per visit scheduled on the day.
+
+    One row per appointment with transactions: line items, procedure codes and the sums of
+    every money field (exact decimals). Transactions whose appointment is not in that day's
+    appointments are kept as orphan rows; visits that happened (Complete, Arrived, In Session)
+    with no transaction are kept as unbilled rows with zero amounts. Rows whose totals do not
+    add up are flagged, not corrected. Patients appear by id only.
+    """
+    window = DayWindow.from_partition_keys(list(context.partition_keys))
+    report = build_billing_report(appointments, transactions, doctors)
+    days = window.split(report, "date")
+    for key, day in days.items():
+        context.add_asset_metadata(
+            {
+                "billing_by_doctor": dg.MetadataValue.md(doctor_summary_markdown(day)),
+                "visits": pc.sum(pc.invert(day["is_orphan"])).as_py() or 0,
+                "unbilled_visits": pc.sum(day["is_unbilled"]).as_py() or 0,
+                "orphan_rows": pc.sum(day["is_orphan"]).as_py() or 0,
+                **{
+                    f"total_{name}": dg.MetadataValue.text(f"{pc.sum(day[name]).as_py() or 0:.2f}")
+                    for name in ("billed", "paid_total", "balance_total")
+                },
+            },
+            partition_key=key,
+        )
+    return {key: day.drop_columns(["date"]) for key, day in days.items()}
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[billing_report],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="parquet_io_manager",
+    kinds={"duckdb", "parquet"},
+    metadata={"dagster/column_schema": dagster_table_schema(AGING_SCHEMA)},
+)
+def ar_aging(
+    context: dg.AssetExecutionContext, parquet_io_manager: dg.ResourceParam[HiveParquetIOManager]
+) -> pa.Table:
+    """Outstanding balance per doctor and payer side (insurance / patient) by age bucket.
+
+    Buckets of 0-30, 31-60, 61-90, 91-120 and over 120 days, aged as of the latest
+    billing_report partition. Rebuilt from every billing_report partition that exists.
+    """
+    keys = parquet_io_manager.existing_partitions(billing_report.key)
+    if keys:
+        report = parquet_io_manager.read_partitions(billing_report.key, keys)
+    else:
+        report = REPORT_SCHEMA.append(pa.field("date", pa.date32())).empty_table()
+    context.add_output_metadata(
+        {
+            "partitions_read": len(keys),
+            "first_partition": keys[0] if keys else "",
+            "as_of": keys[-1] if keys else "",
+        }
+    )
+    return build_ar_aging(report)

@@ -1,0 +1,1 @@
+"""Billing analytics on top of the ingested transactions and appointments."""

@@ -1,0 +1,159 @@
+"""The billing report: each visit's line items summed, orphans and unbilled visits kept.
+
+Join keys differ in type: a transaction's ``appointment`` is an integer, an appointment's
+``id`` a string that is usually numeric. Both become a canonical string (digits without
+leading zeros; other ids unchanged), so ``"0123"`` meets ``123`` and ``"8812_20240305"``
+never meets a number by accident. Nothing is dropped: a transaction that finds no
+appointment of its day is an orphan row; a visit that happened (Complete, Arrived,
+In Session) without any transaction is an unbilled row with zero amounts.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from drchrono_assets.catalog.fields import column, list_of
+
+MONEY_FIELDS = (
+    "price", "billed", "allowed", "adjustment", "ins1_paid", "ins2_paid", "ins3_paid",
+    "ins_total", "pt_paid", "paid_total", "balance_ins", "balance_pt", "balance_total",
+)  # fmt: skip
+REPORT_MONEY = pa.decimal128(18, 2)
+VISIT_STATUSES = ("Complete", "Arrived", "In Session")
+
+REPORT_SCHEMA = pa.schema(
+    [
+        column("appointment_id", pa.string(), "Appointment id; for orphans the transactions' id"),
+        column("scheduled_time", pa.timestamp("us"), "Visit start (orphans: the line items')"),
+        column("doctor_id", pa.int64()),
+        column("doctor_name", pa.string()),
+        column("office_id", pa.int64()),
+        column("patient_id", pa.int64(), "Patient id only: no patient details in the report"),
+        column("status", pa.string(), "Appointment status (null for orphans)"),
+        column("line_items", pa.int64(), "Number of transactions (line items)"),
+        column("procedure_codes", list_of(pa.string()), "Procedure codes of the line items"),
+        *[column(name, REPORT_MONEY, f"Sum of {name} (exact decimal)") for name in MONEY_FIELDS],
+        column("denied_line_items", pa.int64()),
+        column("billing_statuses", list_of(pa.string()), "Distinct billing statuses"),
+        column("is_orphan", pa.bool_(), "Transactions whose appointment is not in that day's data"),
+        column("is_unbilled", pa.bool_(), "A visit that happened with no transaction at all"),
+        column("insurance_inconsistent", pa.bool_(), "ins_total != ins1 + ins2 + ins3 paid"),
+        column("paid_inconsistent", pa.bool_(), "paid_total != ins_total + pt_paid"),
+        column(
+            "balance_inconsistent",
+            pa.bool_(),
+            "balance_total != billed - adjustment - paid_total, or != balance_ins + balance_pt",
+        ),
+    ]
+)
+
+_KEY = (
+    "CASE WHEN regexp_full_match({0}, '[0-9]+') "
+    "THEN CAST(CAST({0} AS HUGEINT) AS VARCHAR) ELSE {0} END"
+)
+_SUMS = ",\n        ".join(f"sum({name}) AS {name}" for name in MONEY_FIELDS)
+_AMOUNTS = ",\n    ".join(f"coalesce(l.{name}, 0) AS {name}" for name in MONEY_FIELDS)
+
+REPORT_SQL = f"""
+WITH lines AS (
+    SELECT
+        date,
+        CAST(appointment AS VARCHAR) AS appointment_key,
+        count(*) AS line_items,
+        list_sort(list(code)) AS procedure_codes,
+        {_SUMS},
+        count(*) FILTER (WHERE denied_flag) AS denied_line_items,
+        list_sort(list_distinct(list(billing_status))) AS billing_statuses,
+        min(doctor) AS doctor,
+        min(doctor_name) AS doctor_name,
+        min(location) AS location,
+        min(service_time) AS service_time
+    FROM transactions
+    GROUP BY date, appointment_key
+),
+visits AS (
+    SELECT *, {_KEY.format("id")} AS appointment_key FROM appointments
+),
+names AS (
+    SELECT DISTINCT date, id AS doctor_id, concat_ws(' ', first_name, last_name) AS doctor_name
+    FROM doctors
+),
+report AS (
+SELECT
+    coalesce(v.date, l.date) AS date,
+    coalesce(v.id, l.appointment_key) AS appointment_id,
+    coalesce(v.scheduled_time, l.service_time) AS scheduled_time,
+    coalesce(v.doctor_id, l.doctor) AS doctor_id,
+    coalesce(n.doctor_name, l.doctor_name) AS doctor_name,
+    coalesce(v.office_id, l.location) AS office_id,
+    v.patient_id,
+    v.status,
+    coalesce(l.line_items, 0) AS line_items,
+    coalesce(l.procedure_codes, []) AS procedure_codes,
+    {_AMOUNTS},
+    coalesce(l.denied_line_items, 0) AS denied_line_items,
+    coalesce(l.billing_statuses, []) AS billing_statuses,
+    v.id IS NULL AS is_orphan,
+    l.date IS NULL AS is_unbilled
+FROM lines l
+FULL OUTER JOIN visits v ON v.date = l.date AND v.appointment_key = l.appointment_key
+LEFT JOIN names n
+    ON n.date = coalesce(v.date, l.date) AND n.doctor_id = coalesce(v.doctor_id, l.doctor)
+WHERE l.date IS NOT NULL
+   OR (v.status IN {VISIT_STATUSES!r} AND v.patient IS NOT NULL)
+)
+SELECT * EXCLUDE (date), date,
+    ins_total <> ins1_paid + ins2_paid + ins3_paid AS insurance_inconsistent,
+    paid_total <> ins_total + pt_paid AS paid_inconsistent,
+    balance_total <> billed - adjustment - paid_total
+        OR balance_total <> balance_ins + balance_pt AS balance_inconsistent
+FROM report
+ORDER BY date, appointment_id
+"""
+
+
+def build_billing_report(
+    appointments: pa.Table, transactions: pa.Table, doctors: pa.Table
+) -> pa.Table:
+    """The report rows of every day present in the inputs, with a ``date`` column."""
+    with duckdb.connect() as db:
+        for name, table in (
+            ("appointments", appointments),
+            ("transactions", transactions),
+            ("doctors", doctors),
+        ):
+            db.register(name, table)
+        result = db.sql(REPORT_SQL).to_arrow_table()
+    schema = REPORT_SCHEMA.append(pa.field("date", pa.date32()))
+    return result.select(schema.names).cast(schema)
+
+
+def _money(value: object) -> str:
+    return f"{value or 0:,.2f}"
+
+
+def doctor_summary_markdown(day: pa.Table) -> str:
+    """A Markdown table of one day's billing per doctor, with a totals line."""
+    with duckdb.connect() as db:
+        db.register("day", day)
+        rows = db.sql(
+            """
+            SELECT coalesce(doctor_name, '(unknown)'), count(*) FILTER (WHERE NOT is_orphan),
+                   sum(billed), sum(paid_total), sum(balance_total),
+                   sum(denied_line_items), sum(line_items)
+            FROM day GROUP BY GROUPING SETS ((doctor_name), ()) ORDER BY GROUPING(doctor_name), 1
+            """
+        ).fetchall()
+    lines = [
+        "| Doctor | Visits | Billed | Paid | Balance | Denial rate |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for index, (name, visits, billed, paid, balance, denied, items) in enumerate(rows):
+        label = "**Total**" if index == len(rows) - 1 else name
+        rate = f"{denied / items:.1%}" if items else "-"
+        lines.append(
+            f"| {label} | {visits} | {_money(billed)} | {_money(paid)} "
+            f"| {_money(balance)} | {rate} |"
+        )
+    return "\n".join(lines)

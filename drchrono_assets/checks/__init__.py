@@ -1,0 +1,5 @@
+"""Asset checks."""
+
+from drchrono_assets.checks.billing import billing_checks
+
+__all__ = ["billing_checks"]

@@ -1,0 +1,24 @@
+"""Jobs: what schedules and people launch."""
+
+import dagster as dg
+
+from drchrono_assets.assets.ingest import GROUP as INGEST_GROUP
+
+ingest_job = dg.define_asset_job(
+    "drchrono_ingest",
+    selection=dg.AssetSelection.groups(INGEST_GROUP),
+    description="Every drchrono resource for the selected day(s), as one run per range.",
+)
+
+daily_job = dg.define_asset_job(
+    "daily_update",
+    selection=dg.AssetSelection.all(),
+    description="Every asset for one day: ingest, billing report, aging, BI views.",
+)
+
+billing_refresh_job = dg.define_asset_job(
+    "billing_refresh",
+    # doctors is re-listed too (one request) because the report takes doctor names from it.
+    selection=dg.AssetSelection.assets("appointments", "transactions", "doctors", "billing_report"),
+    description="Recent days of appointments, transactions and the billing report, as one run.",
+)
