@@ -1,6 +1,7 @@
 """Daily schedules, in the practice's time zone."""
 
 import datetime as dt
+import zoneinfo
 
 import dagster as dg
 
@@ -10,41 +11,39 @@ from drchrono_assets.partitions import daily_partitions
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+BEFORE_START = dg.SkipReason("the tick is before DRCHRONO_START_DATE")
 
 
-def _yesterday(context: dg.ScheduleEvaluationContext) -> str:
-    """The last complete day at the tick, in the practice's time zone."""
-    last = daily_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
-    if last is None:
-        raise dg.DagsterInvariantViolationError(
-            "no complete partition yet: check DRCHRONO_START_DATE"
-        )
-    return last
+def _yesterday(context: dg.ScheduleEvaluationContext) -> str | None:
+    """The last complete day at the tick, in the practice's time zone; None before the start."""
+    local = context.scheduled_execution_time.astimezone(zoneinfo.ZoneInfo(settings.timezone()))
+    day = (local.date() - dt.timedelta(days=1)).isoformat()
+    return day if day >= daily_partitions.get_first_partition_key() else None
 
 
-@dg.schedule(
-    job=daily_job,
-    cron_schedule="0 4 * * *",
-    execution_timezone=settings.timezone(),
-)
-def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+@dg.schedule(job=daily_job, cron_schedule="0 4 * * *", execution_timezone=settings.timezone())
+def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Yesterday for every asset."""
     day = _yesterday(context)
+    if day is None:
+        return BEFORE_START
     return dg.RunRequest(run_key=day, partition_key=day)
 
 
 @dg.schedule(
-    job=billing_refresh_job,
-    cron_schedule="0 5 * * *",
-    execution_timezone=settings.timezone(),
+    job=billing_refresh_job, cron_schedule="0 5 * * *", execution_timezone=settings.timezone()
 )
-def billing_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def billing_refresh_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> dg.RunRequest | dg.SkipReason:
     """The most recent N days (``DRCHRONO_BILLING_REFRESH_DAYS``, 30) as a single run.
 
     Payments, adjustments and denials land on a visit for weeks after it; re-running the
     recent window every day lets the report converge without a manual backfill.
     """
     last = _yesterday(context)
+    if last is None:
+        return BEFORE_START
     first = dt.date.fromisoformat(last) - dt.timedelta(days=settings.billing_refresh_days() - 1)
     first_key = max(first.isoformat(), daily_partitions.get_first_partition_key())
     return dg.RunRequest(

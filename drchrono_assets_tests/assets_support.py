@@ -41,8 +41,9 @@ def materialize(
     last: str | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = True,
+    assets: list[Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every ingest asset for one day, or for ``first..last`` as one run."""
+    """Materialize ``assets`` (default: every ingest asset) for one day or ``first..last``."""
     tags = {}
     if last is not None:
         tags = {
@@ -50,13 +51,22 @@ def materialize(
             "dagster/asset_partition_range_end": last,
         }
     return dg.materialize(
-        resource_assets,
+        assets or resource_assets,
         partition_key=None if last is not None else first,
         resources=resources,
         tags=tags,
         instance=instance,
         raise_on_error=raise_on_error,
     )
+
+
+def every_asset() -> list[Any]:
+    """All assets and checks of the code location."""
+    from drchrono_assets.assets.bi import bi_duckdb
+    from drchrono_assets.assets.billing import ar_aging, billing_report
+    from drchrono_assets.checks import billing_checks
+
+    return [*resource_assets, billing_report, ar_aging, bi_duckdb, *billing_checks]
 
 
 def assert_partition_matches(

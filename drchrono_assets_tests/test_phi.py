@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_shared.serdes import serialize_value
 
-from drchrono_assets_tests.assets_support import materialize
+from drchrono_assets_tests.assets_support import every_asset, materialize
 
 
 def _phi_values(sandbox) -> set[str]:
@@ -34,7 +34,9 @@ def test_no_phi_or_secret_in_events_metadata_or_logs(
     instance = dg.DagsterInstance.ephemeral()
     # A run that includes retries and a failure, so warning and error paths are covered too.
     quiet_sandbox.state.faults.add(path_prefix="/api/patients", times=1, status=503)
-    assert materialize(dagster_resources, "2024-03-04", "2024-03-06", instance=instance).success
+    assert materialize(
+        dagster_resources, "2024-03-04", "2024-03-06", instance=instance, assets=every_asset()
+    ).success
     quiet_sandbox.state.faults.add(path_prefix="/api/appointments", times=1, malformed_page=True)
     materialize(dagster_resources, "2024-03-07", instance=instance, raise_on_error=False)
 

@@ -1,0 +1,130 @@
+"""The DuckDB file for BI tools: views equal the Parquet files; the README's SQL is right."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+
+from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
+from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.checks import billing_checks
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.partitions import DayWindow
+from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
+
+WINDOW = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 14))
+README = Path(__file__).resolve().parents[1] / "README.md"
+VISIT = {"Complete", "Arrived", "In Session"}
+
+
+def readme_query(name: str) -> str:
+    match = re.search(rf"<!-- question: {name} -->\s*```sql\n(.*?)```", README.read_text(), re.S)
+    assert match, name
+    return match[1]
+
+
+@pytest.fixture(scope="module")
+def bi(sandbox, tmp_path_factory) -> dict[str, Any]:
+    """Every asset for two weeks in one run; the DuckDB file and the raw sandbox data."""
+    tmp = tmp_path_factory.mktemp("bi")
+    env = {
+        **sandbox.env(),
+        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(sandbox),
+        "DRCHRONO_TOKEN_STORE": str(tmp / "secrets" / "tokens.json"),
+    }
+    io_manager = HiveParquetIOManager(data_root=str(tmp / "data"))
+    result = dg.materialize(
+        [*resource_assets, billing_report, ar_aging, bi_duckdb, *billing_checks],
+        resources={"drchrono": api_for(env), "parquet_io_manager": io_manager},
+        tags={
+            "dagster/asset_partition_range_start": WINDOW.first.isoformat(),
+            "dagster/asset_partition_range_end": WINDOW.last.isoformat(),
+        },
+    )
+    assert result.success
+    practice = sandbox.state.practice
+    days = set(WINDOW.partition_keys)
+    return {
+        "db": duckdb.connect(str(tmp / "data" / DATABASE_NAME), read_only=True),
+        "root": tmp / "data",
+        "result": result,
+        "transactions": [t for t in practice.transactions if t["date"][:10] in days],
+        "appointments": [a for a in practice.appointments if a["scheduled_time"][:10] in days],
+    }
+
+
+def test_one_view_per_dataset_with_the_same_rows_as_the_parquet_files(bi) -> None:
+    db, root = bi["db"], bi["root"]
+    views = {
+        row[0]
+        for row in db.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
+    names = {spec.key.to_user_string() for spec in resource_assets} | {"billing_report", "ar_aging"}
+    assert views == names
+    for name in sorted(names):
+        dataset = ds.dataset(root / name, format="parquet", partitioning="hive")
+        assert db.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == dataset.count_rows(), (
+            name
+        )
+    ids = sorted(r[0] for r in db.execute("SELECT id FROM appointments").fetchall())
+    assert ids == sorted(a["id"] for a in bi["appointments"])
+    days = {r[0] for r in db.execute("SELECT DISTINCT date FROM transactions").fetchall()}
+    assert days == {dt.date.fromisoformat(t["date"][:10]) for t in bi["transactions"]}
+
+
+def test_collections_per_doctor_per_month(bi) -> None:
+    expected: dict[tuple[int, dt.date], Decimal] = defaultdict(Decimal)
+    for line in bi["transactions"]:
+        expected[(line["doctor"], dt.date(2024, 3, 1))] += Decimal(line["paid_total"])
+    rows = bi["db"].execute(readme_query("collections")).fetchall()
+    assert {(doctor, month): collected for doctor, _, month, collected in rows} == expected
+    assert all(name for _, name, _, _ in rows)
+
+
+def test_unbilled_visits_last_week(bi) -> None:
+    billed = {line["appointment"] for line in bi["transactions"]}
+    last = WINDOW.last
+    expected = {
+        (dt.date.fromisoformat(a["scheduled_time"][:10]), a["id"])
+        for a in bi["appointments"]
+        if a["status"] in VISIT
+        and a["patient"] is not None
+        and not (a["id"].isdigit() and int(a["id"]) in billed)
+        and dt.date.fromisoformat(a["scheduled_time"][:10]) > last - dt.timedelta(days=7)
+    }
+    rows = bi["db"].execute(readme_query("unbilled")).fetchall()
+    assert expected and {(day, appointment) for day, appointment, _, _ in rows} == expected
+
+
+def test_denial_rate_by_procedure_code(bi) -> None:
+    lines, denied = Counter(), Counter()
+    for line in bi["transactions"]:
+        lines[line["code"]] += 1
+        denied[line["code"]] += line["denied_flag"]
+    rows = bi["db"].execute(readme_query("denials")).fetchall()
+    assert {code: (n, d) for code, n, d, _ in rows} == {c: (lines[c], denied[c]) for c in lines}
+    for _, n, d, rate in rows:
+        # SQL round() is half away from zero, Python's round() half to even.
+        exact = (Decimal(100 * d) / n).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        assert Decimal(str(rate)) == exact
+    assert any(d for _, _, d, _ in rows)
+
+
+def test_bi_database_needs_a_local_data_root() -> None:
+    from drchrono_assets.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="needs a local DRCHRONO_DATA_ROOT"):
+        dg.materialize(
+            [bi_duckdb],
+            resources={"parquet_io_manager": HiveParquetIOManager(data_root="memory://x")},
+        )
