@@ -1,0 +1,493 @@
+"""The billing report against the sandbox, every expectation summed from the raw records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from drchrono_assets.assets.billing import billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.billing.report import REPORT_SCHEMA
+from drchrono_assets.checks import billing_checks
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets_tests.assets_support import partition_file, read_partition, served
+from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
+
+# Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
+WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")
+SUNDAY = "2024-03-10"
+# Spelled out here rather than imported, so a change in the product's lists shows up.
+MONEY = (
+    "price", "billed", "allowed", "adjustment", "ins1_paid", "ins2_paid", "ins3_paid",
+    "ins_total", "pt_paid", "paid_total", "balance_ins", "balance_pt", "balance_total",
+)  # fmt: skip
+VISITS = ("Complete", "Arrived", "In Session")
+ZERO = Decimal("0.00")
+CHECKS = {
+    "billing_report_reconciles",
+    "billing_report_one_row_per_appointment",
+    "billing_report_orphans_and_unbilled",
+}
+FORBIDDEN_COLUMNS = {
+    "patient",
+    "patient_name",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "nick_name",
+    "name",
+    "date_of_birth",
+    "dob",
+    "birth_date",
+    "social_security_number",
+    "ssn",
+    "gender",
+    "email",
+    "address",
+    "city",
+    "zip_code",
+    "home_phone",
+    "cell_phone",
+    "office_phone",
+    "reason",
+    "notes",
+    "icd9_codes",
+    "blood_pressure",
+    "chart_id",
+    "primary_insurance_company",
+}
+
+
+@dataclass(frozen=True)
+class RangeRun:
+    """One run of the ingest assets, the report and its checks over ``WEEK``."""
+
+    result: dg.ExecuteInProcessResult
+    data_root: Path
+    resources: dict[str, Any]
+
+
+def run_billing(
+    resources: dict[str, Any],
+    first: str,
+    last: str | None = None,
+    selection: dg.AssetSelection | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize ingest, billing_report and its checks for one day or ``first..last``."""
+    tags = {}
+    if last is not None:
+        tags = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        }
+    return dg.materialize(
+        [*resource_assets, billing_report, *billing_checks],
+        resources=resources,
+        partition_key=None if last is not None else first,
+        tags=tags,
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
+
+
+def numeric_id(appointment_id: str) -> int | None:
+    """The integer a transaction would carry for this appointment, None if not a number."""
+    return int(appointment_id) if re.fullmatch(r"[0-9]+", appointment_id) else None
+
+
+def path_id(path: str | None) -> int | None:
+    return int(path.rsplit("/", 1)[1]) if path else None
+
+
+def doctor_names(sandbox: SandboxServer) -> dict[int, str]:
+    return {d["id"]: f"{d['first_name']} {d['last_name']}" for d in sandbox.state.practice.doctors}
+
+
+def money_sums(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
+    return {name: sum((Decimal(line[name]) for line in lines), ZERO) for name in MONEY}
+
+
+def expected_rows(sandbox: SandboxServer, day: str) -> dict[str, dict[str, Any]]:
+    """The report rows of ``day`` by appointment id, from the served records in plain Python."""
+    appointments = served(sandbox, "appointments", day)
+    lines_by_appointment: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for line in served(sandbox, "transactions", day):
+        lines_by_appointment[line["appointment"]].append(line)
+    rows: dict[str, dict[str, Any]] = {}
+    matched: set[int] = set()
+    for appointment in appointments:
+        number = numeric_id(appointment["id"])
+        lines = lines_by_appointment.get(number, []) if number is not None else []
+        visit = appointment["status"] in VISITS and appointment["patient"] is not None
+        if not lines and not visit:
+            continue
+        if number is not None and lines:
+            matched.add(number)
+        rows[appointment["id"]] = {
+            "doctor_id": path_id(appointment["doctor"]),
+            "office_id": path_id(appointment["office"]),
+            "patient_id": path_id(appointment["patient"]),
+            "status": appointment["status"],
+            "scheduled_time": dt.datetime.fromisoformat(appointment["scheduled_time"]),
+            **line_fields(lines),
+            "is_orphan": False,
+            "is_unbilled": not lines,
+        }
+    for number, lines in lines_by_appointment.items():
+        if number in matched:
+            continue
+        rows[str(number)] = {
+            "doctor_id": lines[0]["doctor"],
+            "office_id": lines[0]["location"],
+            "patient_id": None,
+            "status": None,
+            "scheduled_time": min(dt.datetime.fromisoformat(line["date"]) for line in lines),
+            **line_fields(lines),
+            "is_orphan": True,
+            "is_unbilled": False,
+        }
+    return rows
+
+
+def line_fields(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "line_items": len(lines),
+        "procedure_codes": sorted(line["code"] for line in lines),
+        **money_sums(lines),
+        "denied_line_items": sum(1 for line in lines if line["denied_flag"]),
+        "billing_statuses": sorted({line["billing_status"] for line in lines}),
+    }
+
+
+def report_rows(data_root: Path, day: str) -> dict[str, dict[str, Any]]:
+    """The stored report of ``day`` by appointment id (ids are unique within a day)."""
+    rows = read_partition(data_root, "billing_report", day).to_pylist()
+    by_id = {row["appointment_id"]: row for row in rows}
+    assert len(by_id) == len(rows), day
+    return by_id
+
+
+def orphan_days(sandbox: SandboxServer, days: tuple[str, ...]) -> dict[str, set[int]]:
+    """Days with line items whose appointment is not among that day's appointment ids."""
+    found = {}
+    for day in days:
+        ids = {numeric_id(a["id"]) for a in served(sandbox, "appointments", day)}
+        orphans = {t["appointment"] for t in served(sandbox, "transactions", day)} - ids
+        if orphans:
+            found[day] = orphans
+    return found
+
+
+@pytest.fixture(scope="module")
+def week(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> RangeRun:
+    """The four weekdays of ``WEEK`` materialized in one range run, in a data root of its own."""
+    root = tmp_path_factory.mktemp("billing_week")
+    env = {
+        **sandbox.env(),
+        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(sandbox),
+        "DRCHRONO_TOKEN_STORE": str(root / "secrets" / "tokens.json"),
+    }
+    resources = {
+        "drchrono": api_for(env),
+        "parquet_io_manager": HiveParquetIOManager(data_root=str(root / "data")),
+    }
+    result = run_billing(resources, WEEK[0], WEEK[-1])
+    assert result.success
+    return RangeRun(result=result, data_root=root / "data", resources=resources)
+
+
+def test_day_totals_equal_the_transactions_exactly(sandbox, week) -> None:
+    for day in WEEK:
+        table = read_partition(week.data_root, "billing_report", day)
+        transactions = served(sandbox, "transactions", day)
+        assert transactions, day
+        for name in MONEY:
+            reported = sum(table[name].to_pylist(), ZERO)
+            assert reported == sum((Decimal(t[name]) for t in transactions), ZERO), (day, name)
+
+
+def test_every_row_matches_its_appointment_and_line_items(sandbox, week) -> None:
+    for day in WEEK:
+        rows, expected = report_rows(week.data_root, day), expected_rows(sandbox, day)
+        assert set(rows) == set(expected), day
+        names = doctor_names(sandbox)
+        for appointment_id, want in expected.items():
+            row = rows[appointment_id]
+            for name, value in want.items():
+                assert row[name] == value, (day, appointment_id, name)
+            assert row["doctor_name"] == names[want["doctor_id"]], (day, appointment_id)
+
+
+def test_money_is_exact_decimal(sandbox, week) -> None:
+    table = read_partition(week.data_root, "billing_report", WEEK[1])
+    for name in MONEY:
+        assert pa.types.is_decimal(table.schema.field(name).type), name
+        assert not pa.types.is_floating(table.schema.field(name).type), name
+    # Sums whose cents a binary float cannot hold exactly (not a multiple of 5 cents).
+    expected = expected_rows(sandbox, WEEK[1])
+    with_cents = [
+        (appointment_id, want["allowed"])
+        for appointment_id, want in expected.items()
+        if want["allowed"] % 1 and want["allowed"] * 100 % 5
+    ]
+    assert with_cents, "no amount with odd cents on the day"
+    rows = report_rows(week.data_root, WEEK[1])
+    for appointment_id, allowed in with_cents:
+        stored = rows[appointment_id]["allowed"]
+        assert isinstance(stored, Decimal)
+        assert stored == allowed and str(stored) == str(allowed)
+
+
+def test_orphan_line_items_are_kept(sandbox, week) -> None:
+    found = orphan_days(sandbox, WEEK)
+    assert found, "the week has no orphan line item: pick another week"
+    for day, orphans in found.items():
+        rows = report_rows(week.data_root, day)
+        flagged = {key: row for key, row in rows.items() if row["is_orphan"]}
+        assert set(flagged) == {str(number) for number in orphans}, day
+        for number in orphans:
+            lines = [t for t in served(sandbox, "transactions", day) if t["appointment"] == number]
+            row = flagged[str(number)]
+            assert row["line_items"] == len(lines)
+            assert {name: row[name] for name in MONEY} == money_sums(lines)
+            assert row["status"] is None and row["patient_id"] is None
+            assert not row["is_unbilled"]
+    for day in WEEK:
+        rows = report_rows(week.data_root, day)
+        transactions = served(sandbox, "transactions", day)
+        assert sum(row["line_items"] for row in rows.values()) == len(transactions), day
+
+
+def test_unbilled_visits_are_found(sandbox, week) -> None:
+    seen_unbilled, left_out = 0, set()
+    for day in WEEK:
+        rows = report_rows(week.data_root, day)
+        billed = {t["appointment"] for t in served(sandbox, "transactions", day)}
+        appointments = served(sandbox, "appointments", day)
+        for appointment in appointments:
+            appointment_id = appointment["id"]
+            has_lines = numeric_id(appointment_id) in billed
+            if appointment["patient"] is None:  # a break
+                assert appointment_id not in rows, (day, appointment_id)
+            elif appointment["status"] in VISITS and not has_lines:
+                row = rows[appointment_id]
+                assert row["is_unbilled"] and not row["is_orphan"], (day, appointment_id)
+                assert row["line_items"] == 0 and row["denied_line_items"] == 0
+                assert row["procedure_codes"] == [] and row["billing_statuses"] == []
+                assert all(row[name] == ZERO for name in MONEY), (day, appointment_id)
+                assert row["patient_id"] == path_id(appointment["patient"])
+                seen_unbilled += 1
+            elif not has_lines:
+                assert appointment_id not in rows, (day, appointment_id, appointment["status"])
+                left_out.add(appointment["status"])
+        unbilled = {key for key, row in rows.items() if row["is_unbilled"]}
+        assert all(rows[key]["line_items"] == 0 for key in unbilled)
+    assert seen_unbilled > 0
+    assert {"Cancelled", "No Show"} <= left_out, left_out
+
+
+def test_non_numeric_appointment_ids_are_never_joined(sandbox, week) -> None:
+    visits, others = 0, 0
+    for day in WEEK:
+        rows = report_rows(week.data_root, day)
+        for appointment in served(sandbox, "appointments", day):
+            appointment_id = appointment["id"]
+            if numeric_id(appointment_id) is not None:
+                continue
+            if appointment["status"] in VISITS and appointment["patient"] is not None:
+                visits += 1
+                row = rows[appointment_id]
+                assert row["is_unbilled"] and not row["is_orphan"], appointment_id
+                assert row["line_items"] == 0 and row["billed"] == ZERO, appointment_id
+            else:
+                others += 1
+                assert appointment_id not in rows, (appointment_id, appointment["status"])
+    assert visits > 0 and others > 0
+
+
+def test_report_holds_no_patient_details(week) -> None:
+    for day in WEEK:
+        names = set(read_partition(week.data_root, "billing_report", day).column_names)
+        assert "patient_id" in names
+        assert not names & FORBIDDEN_COLUMNS, names & FORBIDDEN_COLUMNS
+        assert not {name for name in names if "patient" in name} - {"patient_id"}
+    assert not set(REPORT_SCHEMA.names) & FORBIDDEN_COLUMNS
+
+
+def test_empty_day_is_a_zero_row_file_with_the_full_schema(dagster_resources, sandbox_env) -> None:
+    assert dt.date.fromisoformat(SUNDAY).weekday() == 6
+    result = run_billing(dagster_resources, SUNDAY)
+    assert result.success
+    path = partition_file(sandbox_env["DRCHRONO_DATA_ROOT"], "billing_report", SUNDAY)
+    assert [p.name for p in path.parent.iterdir()] == ["part-0.parquet"]
+    table = pq.read_table(path)
+    assert table.num_rows == 0
+    assert table.schema.equals(REPORT_SCHEMA, check_metadata=True)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == dict.fromkeys(CHECKS, True)
+
+
+def own_sandbox_resources(
+    own: SandboxServer, sandbox_env: dict[str, str], tmp_path: Path
+) -> tuple[dict[str, Any], Path]:
+    """Resources bound to a sandbox a test started for itself, and their data root."""
+    env = {
+        **sandbox_env,
+        **own.env(),
+        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(own),
+        "DRCHRONO_TOKEN_STORE": str(tmp_path / "own" / "tokens.json"),
+    }
+    root = tmp_path / "own" / "data"
+    return {
+        "drchrono": api_for(env),
+        "parquet_io_manager": HiveParquetIOManager(data_root=str(root)),
+    }, root
+
+
+def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
+    day = "2024-03-05"
+    with SandboxServer(seed=7, start=dt.date(2024, 3, 4), end=dt.date(2024, 3, 8)) as own:
+        breaks = [a for a in served(own, "appointments", day) if a["patient"] is None]
+        assert breaks
+        # Front desks do check breaks in: a patient-less slot with a visit status.
+        with own.state.practice.lock:
+            for record, status in zip(breaks, itertools.cycle(VISITS), strict=False):
+                record["status"] = status
+        resources, root = own_sandbox_resources(own, sandbox_env, tmp_path)
+        assert run_billing(resources, day).success
+        expected = expected_rows(own, day)
+    rows = report_rows(root, day)
+    assert not {record["id"] for record in breaks} & set(rows)
+    assert set(rows) == set(expected)
+
+
+def test_new_payments_change_the_totals_on_rematerialization(sandbox_env, tmp_path) -> None:
+    day = "2024-03-05"
+    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 15)) as own:
+        resources, root = own_sandbox_resources(own, sandbox_env, tmp_path)
+        assert run_billing(resources, day).success
+        before = report_rows(root, day)
+        visit = next(
+            key for key, row in sorted(before.items()) if row["line_items"] and not row["is_orphan"]
+        )
+        line = next(
+            t
+            for t in own.state.practice.transactions
+            if t["date"][:10] == day and t["appointment"] == int(visit)
+        )
+        own.state.practice.post_payment(line["id"], pt_paid=Decimal("12.34"))
+        assert run_billing(resources, day).success
+        after = report_rows(root, day)
+
+    paid = Decimal("12.34")
+    assert after[visit]["pt_paid"] == before[visit]["pt_paid"] + paid
+    assert after[visit]["paid_total"] == before[visit]["paid_total"] + paid
+    assert after[visit]["balance_total"] == before[visit]["balance_total"] - paid
+    assert after[visit]["billed"] == before[visit]["billed"]
+    assert {key: row for key, row in after.items() if key != visit} == {
+        key: row for key, row in before.items() if key != visit
+    }
+    folder = partition_file(root, "billing_report", day).parent
+    assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+    assert len(after) == len(before)
+
+
+def test_checks_pass_on_real_data_and_count_independently(sandbox, week) -> None:
+    evaluations = week.result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == CHECKS
+    by_name = {e.check_name: e for e in evaluations}
+    assert by_name["billing_report_reconciles"].passed is True
+    assert by_name["billing_report_reconciles"].metadata["days_checked"].value == len(WEEK)
+    assert by_name["billing_report_one_row_per_appointment"].passed is True
+    expected = [row for day in WEEK for row in expected_rows(sandbox, day).values()]
+    metadata = by_name["billing_report_orphans_and_unbilled"].metadata
+    assert metadata["orphan_rows"].value == sum(row["is_orphan"] for row in expected) > 0
+    assert metadata["unbilled_visits"].value == sum(row["is_unbilled"] for row in expected) > 0
+
+
+def test_reconciliation_fails_on_a_tampered_report(week, tmp_path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(week.data_root, root)
+    resources = {**week.resources, "parquet_io_manager": HiveParquetIOManager(data_root=str(root))}
+    day = WEEK[1]
+    only_check = dg.AssetSelection.checks(billing_checks[0])
+
+    # Dagster refuses partition_key= when only a check is selected (no asset to take the
+    # partitions definition from); a one-day range tag selects the partition instead.
+    untouched = run_billing(resources, day, day, selection=only_check)
+    assert [e.passed for e in untouched.get_asset_check_evaluations()] == [True]
+
+    path = partition_file(root, "billing_report", day)
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("billed")
+    billed = table["billed"].to_pylist()
+    billed[0] += Decimal("0.01")
+    tampered = table.set_column(
+        index, table.schema.field(index), pa.array(billed, table.schema.field(index).type)
+    )
+    assert tampered.schema.equals(table.schema, check_metadata=True)
+    pq.write_table(tampered, path)
+
+    result = run_billing(resources, day, day, selection=only_check, raise_on_error=False)
+    assert not result.get_asset_materialization_events()  # the report itself was not rebuilt
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "billing_report_reconciles"
+    assert evaluation.passed is False
+    assert evaluation.metadata["mismatches"].value == 1
+    assert f"| {day} | billed |" in evaluation.metadata["details"].value
+
+
+def test_materialization_metadata_summarizes_each_day(sandbox, week) -> None:
+    events = {
+        event.partition: event.materialization.metadata
+        for event in week.result.get_asset_materialization_events()
+        if event.asset_key == billing_report.key
+    }
+    assert sorted(events) == list(WEEK)
+    names = doctor_names(sandbox)
+    for day in WEEK:
+        expected = expected_rows(sandbox, day)
+        metadata = events[day]
+        billed = sum((Decimal(t["billed"]) for t in served(sandbox, "transactions", day)), ZERO)
+        assert metadata["total_billed"].value == f"{billed:.2f}", day
+
+        markdown = metadata["billing_by_doctor"].value
+        lines = markdown.splitlines()
+        header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+        for title in ("Doctor", "Billed", "Paid", "Balance", "Denial rate"):
+            assert title in header, title
+        cells = {
+            parts[0]: dict(zip(header, parts, strict=True))
+            for line in lines[2:]
+            for parts in [[cell.strip() for cell in line.strip("|").split("|")]]
+        }
+        per_doctor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in expected.values():
+            per_doctor[names[row["doctor_id"]]].append(row)
+        assert set(cells) == {*per_doctor, "**Total**"}, day
+        assert len(lines) == 2 + len(per_doctor) + 1, day
+        for doctor, rows in [*per_doctor.items(), ("**Total**", list(expected.values()))]:
+            items = sum(row["line_items"] for row in rows)
+            denied = sum(row["denied_line_items"] for row in rows)
+            want = {
+                "Visits": str(sum(not row["is_orphan"] for row in rows)),
+                "Billed": f"{sum((row['billed'] for row in rows), ZERO):,.2f}",
+                "Paid": f"{sum((row['paid_total'] for row in rows), ZERO):,.2f}",
+                "Balance": f"{sum((row['balance_total'] for row in rows), ZERO):,.2f}",
+                "Denial rate": f"{denied / items:.1%}" if items else "-",
+            }
+            assert {key: cells[doctor][key] for key in want} == want, (day, doctor)
