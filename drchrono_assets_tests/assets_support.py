@@ -42,6 +42,7 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = True,
     assets: list[Any] | None = None,
+    selection: dg.AssetSelection | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` (default: every ingest asset) for one day or ``first..last``."""
     tags = {}
@@ -57,6 +58,7 @@ def materialize(
         tags=tags,
         instance=instance,
         raise_on_error=raise_on_error,
+        selection=selection,
     )
 
 

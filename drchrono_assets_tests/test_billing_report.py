@@ -23,7 +23,7 @@ from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets_tests.assets_support import partition_file, read_partition, served
+from drchrono_assets_tests.assets_support import materialize, partition_file, read_partition, served
 from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
@@ -88,19 +88,13 @@ def run_billing(
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ingest, billing_report and its checks for one day or ``first..last``."""
-    tags = {}
-    if last is not None:
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        }
-    return dg.materialize(
-        [*resource_assets, billing_report, *billing_checks],
-        resources=resources,
-        partition_key=None if last is not None else first,
-        tags=tags,
-        selection=selection,
+    return materialize(
+        resources,
+        first,
+        last,
         raise_on_error=raise_on_error,
+        assets=[*resource_assets, billing_report, *billing_checks],
+        selection=selection,
     )
 
 
