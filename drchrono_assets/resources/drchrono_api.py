@@ -27,7 +27,7 @@ from drchrono_assets.errors import (
 )
 from drchrono_assets.resources.oauth import ClientCredentials, TokenManager
 from drchrono_assets.resources.rate_budget import RequestBudget
-from drchrono_assets.resources.token_store import FileTokenStore
+from drchrono_assets.resources.token_store import FileTokenStore, TokenSet
 
 JsonRecord = Mapping[str, Any]
 SECRET_VARIABLES = {
@@ -81,8 +81,8 @@ class _Connection:
             _resolved(resource.client_secret) or "",
             _resolved(resource.refresh_token),
         )
-        store = FileTokenStore(resource.token_store_file())
-        self.tokens = TokenManager(credentials, store, resource.post_token_form)
+        self.store = FileTokenStore(resource.token_store_file())
+        self.tokens = TokenManager(credentials, self.store, resource.post_token_form)
 
 
 class DrchronoApiResource(dg.ConfigurableResource):
@@ -171,6 +171,16 @@ class DrchronoApiResource(dg.ConfigurableResource):
         A cheap connection check: it proves the credentials and the token store work.
         """
         return self._request("GET", self.url("/api/users/current"), endpoint="/api/users/current")
+
+    # -- connecting an account -------------------------------------------------------------
+
+    def authorize_with_code(self, code: str, redirect_uri: str) -> TokenSet:
+        """Exchange an authorization code from ``/o/authorize/`` and store the tokens."""
+        return self._connect().tokens.exchange_code(code, redirect_uri)
+
+    def stored_tokens(self) -> TokenSet | None:
+        """What the token store holds for this application (``auth status``), if anything."""
+        return self._connect().store.load()
 
     # -- writing (never retried after the request may have been applied) --------------------
 
