@@ -18,6 +18,7 @@ demo: setup
 	$(PY) -m drchrono_assets.demo
 
 test: setup
+	bash .ci/system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

@@ -54,12 +54,9 @@ def data_root() -> str:
     return env("DRCHRONO_DATA_ROOT", DEFAULT_DATA_ROOT)
 
 
-def token_store_path() -> Path:
-    """``DRCHRONO_TOKEN_STORE``: the file holding rotated OAuth tokens, outside the data root."""
-    value = env("DRCHRONO_TOKEN_STORE")
-    if value:
-        return Path(value).expanduser()
-    return Path.home() / ".drchrono_assets" / "tokens.json"
+def default_token_folder() -> Path:
+    """Where token files go when ``DRCHRONO_TOKEN_STORE`` is not set: outside any data root."""
+    return Path.home() / ".drchrono_assets"
 
 
 def _positive_int(name: str, default: int) -> int:

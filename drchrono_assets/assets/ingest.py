@@ -14,6 +14,8 @@ from drchrono_assets.resources import DrchronoApiResource
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
 TablesByDay = dict[str, pa.Table]
 GROUP = "drchrono"
+# Every API-calling step claims a slot; deploy/dagster.yaml limits the pool across runs.
+API_POOL = "drchrono_api"
 
 
 def _description(spec: ResourceSpec) -> str:
@@ -42,6 +44,7 @@ def _resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="parquet_io_manager",
+        pool=API_POOL,
         kinds={"drchrono", "parquet"},
         metadata={
             "dagster/column_schema": dagster_table_schema(spec.schema),

@@ -27,14 +27,23 @@ from drchrono_assets.errors import (
 )
 from drchrono_assets.resources.oauth import ClientCredentials, TokenManager
 from drchrono_assets.resources.rate_budget import RequestBudget
-from drchrono_assets.resources.token_store import FileTokenStore, TokenSet
+from drchrono_assets.resources.token_store import (
+    FileTokenStore,
+    TokenSet,
+    TokenStore,
+    open_token_store,
+)
 
 JsonRecord = Mapping[str, Any]
+# Passed as EnvVar references so values never reach run config or the UI. A database URL
+# in DRCHRONO_TOKEN_STORE carries a password.
 SECRET_VARIABLES = {
     "client_id": "DRCHRONO_CLIENT_ID",
     "client_secret": "DRCHRONO_CLIENT_SECRET",
     "refresh_token": "DRCHRONO_REFRESH_TOKEN",
+    "token_store": "DRCHRONO_TOKEN_STORE",
 }
+REQUIRED = ("client_id", "client_secret")
 
 
 class ReminderConflictError(ApiRequestError):
@@ -81,7 +90,7 @@ class _Connection:
             _resolved(resource.client_secret) or "",
             _resolved(resource.refresh_token),
         )
-        self.store = FileTokenStore(resource.token_store_file())
+        self.store = resource.open_token_store()
         self.tokens = TokenManager(credentials, self.store, resource.post_token_form)
 
 
@@ -98,7 +107,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
     client_secret: str | None = Field(default=None, repr=False)
     refresh_token: str | None = Field(default=None, repr=False)
     api_version: str | None = None
-    token_store: str | None = None
+    token_store: str | None = Field(default=None, repr=False)
     page_size: int = 250
     timeout_seconds: float = 30.0
     max_attempts: int = 6
@@ -121,7 +130,6 @@ class DrchronoApiResource(dg.ConfigurableResource):
         }
         optional = {
             "api_version": settings.env("DRCHRONO_API_VERSION"),
-            "token_store": settings.env("DRCHRONO_TOKEN_STORE"),
             "page_size": settings.env("DRCHRONO_PAGE_SIZE"),
             "requests_per_hour": settings.env("DRCHRONO_REQUESTS_PER_HOUR"),
         }
@@ -259,21 +267,29 @@ class DrchronoApiResource(dg.ConfigurableResource):
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 
-    def token_store_file(self) -> Path:
-        """``DRCHRONO_TOKEN_STORE``, else one file per (API host, client) in the home folder."""
-        if self.token_store:
-            path = Path(self.token_store).expanduser()
-        else:
-            client = _resolved(self.client_id)
-            key = hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
-            path = settings.token_store_path().parent / f"tokens-{key}.json"
+    def application_key(self) -> str:
+        """Names this application's tokens: one set per (API host, client id)."""
+        client = _resolved(self.client_id)
+        return hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
+
+    def open_token_store(self) -> TokenStore:
+        """``DRCHRONO_TOKEN_STORE`` (a file path or a ``postgresql+psycopg2://`` URL), else a
+        file per application in the home folder. A file store may not sit in the data root."""
+        location = _resolved(self.token_store) or str(
+            settings.default_token_folder() / f"tokens-{self.application_key()}.json"
+        )
+        store = open_token_store(location, self.application_key())
         data_root = settings.data_root()
-        if "://" not in data_root and path.resolve().is_relative_to(Path(data_root).resolve()):
+        if (
+            isinstance(store, FileTokenStore)
+            and "://" not in data_root
+            and store.path.resolve().is_relative_to(Path(data_root).resolve())
+        ):
             raise ConfigurationError(
-                f"the token store {path} is inside the data root {data_root}: "
+                f"the token store {store.path} is inside the data root {data_root}: "
                 "set DRCHRONO_TOKEN_STORE to a path outside it"
             )
-        return path
+        return store
 
     @property
     def requests_used(self) -> int:
@@ -298,9 +314,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
         with self._connection_lock:
             if self._connection is None:
                 missing = [
-                    variable
-                    for field, variable in SECRET_VARIABLES.items()
-                    if field != "refresh_token" and not _resolved(getattr(self, field))
+                    SECRET_VARIABLES[field]
+                    for field in REQUIRED
+                    if not _resolved(getattr(self, field))
                 ]
                 if missing:
                     raise ConfigurationError(

@@ -7,17 +7,19 @@ processes never spend the same refresh token.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 import filelock
+import sqlalchemy
 
 from drchrono_assets.errors import ConfigurationError
 
@@ -48,6 +50,8 @@ class TokenSet:
 class TokenStore(Protocol):
     """Persistent, process-safe home of a ``TokenSet``."""
 
+    location: str  # for people: never contains a secret
+
     def load(self) -> TokenSet | None: ...
 
     def update(self, change: Callable[[TokenSet | None], TokenSet]) -> TokenSet:
@@ -60,6 +64,7 @@ class FileTokenStore:
 
     def __init__(self, path: Path, lock_timeout_seconds: float = 120.0) -> None:
         self.path = path
+        self.location = str(path)
         self._lock = filelock.FileLock(f"{path}.lock", timeout=lock_timeout_seconds)
 
     def load(self) -> TokenSet | None:
@@ -96,3 +101,79 @@ class FileTokenStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class PostgresTokenStore:
+    """A row in a PostgreSQL table, for runs in separate processes or pods sharing no disk.
+
+    ``update`` holds the row lock (``SELECT ... FOR UPDATE``) while a refresh runs, so only
+    one process spends a refresh token; the others wait, then read the new tokens.
+    """
+
+    TABLE = "drchrono_oauth_tokens"
+
+    def __init__(self, url: str, key: str) -> None:
+        self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+        self._key = key
+        self.location = f"PostgreSQL table {self.TABLE} (key {key})"
+
+    def load(self) -> TokenSet | None:
+        with self._connect() as connection:
+            row = connection.execute(
+                sqlalchemy.text(f"SELECT tokens FROM {self.TABLE} WHERE store_key = :key"),
+                {"key": self._key},
+            ).first()
+        return TokenSet(**row[0]) if row and row[0] else None
+
+    def update(self, change: Callable[[TokenSet | None], TokenSet]) -> TokenSet:
+        with self._connect() as connection, connection.begin():
+            connection.execute(
+                sqlalchemy.text(
+                    f"INSERT INTO {self.TABLE} (store_key) VALUES (:key) ON CONFLICT DO NOTHING"
+                ),
+                {"key": self._key},
+            )
+            row = connection.execute(
+                sqlalchemy.text(
+                    f"SELECT tokens FROM {self.TABLE} WHERE store_key = :key FOR UPDATE"
+                ),
+                {"key": self._key},
+            ).one()
+            current = TokenSet(**row[0]) if row[0] else None
+            new = change(current)
+            if new != current:
+                connection.execute(
+                    sqlalchemy.text(
+                        f"UPDATE {self.TABLE} SET tokens = CAST(:tokens AS jsonb), "
+                        "updated_at = now() WHERE store_key = :key"
+                    ),
+                    {"key": self._key, "tokens": json.dumps(dataclasses.asdict(new))},
+                )
+            return new
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlalchemy.Connection]:
+        try:
+            connection = self._engine.connect()
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            failure = type(error.orig or error).__name__
+        else:
+            with connection:
+                connection.execute(
+                    sqlalchemy.text(
+                        f"CREATE TABLE IF NOT EXISTS {self.TABLE} (store_key text PRIMARY KEY, "
+                        "tokens jsonb, updated_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                )
+                connection.commit()
+                yield connection
+            return
+        # Outside the except block: the driver's message would include the URL's password.
+        raise ConfigurationError(f"cannot reach the token store database ({failure})")
+
+
+def open_token_store(location: str, key: str) -> TokenStore:
+    """A PostgreSQL store for a ``postgresql+psycopg2://`` URL, else a file at that path."""
+    if location.startswith("postgresql"):
+        return PostgresTokenStore(location, key)
+    return FileTokenStore(Path(location).expanduser())

@@ -1,0 +1,192 @@
+"""Dagster on PostgreSQL (deploy/dagster.yaml) and the PostgreSQL token store, on a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+import subprocess
+import sys
+import uuid
+import zoneinfo
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy
+
+from drchrono_assets import settings
+from drchrono_assets.definitions import defs
+from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.resources.token_store import PostgresTokenStore, TokenSet
+from drchrono_assets_tests.assets_support import every_asset, materialize
+from drchrono_assets_tests.conftest import api_for, subprocess_env
+from drchrono_assets_tests.postgres_server import PostgresServer
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_home(postgres, tmp_path, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """A DAGSTER_HOME with the shipped production dagster.yaml and a fresh database."""
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(database)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = postgres.dagster_env(database)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return home, env
+
+
+@pytest.fixture
+def pg_instance(pg_home) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.from_config(str(pg_home[0])) as instance:
+        yield instance
+
+
+def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:
+    assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    result = materialize(
+        dagster_resources, "2024-03-04", "2024-03-05", instance=pg_instance, assets=every_asset()
+    )
+    assert result.success
+    (run,) = pg_instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert pg_instance.get_materialized_partitions(dg.AssetKey("billing_report")) == {
+        "2024-03-04",
+        "2024-03-05",
+    }
+    records = pg_instance.fetch_materializations(dg.AssetKey("appointments"), limit=10).records
+    assert {r.partition_key for r in records} == {"2024-03-04", "2024-03-05"}
+    assert records[0].asset_materialization.metadata["dagster/row_count"].value > 0
+    checks = pg_instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("billing_report"), "billing_report_reconciles")]
+    )
+    assert len(checks) == 1
+
+
+def test_schedule_tick_runs_on_postgres(pg_instance, dagster_resources) -> None:
+    schedule = defs.get_schedule_def("daily_schedule")
+    context = dg.build_schedule_context(
+        instance=pg_instance,
+        scheduled_execution_time=dt.datetime(
+            2024, 3, 6, 4, tzinfo=zoneinfo.ZoneInfo(settings.timezone())
+        ),
+        repository_def=defs.get_repository_def(),
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2024-03-05"
+    result = materialize(
+        dagster_resources, request.partition_key, instance=pg_instance, assets=every_asset()
+    )
+    assert result.success
+    assert "2024-03-05" in pg_instance.get_materialized_partitions(dg.AssetKey("transactions"))
+
+
+def test_api_pool_lets_one_api_step_run_at_a_time(
+    pg_home, pg_instance, quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    home, pg_env = pg_home
+    env = {**subprocess_env(sandbox_env, tmp_path), **pg_env, "DAGSTER_HOME": str(home)}
+    quiet_sandbox.state.latency_ms = 300  # long enough that unpooled steps would overlap
+    try:
+        done = subprocess.run(
+            [DAGSTER, "asset", "materialize", "-m", "drchrono_assets.definitions",
+             "--select", "doctors,offices,users,reminder_profiles", "--partition", "2024-03-05"],
+            env=env, capture_output=True, text=True, timeout=600, cwd=REPO,
+        )  # fmt: skip
+    finally:
+        quiet_sandbox.state.latency_ms = 0
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = pg_instance.get_runs()
+    spans: dict[str, list[float]] = {}
+    for entry in pg_instance.all_logs(run.run_id):
+        if entry.dagster_event and entry.dagster_event.event_type_value in (
+            "STEP_START",
+            "STEP_SUCCESS",
+        ):
+            spans.setdefault(entry.step_key, []).append(entry.timestamp)
+    intervals = sorted(spans.values())
+    assert len(intervals) == 4
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        assert start >= end, "two API steps ran at the same time"
+    info = pg_instance.event_log_storage.get_concurrency_info("drchrono_api")
+    assert info.slot_count == 1
+
+
+# -- the PostgreSQL token store ---------------------------------------------------------
+
+CLIENT = (
+    "from drchrono_assets.resources import DrchronoApiResource as R; "
+    "r = R.from_env(); r.current_user(); print(r.requests_used)"
+)
+
+
+def test_processes_refreshing_at_once_spend_each_refresh_token_once(
+    postgres, quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+    env = {**subprocess_env(sandbox_env, tmp_path), "DRCHRONO_TOKEN_STORE": url}
+
+    def clients() -> list[subprocess.Popen]:
+        return [
+            subprocess.Popen([sys.executable, "-c", CLIENT], env=env, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+
+    for process in clients():
+        assert process.wait(60) == 0, process.stderr.read().decode()
+    # Every access token revoked: all four must refresh again, still one spend per token.
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    for process in clients():
+        assert process.wait(60) == 0, process.stderr.read().decode()
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["refresh_token_reuse"] == 0
+    assert stats["refresh_grants"] == 2
+    with sqlalchemy.create_engine(url).connect() as connection:
+        (count,) = connection.execute(
+            sqlalchemy.text(f"SELECT count(*) FROM {PostgresTokenStore.TABLE}")
+        ).one()
+    assert count == 1
+
+
+def test_postgres_store_round_trip_and_an_unreachable_database_hides_the_password(
+    postgres,
+) -> None:
+    url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+    store = PostgresTokenStore(url, "key")
+    assert store.load() is None
+    store.update(lambda _: TokenSet(refresh_token="r", access_token="a", expires_at=1.0))
+    assert store.load() == TokenSet(refresh_token="r", access_token="a", expires_at=1.0)
+    unreachable = PostgresTokenStore("postgresql+psycopg2://u:SECRET-PW@127.0.0.1:1/x", "key")
+    with pytest.raises(ConfigurationError, match="cannot reach the token store") as raised:
+        unreachable.load()
+    assert "SECRET-PW" not in str(raised.value) and raised.value.__context__ is None
+
+
+def test_token_store_url_stays_an_env_reference(monkeypatch) -> None:
+    from drchrono_assets.resources import DrchronoApiResource
+
+    monkeypatch.setenv("DRCHRONO_TOKEN_STORE", "postgresql+psycopg2://u:SECRET-PW@h/db")
+    resource = DrchronoApiResource.from_env()
+    assert isinstance(resource.token_store, dg.EnvVar)
+    assert "SECRET-PW" not in repr(resource)
+
+
+def test_api_resource_uses_the_postgres_store(postgres, quiet_sandbox, sandbox_env) -> None:
+    url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+    api = api_for({**sandbox_env, "DRCHRONO_TOKEN_STORE": url})
+    api.current_user()
+    assert isinstance(api.open_token_store(), PostgresTokenStore)
+    assert api.stored_tokens().refresh_token
