@@ -12,8 +12,12 @@ from drchrono_assets.jobs import billing_refresh_job, daily_job, ingest_job
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.schedules import billing_refresh_schedule, daily_schedule
 
+# The DuckDB file sits beside the data, so it exists only for a local data root; on object
+# storage BI tools read the Parquet datasets directly.
+bi_assets = [bi_duckdb] if settings.data_root_is_local() else []
+
 defs = dg.Definitions(
-    assets=[*resource_assets, billing_report, ar_aging, bi_duckdb],
+    assets=[*resource_assets, billing_report, ar_aging, *bi_assets],
     asset_checks=billing_checks,
     jobs=[ingest_job, daily_job, billing_refresh_job],
     schedules=[daily_schedule, billing_refresh_schedule],

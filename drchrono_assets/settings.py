@@ -54,6 +54,12 @@ def data_root() -> str:
     return env("DRCHRONO_DATA_ROOT", DEFAULT_DATA_ROOT)
 
 
+def data_root_is_local() -> bool:
+    """Whether ``DRCHRONO_DATA_ROOT`` is a folder on this machine (not an object store URL)."""
+    root = data_root()
+    return "://" not in root or root.startswith("file://")
+
+
 def default_token_folder() -> Path:
     """Where token files go when ``DRCHRONO_TOKEN_STORE`` is not set: outside any data root."""
     return Path.home() / ".drchrono_assets"

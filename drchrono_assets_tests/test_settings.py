@@ -42,3 +42,19 @@ def test_workspace_loads_in_the_dagster_cli(tmp_path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_bi_database_is_defined_only_for_a_local_data_root() -> None:
+    probe = (
+        "from drchrono_assets.definitions import defs; "
+        "print(sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()))"
+    )
+    for root, has_bi in (("data", True), ("s3://bucket/prefix", False)):
+        out = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", probe],
+            env={"DRCHRONO_DATA_ROOT": root, "HOME": "/tmp"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert ("bi_duckdb" in out) is has_bi and "billing_report" in out

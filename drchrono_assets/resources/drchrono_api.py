@@ -282,8 +282,10 @@ class DrchronoApiResource(dg.ConfigurableResource):
         data_root = settings.data_root()
         if (
             isinstance(store, FileTokenStore)
-            and "://" not in data_root
-            and store.path.resolve().is_relative_to(Path(data_root).resolve())
+            and settings.data_root_is_local()
+            and store.path.resolve().is_relative_to(
+                Path(data_root.removeprefix("file://")).resolve()
+            )
         ):
             raise ConfigurationError(
                 f"the token store {store.path} is inside the data root {data_root}: "
