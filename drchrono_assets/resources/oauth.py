@@ -96,12 +96,20 @@ class TokenManager:
         )
         if status != 200 or not isinstance(body, Mapping):
             error = body.get("error") if isinstance(body, Mapping) else None
+            if form["grant_type"] == "authorization_code":
+                advice = (
+                    "The code is single-use and expires within minutes, and the redirect URI "
+                    "must match the application's: run `python -m drchrono_assets.auth login` again."
+                )
+            else:
+                advice = (
+                    "The refresh token may be spent or revoked, or the client id/secret wrong: "
+                    "re-authorize with `python -m drchrono_assets.auth login` or set a new "
+                    "DRCHRONO_REFRESH_TOKEN."
+                )
             raise TokenRejectedError(
                 f"drchrono's token endpoint refused the {form['grant_type']} grant "
-                f"(HTTP {status}{f', {error}' if isinstance(error, str) else ''}). "
-                "The refresh token may be spent or revoked, or the client id/secret wrong: "
-                "re-authorize with `python -m drchrono_assets.auth login` or set a new "
-                "DRCHRONO_REFRESH_TOKEN."
+                f"(HTTP {status}{f', {error}' if isinstance(error, str) else ''}). {advice}"
             )
         try:
             return TokenSet(

@@ -1,0 +1,417 @@
+"""Connect a drchrono account: ``python -m drchrono_assets.auth login`` / ``status``.
+
+``login`` runs the OAuth 2.0 authorization-code flow of the drchrono API tutorial: it prints
+the authorize URL, waits on a localhost redirect URI for the code, exchanges the code at
+``/o/token/`` and stores the tokens in the token store (``DRCHRONO_TOKEN_STORE``), where the
+assets find them. ``status`` shows which account is connected and when its access token
+expires. Neither ever prints a token or a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import http.server
+import secrets
+import socket
+import socketserver
+import sys
+import time
+import webbrowser
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from drchrono_assets import settings
+from drchrono_assets.errors import ConfigurationError, DrchronoError, TokenRejectedError
+from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.resources.token_store import FileTokenStore
+
+#: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
+#: ``user`` (users, doctors, offices), ``calendar`` (appointments, profiles, templates,
+#: reminder profiles), ``patients``, ``billing`` (transactions), ``clinical`` (documents).
+#: Writes (``create_appointment``, ``upload_document``...) need ``:write`` scopes: pass them
+#: with ``--scope``.
+DEFAULT_SCOPES: tuple[str, ...] = (
+    "user:read",
+    "calendar:read",
+    "patients:read",
+    "billing:read",
+    "clinical:read",
+)
+CALLBACK_PATH = "/callback"
+DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_TIMEOUT_SECONDS = 300.0
+#: How long one browser connection may take to send its request (a silent pre-connect must
+#: not hold the single-threaded listener up).
+REQUEST_READ_TIMEOUT_SECONDS = 5.0
+LOGIN_HINT = "python -m drchrono_assets.auth login"
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>drchrono_assets</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+
+class LoginError(DrchronoError):
+    """The authorization-code flow did not produce a code (denied, wrong state, timeout)."""
+
+
+class _CallbackServer(http.server.HTTPServer):
+    """An ``HTTPServer`` that judges the first request to the redirect URI and keeps the result.
+
+    ``outcome`` is the authorization code, or the ``LoginError`` saying why there is none.
+    """
+
+    def __init__(self, host: str, port: int, state: str) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.state = state
+        self.outcome: str | LoginError | None = None
+        super().__init__((host, port), _CallbackHandler)
+
+    def server_bind(self) -> None:
+        """Bind without ``HTTPServer``'s ``getfqdn`` (a DNS lookup) of the address."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_timeout(self) -> None:
+        """Nothing to do: the caller checks its own deadline."""
+
+
+class _CallbackHandler(http.server.BaseHTTPRequestHandler):
+    """Answers the redirect URI once; anything else (a favicon...) gets a 404."""
+
+    server: _CallbackServer
+    timeout = REQUEST_READ_TIMEOUT_SECONDS
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != CALLBACK_PATH or self.server.outcome is not None:
+            self._answer(404, "Not found", "This is not the drchrono_assets redirect URI.")
+            return
+        params = {key: values[0] for key, values in parse_qs(url.query).items()}
+        try:
+            self.server.outcome = code_from(params, self.server.state)
+        except LoginError as error:
+            self.server.outcome = error
+            self._answer(
+                400,
+                "Authorization not completed",
+                "drchrono_assets did not get an authorization. You can close this tab; the "
+                "terminal says what happened.",
+            )
+            return
+        self._answer(
+            200,
+            "Authorization received",
+            "drchrono_assets got the authorization. You can close this tab and return to "
+            "the terminal.",
+        )
+
+    def _answer(self, status: int, title: str, text: str) -> None:
+        body = _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request line carries the authorization code."""
+
+
+# -- building blocks ---------------------------------------------------------------------
+
+
+def authorize_url(
+    base_url: str, client_id: str, redirect_uri: str, scopes: Sequence[str], state: str
+) -> str:
+    """``<base>/o/authorize/?response_type=code&client_id=..&redirect_uri=..&scope=..&state=..``."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+        }
+    )
+    return f"{base_url.rstrip('/')}/o/authorize/?{query}"
+
+
+def redirect_uri_for(host: str, port: int) -> str:
+    """``http://<host>:<port>/callback`` (an IPv6 literal in brackets)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{CALLBACK_PATH}"
+
+
+def requested_scopes(values: Sequence[str] | None) -> list[str]:
+    """``--scope`` values (each may hold several, space-separated), else ``DEFAULT_SCOPES``."""
+    if not values:
+        return list(DEFAULT_SCOPES)
+    scopes: list[str] = []
+    for value in values:
+        scopes.extend(scope for scope in value.split() if scope not in scopes)
+    if not scopes:
+        raise ConfigurationError("--scope is empty: name at least one scope (e.g. user:read)")
+    return scopes
+
+
+def wait_for_code(server: _CallbackServer, timeout_seconds: float) -> str:
+    """Serve requests until the redirect URI is hit; its code, else ``LoginError``."""
+    deadline = time.monotonic() + timeout_seconds
+    while server.outcome is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LoginError(
+                f"no authorization arrived on the redirect URI within {timeout_seconds:g} "
+                f"seconds; run `{LOGIN_HINT}` again and approve the application in the browser"
+            )
+        server.timeout = remaining
+        server.handle_request()
+    if isinstance(server.outcome, LoginError):
+        raise server.outcome
+    return server.outcome
+
+
+def code_from(params: Mapping[str, str], state: str) -> str:
+    """The code in a redirect's query, once ``state`` matches; ``LoginError`` otherwise."""
+    if not secrets.compare_digest(params.get("state", "").encode(), state.encode()):
+        raise LoginError(
+            "the redirect carried the wrong state (not the one this login sent), so it may "
+            "not come from your authorization: nothing was exchanged or stored; run "
+            f"`{LOGIN_HINT}` again"
+        )
+    error = params.get("error")
+    if error == "access_denied":
+        raise LoginError(
+            "the authorization was denied in the browser (access_denied): nothing was stored"
+        )
+    if error:
+        raise LoginError(f"drchrono answered the authorization with error {error!r}")
+    code = params.get("code")
+    if not code:
+        raise LoginError("the redirect carried neither a code nor an error")
+    return code
+
+
+def describe_expiry(expires_at: float | None, now: float | None = None) -> str:
+    """``2024-05-01T12:00:00+00:00 (in 47 hours)``, or ``... (expired 3 hours ago)``."""
+    if expires_at is None:
+        return "unknown (the token endpoint gave no lifetime)"
+    when = dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat(timespec="seconds")
+    left = expires_at - (time.time() if now is None else now)
+    span = _span(abs(left))
+    if left >= 0:
+        return f"{when} (in {span})"
+    return f"{when} (expired {span} ago; the next request refreshes it)"
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        hours = round(seconds / 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _account(user: Any) -> str:
+    """``username (user id N)`` from a user record, nothing else of it."""
+    username = user.get("username") if isinstance(user, Mapping) else None
+    user_id = user.get("id") if isinstance(user, Mapping) else None
+    return f"{username or '(no username)'} (user id {user_id if user_id is not None else '?'})"
+
+
+def store_location(api: DrchronoApiResource) -> str:
+    """Where ``api`` keeps its tokens, without the password a database URL may carry."""
+    store = api.open_token_store()
+    if isinstance(store, FileTokenStore):
+        return f"{store.path} (a file readable only by you)"
+    return str(getattr(store, "location", f"a {type(store).__name__}"))
+
+
+def _client_id() -> str:
+    client_id = settings.env("DRCHRONO_CLIENT_ID")
+    if not client_id:
+        raise ConfigurationError("drchrono credentials missing: set DRCHRONO_CLIENT_ID")
+    return client_id
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def login(args: argparse.Namespace) -> int:
+    """Run the authorization-code flow and store the tokens; 0 once an account is connected."""
+    api = DrchronoApiResource.from_env()
+    location = store_location(api)
+    api.stored_tokens()  # fails early on missing credentials or an unreadable token store
+    client_id = _client_id()
+    scopes = requested_scopes(args.scope)
+    try:
+        server = _CallbackServer(args.host, args.port, state=secrets.token_urlsafe(32))
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot listen on {args.host}:{args.port} for the redirect ({error.strerror}); "
+            "pick another --port (and register that redirect URI in the drchrono application)"
+        ) from None
+    with server:
+        redirect_uri = redirect_uri_for(args.host, server.server_address[1])
+        url = authorize_url(api.base_url, client_id, redirect_uri, scopes, server.state)
+        print(f"Redirect URI (must be listed in the drchrono API application): {redirect_uri}")
+        print(f"Requesting scopes: {' '.join(scopes)}")
+        print("Open this URL in a browser and approve the application:", flush=True)
+        print(f"  {url}", flush=True)
+        if not args.no_browser and not webbrowser.open(url):
+            print("(no browser could be opened: open the URL above yourself)", flush=True)
+        print(f"Waiting up to {args.timeout:g} seconds for the redirect...", flush=True)
+        code = wait_for_code(server, args.timeout)
+    tokens = api.authorize_with_code(code, redirect_uri)
+    try:
+        user = api.current_user()
+    except DrchronoError as error:
+        raise type(error)(
+            f"tokens stored in {location}, but checking the account failed: {error}"
+        ) from None
+    print(f"Connected drchrono account: {_account(user)}")
+    print(f"Tokens stored in {location}")
+    print(f"Granted scope: {tokens.scope or '(not reported)'}")
+    granted = set((tokens.scope or "").split())
+    missing = [scope for scope in scopes if scope not in granted]
+    if granted and missing:
+        print(f"Warning: drchrono did not grant {' '.join(missing)}; some assets may fail")
+    print(f"Access token expires: {describe_expiry(tokens.expires_at)}")
+    return 0
+
+
+def status(_args: argparse.Namespace) -> int:
+    """Show the token store, the connected account, scope and expiry; 1 if not connected."""
+    api = DrchronoApiResource.from_env()
+    print(f"Token store: {store_location(api)}")
+    if api.stored_tokens() is None:
+        print("No drchrono account is connected: the token store holds no tokens.")
+        if settings.env("DRCHRONO_REFRESH_TOKEN"):
+            print(
+                "DRCHRONO_REFRESH_TOKEN is set: the first request of a run redeems it and "
+                "fills the store."
+            )
+        print(f"Connect an account with `{LOGIN_HINT}`.")
+        return 1
+    connected = True
+    try:
+        print(f"Account: {_account(api.current_user())}")
+    except TokenRejectedError:
+        connected = False
+        print(
+            "Account: drchrono rejected the stored authorization (revoked or spent); the "
+            f"account must re-authorize with `{LOGIN_HINT}`"
+        )
+    except DrchronoError as error:
+        connected = False
+        print(f"Account: could not be checked: {error}")
+    tokens = api.stored_tokens()  # reloaded: checking the account may have refreshed them
+    if tokens is not None:
+        print(f"Granted scope: {tokens.scope or '(not reported)'}")
+        note = "" if connected else " (as stored; drchrono did not accept it)"
+        print(f"Access token expires: {describe_expiry(tokens.expires_at)}{note}")
+    return 0 if connected else 1
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def _port(value: str) -> int:
+    port = int(value) if value.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
+    return port
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
+    return seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``login`` / ``status`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m drchrono_assets.auth",
+        description="Connect a drchrono account to drchrono_assets (OAuth 2.0).",
+        epilog="Settings come from DRCHRONO_BASE_URL, DRCHRONO_CLIENT_ID, "
+        "DRCHRONO_CLIENT_SECRET and DRCHRONO_TOKEN_STORE.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    login_parser = commands.add_parser(
+        "login",
+        help="authorize in a browser and store the tokens",
+        description="Run the OAuth authorization-code flow: print the authorize URL, wait on "
+        "http://HOST:PORT/callback for the code, exchange it at /o/token/ and store the "
+        "tokens in the token store.",
+        epilog=f"The drchrono API application (Account > API) must list the redirect URI "
+        f"exactly, e.g. http://{DEFAULT_HOST}:{DEFAULT_PORT}{CALLBACK_PATH} with the "
+        "defaults; drchrono refuses any other. --port 0 picks a free port, which only suits "
+        f"a server that accepts any redirect URI (the bundled sandbox). Default scopes: "
+        f"{' '.join(DEFAULT_SCOPES)} (read access for what the assets extract).",
+    )
+    login_parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port of the redirect URI (default {DEFAULT_PORT}; 0 = any free port)",
+    )
+    login_parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"host of the redirect URI and address to listen on (default {DEFAULT_HOST})",
+    )
+    login_parser.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="scope to request instead of the defaults (repeatable, or space-separated), "
+        "e.g. --scope 'calendar:read calendar:write'",
+    )
+    login_parser.add_argument(
+        "--no-browser", action="store_true", help="only print the URL, do not open a browser"
+    )
+    login_parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for the redirect (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    login_parser.set_defaults(run=login)
+    status_parser = commands.add_parser(
+        "status",
+        help="show the connected account and when its access token expires",
+        description="Show the token store, the connected account, the granted scope and "
+        "when the access token expires. Never shows a token. Exit code 1 when no account "
+        "is connected.",
+    )
+    status_parser.set_defaults(run=status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; this package's errors become one line on stderr and exit code 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except DrchronoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
