@@ -99,7 +99,8 @@ class TokenManager:
             if form["grant_type"] == "authorization_code":
                 advice = (
                     "The code is single-use and expires within minutes, and the redirect URI "
-                    "must match the application's: run `python -m drchrono_assets.auth login` again."
+                    "must match the application's: run `python -m drchrono_assets.auth login` "
+                    "again."
                 )
             else:
                 advice = (
