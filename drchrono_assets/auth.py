@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError, DrchronoError, TokenRejectedError
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.resources.token_store import FileTokenStore
 
 #: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
 #: ``user`` (users, doctors, offices), ``calendar`` (appointments, profiles, templates,
@@ -228,10 +227,7 @@ def _account(user: Any) -> str:
 
 def store_location(api: DrchronoApiResource) -> str:
     """Where ``api`` keeps its tokens, without the password a database URL may carry."""
-    store = api.open_token_store()
-    if isinstance(store, FileTokenStore):
-        return f"{store.path} (a file readable only by you)"
-    return str(getattr(store, "location", f"a {type(store).__name__}"))
+    return api.open_token_store().location
 
 
 def _client_id() -> str:
