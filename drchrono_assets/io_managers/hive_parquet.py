@@ -93,6 +93,9 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
     def existing_partitions(self, asset_key: dg.AssetKey) -> list[str]:
         """Partition keys of ``asset_key`` that have a file, in order."""
         folder = self.dataset_path(asset_key)
+        # s3fs keeps directory listings for the life of the process (no expiry), so partitions
+        # another process wrote since the last look would be missed.
+        folder.fs.invalidate_cache(folder.path)
         if not folder.exists():
             return []
         prefix = f"{PARTITION_COLUMN}="
