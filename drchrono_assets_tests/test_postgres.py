@@ -57,6 +57,8 @@ def pg_instance(pg_home) -> Iterator[dg.DagsterInstance]:
 def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:
     assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(pg_instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert pg_instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
     result = materialize(
         dagster_resources, "2024-03-04", "2024-03-05", instance=pg_instance, assets=every_asset()
     )
