@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
@@ -55,11 +56,14 @@ def main() -> None:
     print(f"\nMaterialized {args.first}...{args.last} with {requests} API requests.")
     print(f"Parquet datasets under {data_root}:")
     window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
-    for spec in RESOURCES:
-        folder = data_root / spec.name
+    for name in [spec.name for spec in RESOURCES] + ["billing_report"]:
+        folder = data_root / name
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
         rows = dataset.count_rows(filter=ds.field("date").isin(window.partition_keys))
-        print(f"  {spec.name:<22} {rows:>6} rows  {folder}/date=*/part-0.parquet")
+        print(f"  {name:<22} {rows:>6} rows  {folder}/date=*/part-0.parquet")
+    aging = data_root / "ar_aging" / "part-0.parquet"
+    print(f"  {'ar_aging':<22} {ds.dataset(aging).count_rows():>6} rows  {aging}")
+    print(f"  {'bi_duckdb':<22} {'':>11} {data_root / DATABASE_NAME} (views for BI tools)")
     dagster = Path(sys.executable).parent / "dagster"
     print(f"\nBrowse the runs: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
 
