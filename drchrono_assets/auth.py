@@ -230,13 +230,6 @@ def store_location(api: DrchronoApiResource) -> str:
     return api.open_token_store().location
 
 
-def _client_id() -> str:
-    client_id = settings.env("DRCHRONO_CLIENT_ID")
-    if not client_id:
-        raise ConfigurationError("drchrono credentials missing: set DRCHRONO_CLIENT_ID")
-    return client_id
-
-
 # -- commands --------------------------------------------------------------------------------
 
 
@@ -245,7 +238,7 @@ def login(args: argparse.Namespace) -> int:
     api = DrchronoApiResource.from_env()
     location = store_location(api)
     api.stored_tokens()  # fails early on missing credentials or an unreadable token store
-    client_id = _client_id()
+    client_id = api.resolved_client_id or ""
     scopes = requested_scopes(args.scope)
     try:
         server = _CallbackServer(args.host, args.port, state=secrets.token_urlsafe(32))

@@ -11,6 +11,8 @@ import os
 import zoneinfo
 from pathlib import Path
 
+from upath import UPath
+
 from drchrono_assets.errors import ConfigurationError
 
 DEFAULT_BASE_URL = "https://drchrono.com"
@@ -54,10 +56,14 @@ def data_root() -> str:
     return env("DRCHRONO_DATA_ROOT", DEFAULT_DATA_ROOT)
 
 
+def is_local(location: str | UPath) -> bool:
+    """Whether a path or fsspec URL is on this machine's disk (not an object store)."""
+    return UPath(location).protocol in ("", "file", "local")
+
+
 def data_root_is_local() -> bool:
-    """Whether ``DRCHRONO_DATA_ROOT`` is a folder on this machine (not an object store URL)."""
-    root = data_root()
-    return "://" not in root or root.startswith("file://")
+    """Whether ``DRCHRONO_DATA_ROOT`` is a folder on this machine."""
+    return is_local(data_root())
 
 
 def default_token_folder() -> Path:

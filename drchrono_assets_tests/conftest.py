@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,22 @@ def dagster_resources(api: DrchronoApiResource, sandbox_env: dict[str, str]) -> 
         "drchrono": api,
         "parquet_io_manager": HiveParquetIOManager(data_root=sandbox_env["DRCHRONO_DATA_ROOT"]),
     }
+
+
+_CLIENT_SCRIPT = (
+    "from drchrono_assets.resources import DrchronoApiResource as R; "
+    "r = R.from_env(); r.current_user(); print(r.requests_used)"
+)
+
+
+def api_client_process(env: dict[str, str]) -> subprocess.Popen:
+    """Another process using the API resource once (``current_user``) with ``env``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _CLIENT_SCRIPT],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def subprocess_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:

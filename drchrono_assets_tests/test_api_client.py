@@ -6,8 +6,6 @@ import datetime as dt
 import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from drchrono_assets.errors import (
     TokenRejectedError,
 )
 from drchrono_assets.resources import DrchronoApiResource, ReminderConflictError
-from drchrono_assets_tests.conftest import api_for, subprocess_env
+from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 
 
 def _ids(records) -> list:
@@ -171,27 +169,16 @@ def test_api_version_header_is_sent(sandbox_env, monkeypatch) -> None:
 
 # -- refresh-token rotation across processes ---------------------------------------------
 
-CLIENT = (
-    "import sys; from drchrono_assets.resources import DrchronoApiResource as R; "
-    "r = R.from_env(); r.current_user(); print(r.requests_used)"
-)
-
-
-def _client_process(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", CLIENT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
 
 def test_rotated_refresh_token_is_persisted_for_the_next_process(
     quiet_sandbox, sandbox_env, tmp_path
 ) -> None:
     env = subprocess_env(sandbox_env, tmp_path)
-    first = _client_process(env)
+    first = api_client_process(env)
     assert first.wait(60) == 0, first.stderr.read().decode()
     # The first process spent DRCHRONO_REFRESH_TOKEN; a second must use the rotated one.
     quiet_sandbox.state.oauth.revoke_access_tokens()
-    second = _client_process(env)
+    second = api_client_process(env)
     assert second.wait(60) == 0, second.stderr.read().decode()
     stats = quiet_sandbox.state.stats.snapshot()
     assert stats["refresh_grants"] == 2
@@ -202,7 +189,7 @@ def test_concurrent_processes_spend_each_refresh_token_once(
     quiet_sandbox, sandbox_env, tmp_path
 ) -> None:
     env = subprocess_env(sandbox_env, tmp_path)
-    processes = [_client_process(env) for _ in range(4)]
+    processes = [api_client_process(env) for _ in range(4)]
     for process in processes:
         assert process.wait(60) == 0, process.stderr.read().decode()
     stats = quiet_sandbox.state.stats.snapshot()

@@ -21,7 +21,7 @@ from drchrono_assets.definitions import defs
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.resources.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets_tests.assets_support import every_asset, materialize
-from drchrono_assets_tests.conftest import api_for, subprocess_env
+from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 from drchrono_assets_tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,11 +129,6 @@ def test_api_pool_lets_one_api_step_run_at_a_time(
 
 # -- the PostgreSQL token store ---------------------------------------------------------
 
-CLIENT = (
-    "from drchrono_assets.resources import DrchronoApiResource as R; "
-    "r = R.from_env(); r.current_user(); print(r.requests_used)"
-)
-
 
 def test_processes_refreshing_at_once_spend_each_refresh_token_once(
     postgres, quiet_sandbox, sandbox_env, tmp_path
@@ -142,10 +137,7 @@ def test_processes_refreshing_at_once_spend_each_refresh_token_once(
     env = {**subprocess_env(sandbox_env, tmp_path), "DRCHRONO_TOKEN_STORE": url}
 
     def clients() -> list[subprocess.Popen]:
-        return [
-            subprocess.Popen([sys.executable, "-c", CLIENT], env=env, stderr=subprocess.PIPE)
-            for _ in range(4)
-        ]
+        return [api_client_process(env) for _ in range(4)]
 
     for process in clients():
         assert process.wait(60) == 0, process.stderr.read().decode()

@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 from upath import UPath
 
+from drchrono_assets import settings
 from drchrono_assets.assets.billing import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.errors import ConfigurationError
@@ -32,7 +33,7 @@ def bi_duckdb(
     table over the live Parquet files, with the ``date`` partition column.
     """
     root = UPath(parquet_io_manager.data_root)
-    if root.protocol not in ("", "file", "local"):
+    if not settings.is_local(root):
         raise ConfigurationError(
             f"bi_duckdb writes a DuckDB file beside the data and needs a local "
             f"DRCHRONO_DATA_ROOT, not {root.protocol}://"

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from drchrono_assets import settings
 from drchrono_assets.catalog.fields import dagster_table_schema
 
 PARTITION_COLUMN = "date"
@@ -77,13 +78,6 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         keys: list[str | None] = (
             list(context.asset_partition_keys) if context.has_asset_partitions else [None]
         )
-        for key in keys:
-            if not self.file_path(context.asset_key, key).exists():
-                raise FileNotFoundError(
-                    f"{context.asset_key.to_user_string()}"
-                    f"{f' partition {key}' if key else ''} has not been materialized "
-                    f"({self.file_path(context.asset_key, key)})"
-                )
         combined = self.read_partitions(context.asset_key, keys)
         if context.dagster_type.typing_type is pa.Table:
             return combined
@@ -109,8 +103,19 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         """The files of ``keys`` as one table, with the partition column added back."""
         tables = []
         for key in keys:
-            with self.file_path(asset_key, key).open("rb") as handle:
-                table = pq.read_table(handle)
+            path = self.file_path(asset_key, key)
+            try:
+                with path.open("rb") as handle:
+                    table = pq.read_table(handle)
+            except FileNotFoundError:
+                missing = True
+            else:
+                missing = False
+            if missing:  # raised outside the handler: one clear error, nothing chained
+                raise FileNotFoundError(
+                    f"{asset_key.to_user_string()}{f' partition {key}' if key else ''} "
+                    f"has not been materialized ({path})"
+                )
             if key is not None:
                 day = dt.date.fromisoformat(key)
                 table = table.append_column(
@@ -140,7 +145,7 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
 
 def _write_atomically(table: pa.Table, path: UPath) -> None:
     """No reader ever sees half a file, and a re-run replaces the partition's file."""
-    if path.protocol in ("", "file", "local"):
+    if settings.is_local(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-name is ignored by DuckDB globs, Spark and Trino while it is being written.
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")

@@ -17,6 +17,7 @@ import dagster as dg
 import requests
 import tenacity
 from pydantic import Field, PrivateAttr
+from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.errors import (
@@ -267,9 +268,14 @@ class DrchronoApiResource(dg.ConfigurableResource):
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 
+    @property
+    def resolved_client_id(self) -> str | None:
+        """The client id, also when the resource is used outside a Dagster run."""
+        return _resolved(self.client_id)
+
     def application_key(self) -> str:
         """Names this application's tokens: one set per (API host, client id)."""
-        client = _resolved(self.client_id)
+        client = self.resolved_client_id
         return hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
 
     def open_token_store(self) -> TokenStore:
@@ -283,9 +289,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
         if (
             isinstance(store, FileTokenStore)
             and settings.data_root_is_local()
-            and store.path.resolve().is_relative_to(
-                Path(data_root.removeprefix("file://")).resolve()
-            )
+            and store.path.resolve().is_relative_to(Path(UPath(data_root).path).resolve())
         ):
             raise ConfigurationError(
                 f"the token store {store.path} is inside the data root {data_root}: "

@@ -115,6 +115,7 @@ class PostgresTokenStore:
     def __init__(self, url: str, key: str) -> None:
         self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
         self._key = key
+        self._table_ready = False
         self.location = f"PostgreSQL table {self.TABLE} (key {key})"
 
     def load(self) -> TokenSet | None:
@@ -159,13 +160,16 @@ class PostgresTokenStore:
             failure = type(error.orig or error).__name__
         else:
             with connection:
-                connection.execute(
-                    sqlalchemy.text(
-                        f"CREATE TABLE IF NOT EXISTS {self.TABLE} (store_key text PRIMARY KEY, "
-                        "tokens jsonb, updated_at timestamptz NOT NULL DEFAULT now())"
+                if not self._table_ready:
+                    connection.execute(
+                        sqlalchemy.text(
+                            f"CREATE TABLE IF NOT EXISTS {self.TABLE} (store_key text "
+                            "PRIMARY KEY, tokens jsonb, updated_at timestamptz NOT NULL "
+                            "DEFAULT now())"
+                        )
                     )
-                )
-                connection.commit()
+                    connection.commit()
+                    self._table_ready = True
                 yield connection
             return
         # Outside the except block: the driver's message would include the URL's password.
