@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +22,16 @@ import pytest
 import requests
 
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
 from drchrono_assets.sandbox.billing import MONEY_FIELDS, is_consistent
+from drchrono_assets.sandbox.faults import (
+    Fault,
+    FaultInjector,
+    FaultRates,
+    RandomFaults,
+    RequestStats,
+)
+from drchrono_assets.sandbox.oauth import OAuthState
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = date(2024, 1, 1), date(2024, 6, 30)
@@ -44,6 +55,7 @@ def _disarm(sandbox: SandboxServer) -> Iterator[None]:
     yield
     sandbox.state.faults.clear()
     sandbox.state.latency_ms = 0
+    sandbox.state.chaos = None
 
 
 @pytest.fixture()
@@ -71,6 +83,25 @@ def fetch_all(
         if page["next"] is None:
             return results
         page = get_json(http, page["next"], headers)
+
+
+@contextmanager
+def uvicorn_errors() -> Iterator[list[str]]:
+    """Errors uvicorn logs meanwhile (attach after the server starts: its logging
+    configuration drops earlier handlers)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = Collect(logging.ERROR)
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 def refresh(http: requests.Session, sandbox: SandboxServer, token: str) -> requests.Response:
@@ -136,6 +167,31 @@ def test_expired_access_token_is_rejected() -> None:
         expired = requests.get(f"{sb.url}/api/doctors", headers=auth)
         assert expired.status_code == 401
         assert "detail" in expired.json()
+
+
+def test_access_token_expires_after_max_uses() -> None:
+    with SandboxServer(
+        seed=1, start=START, end=START + timedelta(days=6), access_token_max_uses=2
+    ) as sb:
+        http = requests.Session()
+        token = refresh(http, sb, sb.initial_refresh_token).json()
+        assert token["expires_in"] == 172800  # the use limit is not announced
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        codes = [http.get(f"{sb.url}/api/doctors", headers=auth) for _ in range(3)]
+        assert [r.status_code for r in codes] == [200, 200, 401]
+        assert codes[-1].json() == {"detail": "Token expired."}
+        assert "WWW-Authenticate" in codes[-1].headers
+        fresh = refresh(http, sb, token["refresh_token"]).json()["access_token"]
+        again = http.get(f"{sb.url}/api/doctors", headers={"Authorization": f"Bearer {fresh}"})
+        assert again.status_code == 200
+
+    oauth = OAuthState(access_token_max_uses=1)
+    access = oauth.refresh(oauth.initial_refresh_token).access_token
+    assert oauth.check_access_token("bogus") == "Invalid token."  # rejections use nothing
+    assert oauth.check_access_token(access) is None
+    assert oauth.check_access_token(access) == "Token expired."
+    with pytest.raises(ValueError):
+        OAuthState(access_token_max_uses=0)
 
 
 def test_authorization_code_flow(http: requests.Session, sandbox: SandboxServer) -> None:
@@ -671,6 +727,280 @@ def test_latency_overlaps_concurrent_requests(
     assert 0.3 <= elapsed < 1.0  # four sleeps of 0.3 s, served side by side
 
 
+@pytest.mark.parametrize("implementation", ["h11", "httptools"])
+def test_cut_body_and_drop_connection(implementation: str) -> None:
+    with (
+        SandboxServer(seed=1, start=START, end=START, http=implementation) as sb,
+        uvicorn_errors() as errors,
+    ):
+        http = requests.Session()
+        token = refresh(http, sb, sb.initial_refresh_token).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        url = f"{sb.url}/api/doctors"
+        sb.state.stats.reset()
+
+        sb.state.faults.add(path_prefix="/api/doctors", cut_body=True)
+        cut = http.get(url, headers=auth, stream=True)
+        assert cut.status_code == 200 and cut.headers["Content-Type"] == "application/json"
+        promised = int(cut.headers["Content-Length"])
+        received = b""
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            for chunk in cut.iter_content(16):
+                received += chunk
+        assert 0 < len(received) < promised
+        sb.state.faults.add(path_prefix="/api/doctors", cut_body=True)
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            http.get(url, headers=auth)
+
+        sb.state.faults.add(path_prefix="/api/doctors", drop_connection=True, delay_seconds=0.1)
+        with pytest.raises(requests.exceptions.ConnectionError):
+            http.get(url, headers=auth)
+        assert http.get(url, headers=auth).status_code == 200
+
+        # A faulted token request never reaches the route: the refresh token survives.
+        for effect in ("cut_body", "drop_connection"):
+            sb.state.faults.add(path_prefix="/o/token/", **{effect: True})
+            with pytest.raises(requests.exceptions.RequestException):
+                refresh(http, sb, token["refresh_token"])
+        assert refresh(http, sb, token["refresh_token"]).status_code == 200
+
+        stats = sb.state.stats.snapshot()
+        assert [arrival[1:] for arrival in stats["arrivals"]] == [
+            ["/api/doctors", 200],  # cut: the status line went out
+            ["/api/doctors", 200],
+            ["/api/doctors", None],  # dropped: no answer at all
+            ["/api/doctors", 200],
+            ["/o/token/", 200],
+            ["/o/token/", None],
+            ["/o/token/", 200],
+        ]
+        assert stats["by_status"] == {"200": 5} and stats["refresh_grants"] == 1
+    # uvicorn neither tried a 500 nor complained about the unanswered requests.
+    assert errors == []
+
+
+def test_new_fault_effects_are_exclusive(http: requests.Session, sandbox: SandboxServer) -> None:
+    faults = FaultInjector()
+    for effects in (
+        {"cut_body": True, "drop_connection": True},
+        {"cut_body": True, "status": 502},
+        {"drop_connection": True, "invalid_json": True},
+        {"cut_body": True, "malformed_page": True},
+    ):
+        with pytest.raises(ValueError, match="exclusive"):
+            faults.add(**effects)
+    assert faults.add(drop_connection=True).drop_connection
+    url = f"{sandbox.url}/_sandbox/faults"
+    both = http.post(url, json={"cut_body": True, "drop_connection": True})
+    assert both.status_code == 400 and "exclusive" in both.json()["detail"]
+    armed = http.post(url, json={"path_prefix": "/api/nothing", "cut_body": True})
+    assert armed.status_code == 201 and armed.json()["fault"]["cut_body"] is True
+
+
+def test_proxy_statuses_answer_html(
+    http: requests.Session, sandbox: SandboxServer, headers: dict[str, str]
+) -> None:
+    url = f"{sandbox.url}/api/doctors"
+    sandbox.state.faults.add(path_prefix="/api/doctors", status=502)
+    sandbox.state.faults.add(path_prefix="/api/doctors", status=503, retry_after=2)
+    sandbox.state.faults.add(path_prefix="/api/doctors", status=504)
+    sandbox.state.faults.add(path_prefix="/api/doctors", status=500)
+    for status, title in (
+        (502, "Bad Gateway"),
+        (503, "Service Unavailable"),
+        (504, "Gateway Timeout"),
+    ):
+        answer = http.get(url, headers=headers)
+        assert answer.status_code == status
+        assert answer.headers["Content-Type"].startswith("text/html")
+        assert answer.text == f"<html><body><h1>{status} {title}</h1></body></html>"
+        assert answer.headers.get("Retry-After") == ("2" if status == 503 else None)
+    server_error = http.get(url, headers=headers)
+    assert server_error.status_code == 500
+    assert server_error.json() == {"detail": "Sandbox fault: HTTP 500."}
+
+
+#: With seed 1, the first 40 draws hold every kind of fault.
+CHAOS = FaultRates(
+    seed=1,
+    server_error=0.2,
+    drop_connection=0.1,
+    cut_body=0.1,
+    invalid_json=0.1,
+    throttle_burst=0.05,
+)
+
+
+def outcome(fault: Fault | None) -> int | str:
+    """What a client sees of a fault: a status, or how the answer broke."""
+    if fault is None:
+        return 200
+    if fault.drop_connection:
+        return "drop"
+    if fault.cut_body:
+        return "cut"
+    if fault.invalid_json:
+        return "invalid_json"
+    assert fault.status is not None
+    return fault.status
+
+
+def observe(http: requests.Session, url: str, headers: dict[str, str]) -> int | str:
+    """What a client sees of one request."""
+    try:
+        answer = http.get(url, headers=headers)
+    except requests.exceptions.ChunkedEncodingError:
+        return "cut"
+    except requests.exceptions.ConnectionError:
+        return "drop"
+    if answer.status_code == 429:
+        assert "Retry-After" not in answer.headers  # a bare 429, as the budget answers
+    if answer.status_code in (502, 503):
+        assert answer.headers["Content-Type"].startswith("text/html")
+    if answer.status_code in (200, 500):
+        try:
+            answer.json()
+        except ValueError:
+            return "invalid_json"
+    return answer.status_code
+
+
+def test_random_faults_are_seeded_and_reproducible() -> None:
+    draws = RandomFaults(CHAOS)
+    predicted = [outcome(draws.draw("/api/doctors")) for _ in range(40)]
+    assert set(predicted) == {200, 429, 500, 502, 503, "cut", "drop", "invalid_json"}
+    again = RandomFaults(CHAOS)
+    assert [outcome(again.draw("/api/x")) for _ in range(40)] == predicted
+    # Paths outside `paths` draw nothing and do not shift the sequence.
+    mixed = RandomFaults(CHAOS)
+    seen = []
+    for _ in range(40):
+        assert mixed.draw("/o/token/") is None
+        seen.append(outcome(mixed.draw("/api/doctors")))
+    assert seen == predicted
+    with_token = RandomFaults(FaultRates(seed=1, cut_body=1.0, paths=("/api/", "/o/token/")))
+    assert with_token.draw("/o/token/") == Fault("/o/token/", cut_body=True)
+    assert with_token.draw("/o/authorize/") is None
+
+    bursts = RandomFaults(FaultRates(seed=5, throttle_burst=0.3, throttle_burst_length=4))
+    statuses = "".join("T" if bursts.draw("/api/") else "." for _ in range(300))
+    runs = [len(run) for run in re.findall("T+", statuses)]
+    assert runs and all(length % 4 == 0 for length in runs)
+
+
+def test_fault_rates_are_validated() -> None:
+    for bad in (
+        {"seed": 1, "server_error": 0.6, "cut_body": 0.5},
+        {"seed": 1, "drop_connection": -0.1},
+        {"seed": 1, "invalid_json": "0.1"},
+        {"seed": 1, "throttle_burst_length": 0},
+        {"seed": 1, "paths": []},
+        {"seed": "1"},
+        {"server_error": 0.1},
+        {"seed": 1, "oops": 0.1},
+        [1],
+    ):
+        with pytest.raises(ValueError):
+            FaultRates.from_json(bad)
+    sums_to_one = {"seed": 1, "server_error": 0.1, "cut_body": 0.2, "invalid_json": 0.7}
+    assert FaultRates.from_json(sums_to_one).invalid_json == 0.7
+    rates = FaultRates.from_json({"seed": 3, "paths": ["/api/", "/o/token/"]})
+    assert rates.paths == ("/api/", "/o/token/")
+    assert FaultRates.from_json(rates.as_json()) == rates
+
+
+def test_chaos_over_http_matches_the_seeded_draws() -> None:
+    with SandboxServer(seed=1, start=START, end=START, chaos=CHAOS) as sb:
+        http = requests.Session()
+        # /o/ is outside the default `paths`: the token request is never faulted.
+        token = refresh(http, sb, sb.initial_refresh_token).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"{sb.url}/api/doctors"
+        draws = RandomFaults(CHAOS)
+        predicted = [outcome(draws.draw("/api/doctors")) for _ in range(30)]
+        assert [observe(http, url, auth) for _ in range(20)] == predicted[:20]
+        # An armed fault takes precedence and leaves the random sequence where it was.
+        sb.state.faults.add(path_prefix="/api/doctors", status=418)
+        assert http.get(url, headers=auth).status_code == 418
+        assert [observe(http, url, auth) for _ in range(10)] == predicted[20:]
+        statuses = [arrival[2] for arrival in sb.state.stats.snapshot()["arrivals"][1:]]
+        assert statuses.count(None) == predicted.count("drop")
+
+        sb.state.chaos = None
+        assert {observe(http, url, auth) for _ in range(5)} == {200}
+
+
+def test_chaos_admin_route(
+    http: requests.Session, sandbox: SandboxServer, headers: dict[str, str]
+) -> None:
+    url = f"{sandbox.url}/_sandbox/chaos"
+    assert http.get(url).json() == {"chaos": None}
+    body = {"seed": 1, "cut_body": 0.5, "drop_connection": 0.5, "paths": ["/api/doctors"]}
+    on = http.post(url, json=body)
+    assert on.status_code == 200
+    assert on.json()["chaos"] == {
+        "seed": 1,
+        "server_error": 0.0,
+        "drop_connection": 0.5,
+        "cut_body": 0.5,
+        "invalid_json": 0.0,
+        "throttle_burst": 0.0,
+        "throttle_burst_length": 3,
+        "paths": ["/api/doctors"],
+    }
+    assert sandbox.state.chaos == FaultRates.from_json(body)
+    assert http.get(url).json() == on.json()
+    draws = RandomFaults(FaultRates.from_json(body))
+    predicted = [outcome(draws.draw("/api/doctors")) for _ in range(6)]
+    assert set(predicted) == {"cut", "drop"}
+    assert [observe(http, f"{sandbox.url}/api/doctors", headers) for _ in range(6)] == predicted
+    assert http.get(f"{sandbox.url}/api/offices", headers=headers).status_code == 200
+
+    too_much = http.post(url, json={"seed": 1, "server_error": 0.7, "cut_body": 0.4})
+    assert too_much.status_code == 400 and "more than 1" in too_much.json()["detail"]
+    assert http.post(url, json={"seed": 1, "typo": 0.1}).status_code == 400
+    assert http.post(url, data="not json").status_code == 400
+    assert sandbox.state.chaos == FaultRates.from_json(body)  # a bad request changes nothing
+    assert http.delete(url).status_code == 204
+    assert http.get(url).json() == {"chaos": None} and sandbox.state.chaos is None
+
+
+def test_arrivals_and_rolling_window(
+    http: requests.Session, sandbox: SandboxServer, headers: dict[str, str]
+) -> None:
+    times = iter([0.0, 1.0, 2.0, 10.0, 10.2, 10.3, 10.5, 11.0])
+    stats = RequestStats(clock=lambda: next(times))
+    paths = ["/api/a", "/api/b", "/api/c", "/api/d", "/o/token/", "/o/token/", "/api/e", "/api/f"]
+    for path in paths:
+        stats.record_status(stats.record_request(path), 200)
+    assert stats.snapshot()["arrivals"][:2] == [[0.0, "/api/a", 200], [1.0, "/api/b", 200]]
+    assert stats.max_in_window(1.0) == 3  # 10.0, 10.5 and 11.0: both ends count
+    assert stats.max_in_window(0.99) == 2
+    assert stats.max_in_window(2.0) == 3 and stats.max_in_window(0) == 1
+    assert stats.max_in_window(1.0, prefix="/") == 5
+    assert stats.max_in_window(1.0, prefix="/o/") == 2
+    assert stats.max_in_window(11.0) == 6
+    stats.reset()
+    assert stats.max_in_window(1.0) == 0 and stats.snapshot()["arrivals"] == []
+
+    sandbox.state.stats.reset()
+    before = time.monotonic()
+    sandbox.state.faults.add(path_prefix="/api/offices", status=429)
+    for path in ("/api/offices", "/api/offices", "/api/doctors/0"):
+        http.get(sandbox.url + path, headers=headers)
+    after = time.monotonic()
+    served = http.get(f"{sandbox.url}/_sandbox/stats").json()
+    assert served == sandbox.state.stats.snapshot()
+    assert [a[1:] for a in served["arrivals"]] == [
+        ["/api/offices", 429],
+        ["/api/offices", 200],
+        ["/api/doctors/0", 404],
+    ]
+    moments = [a[0] for a in served["arrivals"]]
+    assert before <= moments[0] <= moments[1] <= moments[2] <= after
+    assert sandbox.state.stats.max_in_window(after - before + 1) == 3
+
+
 # Data -----------------------------------------------------------------------------------
 
 
@@ -809,6 +1139,20 @@ def test_post_payment_updates_consistently_and_shows_in_since(
     )
     assert over_http.status_code == 200 and over_http.json()["pt_paid"] == "0.01"
     assert is_consistent(over_http.json())
+
+
+def test_cli_options_for_chaos_and_token_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    short = ["--end", "2024-01-05"]  # little data to generate
+    chaos = '{"seed": 4, "cut_body": 0.25, "paths": ["/api/", "/o/token/"]}'
+    args = parse_args([*short, "--chaos", chaos, "--access-token-max-uses", "5"])
+    state = server_from_args(args).state
+    assert state.chaos == FaultRates(seed=4, cut_body=0.25, paths=("/api/", "/o/token/"))
+    assert state.oauth.access_token_max_uses == 5
+    defaults = server_from_args(parse_args(short)).state
+    assert defaults.chaos is None and defaults.oauth.access_token_max_uses is None
+    with pytest.raises(SystemExit):
+        parse_args(["--chaos", '{"seed": 4, "cut_body": 0.8, "drop_connection": 0.8}'])
+    assert "more than 1" in capsys.readouterr().err
 
 
 def test_cli_prints_exports_and_serves() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import threading
@@ -10,8 +11,17 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
+from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.server import SandboxServer
+
+
+def chaos_rates(text: str) -> FaultRates:
+    """`--chaos`: `FaultRates` fields as a JSON object."""
+    try:
+        return FaultRates.from_json(json.loads(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,6 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--access-token-ttl", type=float, default=172800)
     parser.add_argument(
+        "--access-token-max-uses", type=int, default=None, help="expire access tokens after N uses"
+    )
+    parser.add_argument(
         "--requests-per-hour", type=int, default=None, help="answer 429 over this budget"
     )
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
@@ -34,14 +47,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--refresh-token", default=None, help="initial refresh token (default: random)"
     )
+    parser.add_argument(
+        "--chaos",
+        type=chaos_rates,
+        default=None,
+        metavar="JSON",
+        help='random faults, e.g. \'{"seed": 1, "server_error": 0.05, "cut_body": 0.02}\'',
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Serve until Ctrl-C (or SIGTERM), after printing the credentials to export."""
-    args = parse_args(argv)
-    server = SandboxServer(
+def server_from_args(args: argparse.Namespace) -> SandboxServer:
+    """The (unstarted) server the command line asks for."""
+    return SandboxServer(
         seed=args.seed,
         start=args.start,
         end=args.end,
@@ -54,7 +73,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         client_secret=args.client_secret,
         refresh_token=args.refresh_token,
         log_level=args.log_level,
+        access_token_max_uses=args.access_token_max_uses,
+        chaos=args.chaos,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve until Ctrl-C (or SIGTERM), after printing the credentials to export."""
+    server = server_from_args(parse_args(argv))
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

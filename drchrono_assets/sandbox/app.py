@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from drchrono_assets.sandbox import filters, writes
-from drchrono_assets.sandbox.faults import FAULT_FIELDS
+from drchrono_assets.sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
 from drchrono_assets.sandbox.middleware import SandboxMiddleware
 from drchrono_assets.sandbox.oauth import OAuthError
 from drchrono_assets.sandbox.pagination import paginate
@@ -269,16 +269,24 @@ class _Routes:
             injector.clear()
             return Response(status_code=204)
         try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("Expected a JSON object.")
-            unknown = sorted(set(body) - set(FAULT_FIELDS))
-            if unknown:
-                raise ValueError(f"Unknown fields: {', '.join(unknown)}.")
-            fault = injector.add(**body)
+            fault = injector.add(**json_fields(await request.json(), FAULT_FIELDS))
         except (ValueError, TypeError) as error:
             return _error({"detail": str(error)}, 400)
         return JSONResponse({"fault": fault.as_json()}, 201)
+
+    async def chaos(self, request: Request) -> Response:
+        """`POST` turns random faults on (body: `FaultRates` fields), `GET` shows them,
+        `DELETE` turns them off."""
+        if request.method == "DELETE":
+            self.state.chaos = None
+            return Response(status_code=204)
+        if request.method == "POST":
+            try:
+                self.state.chaos = FaultRates.from_json(await request.json())
+            except ValueError as error:
+                return _error({"detail": str(error)}, 400)
+        rates = self.state.chaos
+        return JSONResponse({"chaos": rates.as_json() if rates is not None else None})
 
     async def revoke(self, request: Request) -> Response:
         return JSONResponse({"revoked": self.state.oauth.revoke_access_tokens()})
@@ -343,6 +351,7 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route("/_sandbox/stats", r.stats, methods=["GET"]),
         Route("/_sandbox/stats/reset", r.stats_reset, methods=["POST"]),
         Route("/_sandbox/faults", r.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/chaos", r.chaos, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/revoke-access-tokens", r.revoke, methods=["POST"]),
         Route("/_sandbox/post-payment", r.post_payment, methods=["POST"]),
     ]

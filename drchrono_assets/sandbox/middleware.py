@@ -1,4 +1,5 @@
-"""The ASGI layer in front of the routes: statistics, latency, faults, hourly budget.
+"""The ASGI layer in front of the routes: statistics, latency, faults (armed and
+random), hourly budget.
 
 It wraps the whole Starlette app (outside its error middleware), so every answer to
 an `/api/` or `/o/` request is counted, even a 500 or one a fault made up.
@@ -7,9 +8,11 @@ an `/api/` or `/o/` request is counted, even a 500 or one a fault made up.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from http import HTTPStatus
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drchrono_assets.sandbox.faults import Fault
@@ -17,8 +20,26 @@ from drchrono_assets.sandbox.state import SandboxState
 
 #: Paths whose requests are counted, delayed, faulted and (for /api/) budgeted.
 COUNTED_PREFIXES = ("/api/", "/o/")
+#: A whole page, which the body faults cut short.
+PAGE_BODY = json.dumps(
+    {
+        "count": 3,
+        "next": None,
+        "previous": None,
+        "results": [{"id": 1, "name": "One"}, {"id": 2, "name": "Two"}, {"id": 3, "name": "Three"}],
+    }
+).encode()
 #: A page cut off mid-body: what a proxy or a dying worker may hand a client.
-INVALID_JSON_BODY = b'{"count": 3, "next": null, "previous": null, "results": [{"id": 1, "na'
+INVALID_JSON_BODY = PAGE_BODY[:70]
+#: `cut_body`'s raw answer: the same cut, but under a Content-Length for the whole page.
+CUT_BODY_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(PAGE_BODY), INVALID_JSON_BODY)
+)
+#: Statuses a proxy in front of the API answers itself, with an HTML page.
+PROXY_STATUSES = (502, 503, 504)
+#: How long to wait for uvicorn to notice a connection the middleware closed.
+DISCONNECT_WAIT_SECONDS = 1.0
 
 
 async def pause(state: SandboxState, seconds: float) -> None:
@@ -29,6 +50,31 @@ async def pause(state: SandboxState, seconds: float) -> None:
         if left <= 0:
             return
         await asyncio.sleep(min(left, 0.05))
+
+
+async def break_connection(receive: Receive, send: Send, data: bytes = b"") -> None:
+    """Write `data` raw to the client and close the connection, behind uvicorn's back.
+
+    ASGI cannot say "close without answering" or "send less than Content-Length", so
+    this reaches into uvicorn (0.54, h11 and httptools alike): the ASGI `send` this
+    outermost middleware gets is the bound `RequestResponseCycle.send`, whose cycle
+    holds the connection's asyncio transport and a `disconnected` flag.
+    """
+    cycle = getattr(send, "__self__", None)
+    if cycle is None or not hasattr(cycle, "transport"):
+        raise RuntimeError("cut_body and drop_connection faults need the uvicorn server")
+    # Read the request to its end first: closing a socket with unread input sends a TCP
+    # reset, which may destroy the bytes written here before the client reads them.
+    while (await receive()).get("more_body"):
+        pass
+    if data:
+        cycle.transport.write(data)
+    cycle.transport.close()
+    # uvicorn marks the cycle disconnected once the transport reports the loss (a loop
+    # turn or two later); returning before that would make it log an error and try a 500.
+    deadline = time.monotonic() + DISCONNECT_WAIT_SECONDS
+    while not cycle.disconnected and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
 
 
 def fault_response(fault: Fault) -> Response | None:
@@ -44,6 +90,9 @@ def fault_response(fault: Fault) -> Response | None:
     if fault.retry_after is not None:
         seconds = fault.retry_after
         headers["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+    if fault.status in PROXY_STATUSES:
+        title = f"{fault.status} {HTTPStatus(fault.status).phrase}"
+        return HTMLResponse(f"<html><body><h1>{title}</h1></body></html>", fault.status, headers)
     if fault.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
         detail = "Invalid token."
@@ -69,22 +118,28 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         state = self.state
-        state.stats.record_request(path)
+        arrival = state.stats.record_request(path)
 
         async def send_counted(message: Message) -> None:
             # Counted before the client can see the answer: stats read right after a
             # response never miss it.
             if message["type"] == "http.response.start":
-                state.stats.record_status(message["status"])
+                state.stats.record_status(arrival, message["status"])
             await send(message)
 
         if state.latency_ms:
             await pause(state, state.latency_ms / 1000)
         response: Response | None = None
-        fault = state.faults.match(path)
+        # Armed faults first: a test that arms one gets it even while chaos is on.
+        fault = state.faults.match(path) or state.chaos_fault(path)
         if fault is not None:
             if fault.delay_seconds:
                 await pause(state, fault.delay_seconds)
+            if fault.cut_body or fault.drop_connection:
+                if fault.cut_body:
+                    state.stats.record_status(arrival, 200)
+                await break_connection(receive, send, CUT_BODY_RESPONSE if fault.cut_body else b"")
+                return
             response = fault_response(fault)
         budget = state.budget
         if response is None and path.startswith("/api/") and budget and not budget.allow():

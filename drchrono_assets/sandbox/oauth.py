@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,7 +70,13 @@ def _token() -> str:
 
 
 class OAuthState:
-    """Clients, codes and tokens; thread-safe."""
+    """Clients, codes and tokens; thread-safe.
+
+    An access token expires `access_token_ttl` seconds after it is issued or, when
+    `access_token_max_uses` is set, after that many accepted requests, whichever comes
+    first. The token response announces only the TTL: like a revocation on the real
+    service, a use limit is something a client cannot predict.
+    """
 
     def __init__(
         self,
@@ -81,10 +88,14 @@ class OAuthState:
         scope: str = DEFAULT_SCOPE,
         code_ttl: float = CODE_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        access_token_max_uses: int | None = None,
     ) -> None:
+        if access_token_max_uses is not None and access_token_max_uses < 1:
+            raise ValueError("access_token_max_uses must be >= 1")
         self.client_id = client_id
         self.client_secret = client_secret
         self.access_token_ttl = access_token_ttl
+        self.access_token_max_uses = access_token_max_uses
         self.scope = scope
         self.code_ttl = code_ttl
         self._clock = clock
@@ -94,6 +105,7 @@ class OAuthState:
         self._refresh_tokens: dict[str, str] = {self.initial_refresh_token: scope}
         self._spent_refresh_tokens: set[str] = set()
         self._access_tokens: dict[str, float] = {}
+        self._access_token_uses: Counter[str] = Counter()
         self._codes: dict[str, _Code] = {}
         self._spent_codes: set[str] = set()
 
@@ -163,15 +175,20 @@ class OAuthState:
     # Access tokens -----------------------------------------------------------------
 
     def check_access_token(self, token: str | None) -> str | None:
-        """None if `token` is a live access token, else why not (the 401 detail)."""
+        """None if `token` is a live access token (using it up by one), else why not
+        (the 401 detail)."""
         if not token:
             return "Authentication credentials were not provided."
         with self._lock:
             expires_at = self._access_tokens.get(token)
-        if expires_at is None:
-            return "Invalid token."
-        if expires_at <= self._clock():
-            return "Token expired."
+            if expires_at is None:
+                return "Invalid token."
+            max_uses = self.access_token_max_uses
+            if expires_at <= self._clock() or (
+                max_uses is not None and self._access_token_uses[token] >= max_uses
+            ):
+                return "Token expired."
+            self._access_token_uses[token] += 1
         return None
 
     def revoke_access_tokens(self) -> int:
@@ -179,4 +196,5 @@ class OAuthState:
         with self._lock:
             count = len(self._access_tokens)
             self._access_tokens.clear()
+            self._access_token_uses.clear()
             return count

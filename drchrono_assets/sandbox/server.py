@@ -7,10 +7,12 @@ import threading
 import time
 from datetime import date
 from types import TracebackType
+from typing import Literal
 
 import uvicorn
 
 from drchrono_assets.sandbox.app import create_app
+from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.state import SandboxState
 
@@ -27,7 +29,9 @@ class SandboxServer:
 
     `port=0` picks a free port. The data depends only on `seed`, `start`, `end` (and
     `today`, default the real date); the refresh token is random per server unless
-    `refresh_token` is given. `state` is usable before `start()`.
+    `refresh_token` is given. `access_token_max_uses` makes access tokens expire after
+    that many requests too, `chaos` turns random faults on, and `http` picks uvicorn's
+    HTTP implementation. `state` is usable before `start()`.
     """
 
     def __init__(
@@ -46,10 +50,14 @@ class SandboxServer:
         refresh_token: str | None = None,
         today: date | None = None,
         log_level: str = "warning",
+        access_token_max_uses: int | None = None,
+        chaos: FaultRates | None = None,
+        http: Literal["auto", "h11", "httptools"] = "auto",
     ) -> None:
         self.host = host
         self.port = port
         self.log_level = log_level
+        self.http = http
         self.state = SandboxState(
             seed=seed,
             start=start,
@@ -61,6 +69,8 @@ class SandboxServer:
             client_id=client_id,
             client_secret=client_secret,
             refresh_token=refresh_token,
+            access_token_max_uses=access_token_max_uses,
+            chaos=chaos,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -118,6 +128,7 @@ class SandboxServer:
             create_app(self.state),
             log_level=self.log_level,
             access_log=False,
+            http=self.http,
             lifespan="off",
             timeout_graceful_shutdown=2,
         )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import threading
 from datetime import date
 
-from drchrono_assets.sandbox.faults import FaultInjector, RequestStats
+from drchrono_assets.sandbox.faults import (
+    Fault,
+    FaultInjector,
+    FaultRates,
+    RandomFaults,
+    RequestStats,
+)
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthState
 from drchrono_assets.sandbox.practice import Practice
 from drchrono_assets.sandbox.throttle import HourlyBudget
@@ -16,8 +22,9 @@ class SandboxState:
 
     Attributes are meant to be used directly by tests: `practice` (records and
     mutations), `oauth` (tokens), `faults` (fault injection), `stats` (request counts),
-    `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live) and
-    `budget` (the hourly request budget, None when off).
+    `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live),
+    `budget` (the hourly request budget, None when off) and `chaos` (the rates of random
+    faults, None when off; setting it restarts the draws from its seed).
     """
 
     def __init__(
@@ -34,6 +41,8 @@ class SandboxState:
         client_secret: str = DEFAULT_CLIENT_SECRET,
         refresh_token: str | None = None,
         base_url: str = "",
+        access_token_max_uses: int | None = None,
+        chaos: FaultRates | None = None,
     ) -> None:
         self.practice = Practice(seed, start, end, today=today, base_url=base_url)
         self.oauth = OAuthState(
@@ -41,10 +50,27 @@ class SandboxState:
             client_secret=client_secret,
             access_token_ttl=access_token_ttl,
             refresh_token=refresh_token,
+            access_token_max_uses=access_token_max_uses,
         )
         self.faults = FaultInjector()
         self.stats = RequestStats()
         self.latency_ms = latency_ms
         self.budget = HourlyBudget(requests_per_hour) if requests_per_hour else None
+        self.chaos = chaos
         #: Set when the server stops: cuts sleeps short so shutdown is not held up.
         self.closing = threading.Event()
+
+    @property
+    def chaos(self) -> FaultRates | None:
+        """The rates of random faults (None when off)."""
+        random_faults = self._random_faults
+        return random_faults.rates if random_faults is not None else None
+
+    @chaos.setter
+    def chaos(self, rates: FaultRates | None) -> None:
+        self._random_faults = RandomFaults(rates) if rates is not None else None
+
+    def chaos_fault(self, path: str) -> Fault | None:
+        """The random fault a request to `path` meets, if chaos is on and one is drawn."""
+        random_faults = self._random_faults  # one read: chaos may be switched meanwhile
+        return random_faults.draw(path) if random_faults is not None else None
