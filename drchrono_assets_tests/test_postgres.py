@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import uuid
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -19,6 +21,8 @@ import sqlalchemy
 from drchrono_assets import settings
 from drchrono_assets.definitions import defs
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.resources.rate_budget import LEDGER_TABLE, RequestBudget, open_request_ledger
+from drchrono_assets.resources.shared_documents import PostgresDocument
 from drchrono_assets.resources.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
@@ -184,3 +188,47 @@ def test_api_resource_uses_the_postgres_store(postgres, quiet_sandbox, sandbox_e
     api.current_user()
     assert isinstance(api.open_token_store(), PostgresTokenStore)
     assert api.stored_tokens().refresh_token
+
+
+def _open_store_and_update(url: str, start: Any) -> None:
+    start.wait(30)  # every process creates the table at the same moment
+    PostgresTokenStore(url, "key").update(lambda current: current or TokenSet(refresh_token="r"))
+    PostgresDocument(url, LEDGER_TABLE, "ledger", "key").update(lambda current: current or {})
+
+
+def test_processes_creating_the_tables_at_once_on_a_fresh_database(postgres) -> None:
+    """Several pods starting together on a new database: nobody trips over CREATE TABLE."""
+    for _ in range(3):
+        url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+        context = multiprocessing.get_context("spawn")
+        start = context.Barrier(8)
+        processes = [
+            context.Process(target=_open_store_and_update, args=(url, start)) for _ in range(8)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [process.exitcode for process in processes] == [0] * 8
+
+
+def test_request_ledger_is_a_table_beside_the_postgres_tokens(postgres, tmp_path) -> None:
+    url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+    ledger = open_request_ledger(url, "app")
+    budget = RequestBudget(per_hour=2, per_second=10, ledger=ledger)
+    budget.release(budget.acquire())
+    other_process = RequestBudget(per_hour=2, per_second=10, ledger=ledger, sleep=_no_sleep)
+    other_process.acquire()
+    with pytest.raises(_WouldWait):
+        other_process.acquire()  # the hour's two requests are spent, by both "processes"
+    with sqlalchemy.create_engine(url).connect() as connection:
+        (count,) = connection.execute(sqlalchemy.text(f"SELECT count(*) FROM {LEDGER_TABLE}")).one()
+    assert count == 1
+
+
+class _WouldWait(Exception):
+    pass
+
+
+def _no_sleep(seconds: float) -> None:
+    raise _WouldWait(seconds)

@@ -1,53 +1,145 @@
-"""A request budget shared by every thread of a process: the API's hourly quota and burst limit."""
+"""One request budget per API application, shared by every thread, step, run and process.
+
+drchrono counts requests per API application, so the ledger of sent requests lives where
+the tokens live (a file beside the token file, or a PostgreSQL table) and every process of
+the practice draws from it.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drchrono_assets.resources.shared_documents import (
+    FileDocument,
+    MemoryDocument,
+    PostgresDocument,
+    SharedDocument,
+)
+from drchrono_assets.resources.token_store import is_database_url
+
+LEDGER_TABLE = "drchrono_request_ledger"
+
+
+def open_request_ledger(token_store_location: str, key: str) -> SharedDocument:
+    """The ledger lives beside the tokens: a file next to the token file, or a table in its
+    database. One per API application, as drchrono counts."""
+    if is_database_url(token_store_location):
+        return PostgresDocument(token_store_location, LEDGER_TABLE, "ledger", key)
+    token_file = Path(token_store_location).expanduser()
+    return FileDocument(token_file.with_suffix(".requests.json"), durable=False)
 
 
 class RequestBudget:
-    """At most ``per_hour`` requests in any rolling hour and ``per_second`` in any rolling second.
+    """At most ``per_hour`` requests in any rolling hour and ``per_second`` in any second.
 
-    ``acquire`` blocks until a request may go out. Waiting here is cheaper than a 429: the real
-    API answers 429 without ``Retry-After``, so a client that overruns can only guess.
+    A request's slot is stamped when ``acquire`` admits it and stamped again by ``release``
+    (its answer), so it ages from the answer: a server counting arrivals then never sees more
+    than the budget in a window, however late a request arrived.
+    ``pause`` stops every user of the ledger for a while: after a 429, which the real API
+    answers without ``Retry-After``, nobody should send until it has passed.
     """
 
     def __init__(
         self,
         per_hour: int,
         per_second: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         on_wait: Callable[[float], None] | None = None,
+        ledger: SharedDocument | None = None,
+        window_seconds: float = 3600.0,
     ) -> None:
-        self._windows = [
-            (3600.0, max(1, per_hour), deque[float]()),
-            (1.0, max(1, int(per_second)), deque[float]()),
-        ]
+        self._limits = [(window_seconds, max(1, per_hour)), (1.0, max(1, int(per_second)))]
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
-        self._lock = threading.Lock()
-        self.used = 0
+        self._ledger = ledger or MemoryDocument()
+        self._used_lock = threading.Lock()
+        self.used = 0  # requests this process sent
 
-    def acquire(self) -> None:
-        with self._lock:
-            while True:
+    def acquire(self) -> str:
+        """Block until a request may go out; returns the ticket to ``release`` when answered."""
+        ticket = uuid.uuid4().hex
+        while True:
+            wait = 0.0
+
+            def admit(state: dict[str, Any] | None) -> dict[str, Any]:
+                nonlocal wait
                 now = self._clock()
-                wait = 0.0
-                for length, limit, sent in self._windows:
-                    while sent and sent[0] <= now - length:
-                        sent.popleft()
-                    if len(sent) >= limit:
-                        wait = max(wait, sent[0] + length - now)
+                state = self._pruned(state, now)
+                wait = self._wait(state, now)
                 if wait <= 0:
-                    break
-                if self._on_wait and wait > 1:
-                    self._on_wait(wait)
-                self._sleep(wait)
-            for _, _, sent in self._windows:
-                sent.append(now)
+                    state["sent"].append([ticket, now, None])
+                return state
+
+            self._ledger.update(admit)
+            if wait <= 0:
+                break
+            if self._on_wait and wait > 1:
+                self._on_wait(wait)
+            self._sleep(wait)
+        with self._used_lock:
             self.used += 1
+        return ticket
+
+    def release(self, ticket: str) -> None:
+        """The request's answer arrived: its slot runs a window from now."""
+
+        def answered(state: dict[str, Any] | None) -> dict[str, Any]:
+            now = self._clock()
+            state = self._pruned(state, now)
+            for entry in state["sent"]:
+                if entry[0] == ticket:
+                    entry[2] = now
+            return state
+
+        self._ledger.update(answered)
+
+    def pause(self, seconds: float) -> None:
+        """No user of the ledger sends for ``seconds`` (a 429 answered someone)."""
+
+        def paused(state: dict[str, Any] | None) -> dict[str, Any]:
+            now = self._clock()
+            state = self._pruned(state, now)
+            state["paused_until"] = max(state["paused_until"], now + seconds)
+            return state
+
+        self._ledger.update(paused)
+
+    def _pruned(self, state: dict[str, Any] | None, now: float) -> dict[str, Any]:
+        """A fresh copy of the ledger without requests older than the longest window."""
+        longest = max(window for window, _ in self._limits)
+        state = state or {}
+        return {
+            "paused_until": state.get("paused_until", 0.0),
+            "sent": [
+                list(entry)
+                for entry in state.get("sent", [])
+                if self._slot_end(entry) > now - longest
+            ],
+        }
+
+    @staticmethod
+    def _slot_end(entry: list[Any]) -> float:
+        """When a request's slot starts to age: its answer, or its admission until then."""
+        _, sent_at, answered_at = entry
+        return sent_at if answered_at is None else answered_at
+
+    def _wait(self, state: dict[str, Any], now: float) -> float:
+        """Seconds until one more request fits every window (0 when it fits now)."""
+        wait = state["paused_until"] - now
+        for window, limit in self._limits:
+            ends = sorted(
+                end
+                for end in (self._slot_end(entry) for entry in state["sent"])
+                if end > now - window
+            )
+            if len(ends) >= limit:
+                # The slot whose ageing lets one more request in.
+                wait = max(wait, ends[len(ends) - limit] + window - now)
+        return wait

@@ -1,0 +1,211 @@
+"""Small JSON documents that every process of a practice reads and changes under one lock.
+
+The rotated OAuth tokens and the request ledger are such documents: a file guarded by a lock
+file on one machine, or a row of a PostgreSQL table for pods that share no disk. ``update``
+runs a change while no other thread or process can, and saves its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import filelock
+import sqlalchemy
+
+from drchrono_assets.errors import ConfigurationError
+
+JsonValue = Any
+Change = Callable[[JsonValue | None], JsonValue]
+
+
+class SharedDocument(Protocol):
+    """A JSON value shared by threads and processes."""
+
+    location: str  # for people: never contains a secret
+
+    def load(self) -> JsonValue | None: ...
+
+    def update(self, change: Change) -> JsonValue:
+        """Apply ``change`` to the stored value while no one else can, and save its result."""
+        ...
+
+
+class MemoryDocument:
+    """A document shared by the threads of one process only (unit tests, scripts)."""
+
+    location = "memory"
+
+    def __init__(self) -> None:
+        self._value: JsonValue | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> JsonValue | None:
+        return self._value
+
+    def update(self, change: Change) -> JsonValue:
+        with self._lock:
+            self._value = change(self._value)
+            return self._value
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create ``folder`` and every missing parent owner-only, whatever the umask."""
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    for parent in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            parent.mkdir(mode=0o700)
+        os.chmod(parent, 0o700)  # mkdir's mode is masked by the umask
+
+
+class FileDocument:
+    """A JSON file readable only by its owner, replaced atomically, guarded by a lock file.
+
+    ``durable`` documents are flushed to disk before they replace the old one (tokens: losing
+    a rotated refresh token locks the practice out); others are not (the request ledger).
+    """
+
+    def __init__(
+        self, path: Path, *, durable: bool = True, lock_timeout_seconds: float = 120.0
+    ) -> None:
+        self.path = path
+        self.location = str(path)
+        self._durable = durable
+        # Threads of one process queue here instead of polling the lock file.
+        self._thread_lock = threading.Lock()
+        self._file_lock = filelock.FileLock(
+            f"{path}.lock", timeout=lock_timeout_seconds, mode=0o600, poll_interval=0.002
+        )
+
+    def load(self) -> JsonValue | None:
+        try:
+            raw = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.path} is not valid JSON; delete it (a token file: then set "
+                "DRCHRONO_REFRESH_TOKEN or run `python -m drchrono_assets.auth login`)"
+            ) from None
+
+    def update(self, change: Change) -> JsonValue:
+        make_private_folder(self.path.parent)
+        with self._thread_lock, self._file_lock:
+            current = self.load()
+            new = change(current)
+            if new != current:
+                self._write(new)
+            return new
+
+    def _write(self, value: JsonValue) -> None:
+        # mkstemp creates the file 0600 in the same folder, so os.replace is an atomic rename.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(value, handle)
+                if self._durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@functools.cache
+def _engine(url: str) -> sqlalchemy.Engine:
+    """One connection pool per database URL, shared by the token store and the ledger."""
+    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+
+
+# Any fixed number: it names the lock that serializes CREATE TABLE across processes.
+_CREATE_TABLE_LOCK = 0x64726368726F6E6F
+
+
+class PostgresDocument:
+    """A row of a PostgreSQL table, for processes or pods sharing no disk.
+
+    ``update`` holds the row lock (``SELECT ... FOR UPDATE``) while the change runs, so the
+    others wait, then see its result.
+    """
+
+    def __init__(self, url: str, table: str, column: str, key: str) -> None:
+        self._engine = _engine(url)
+        self._table = table
+        self._column = column
+        self._key = key
+        self._table_ready = False
+        self.location = f"PostgreSQL table {table} (key {key})"
+
+    def load(self) -> JsonValue | None:
+        with self._connect() as connection:
+            row = connection.execute(
+                sqlalchemy.text(f"SELECT {self._column} FROM {self._table} WHERE store_key = :key"),
+                {"key": self._key},
+            ).first()
+        return row[0] if row else None
+
+    def update(self, change: Change) -> JsonValue:
+        with self._connect() as connection, connection.begin():
+            connection.execute(
+                sqlalchemy.text(
+                    f"INSERT INTO {self._table} (store_key) VALUES (:key) ON CONFLICT DO NOTHING"
+                ),
+                {"key": self._key},
+            )
+            (current,) = connection.execute(
+                sqlalchemy.text(
+                    f"SELECT {self._column} FROM {self._table} WHERE store_key = :key FOR UPDATE"
+                ),
+                {"key": self._key},
+            ).one()
+            new = change(current)
+            if new != current:
+                connection.execute(
+                    sqlalchemy.text(
+                        f"UPDATE {self._table} SET {self._column} = CAST(:value AS jsonb), "
+                        "updated_at = now() WHERE store_key = :key"
+                    ),
+                    {"key": self._key, "value": json.dumps(new)},
+                )
+            return new
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlalchemy.Connection]:
+        try:
+            connection = self._engine.connect()
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            failure = type(error.orig or error).__name__
+        else:
+            with connection:
+                if not self._table_ready:
+                    self._create_table(connection)
+                yield connection
+            return
+        # Outside the except block: the driver's message would include the URL's password.
+        raise ConfigurationError(f"cannot reach the token store database ({failure})")
+
+    def _create_table(self, connection: sqlalchemy.Connection) -> None:
+        # CREATE TABLE IF NOT EXISTS is not safe when several processes run it on a fresh
+        # database (they race on the catalog's type row): take turns under an advisory lock.
+        with connection.begin():
+            connection.execute(
+                sqlalchemy.text("SELECT pg_advisory_xact_lock(:lock)"),
+                {"lock": _CREATE_TABLE_LOCK},
+            )
+            connection.execute(
+                sqlalchemy.text(
+                    f"CREATE TABLE IF NOT EXISTS {self._table} (store_key text PRIMARY KEY, "
+                    f"{self._column} jsonb, updated_at timestamptz NOT NULL DEFAULT now())"
+                )
+            )
+        self._table_ready = True
