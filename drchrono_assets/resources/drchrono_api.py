@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import email.utils
 import hashlib
+import http.client
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 import requests
 import tenacity
+import urllib3
 from pydantic import Field, PrivateAttr
 from upath import UPath
 
@@ -27,7 +30,7 @@ from drchrono_assets.errors import (
     TokenRejectedError,
 )
 from drchrono_assets.resources.oauth import ClientCredentials, TokenManager
-from drchrono_assets.resources.rate_budget import RequestBudget
+from drchrono_assets.resources.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.resources.token_store import (
     FileTokenStore,
     TokenSet,
@@ -45,6 +48,8 @@ SECRET_VARIABLES = {
     "token_store": "DRCHRONO_TOKEN_STORE",
 }
 REQUIRED = ("client_id", "client_secret")
+# After a 401, how many times to refresh and resend before treating it as a transient failure.
+MAX_REFRESHES_PER_REQUEST = 4
 
 
 class ReminderConflictError(ApiRequestError):
@@ -54,10 +59,60 @@ class ReminderConflictError(ApiRequestError):
 class _TransientFailure(Exception):
     """A failure worth retrying; ``reason`` never holds a token or a record value."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, throttled: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.throttled = throttled
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One logical request, however many attempts it takes."""
+
+    method: str
+    url: str
+    endpoint: str
+    auth: bool
+    kwargs: Mapping[str, Any]
+
+    @property
+    def idempotent(self) -> bool:
+        # Reads and token grants; a write may have been applied when its answer is lost.
+        return self.method == "GET" or not self.auth
+
+
+@dataclasses.dataclass(frozen=True)
+class _TransportFailure:
+    reason: str  # never the URL: it may carry a cursor
+    transient: bool
+    write_may_be_applied: bool
+
+
+def _transport_failure(error: Exception, call: _Call) -> _TransportFailure:
+    """Why no whole answer came back, and whether sending again is safe."""
+    cause = error.args[0] if error.args else None
+    if isinstance(error, requests.ConnectTimeout) or isinstance(
+        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
+    ):
+        return _TransportFailure("connection failed (nothing was sent)", True, False)
+    if isinstance(error, requests.Timeout):
+        reason = "timed out"
+    elif isinstance(error, requests.ConnectionError):
+        reason = "connection failed"
+    elif isinstance(
+        error,
+        requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError
+        | urllib3.exceptions.HTTPError
+        | http.client.HTTPException,
+    ):
+        reason = "the answer was cut short"
+    else:
+        return _TransportFailure(f"request failed ({type(error).__name__})", False, False)
+    return _TransportFailure(reason, call.idempotent, not call.idempotent)
 
 
 def _retry_after_seconds(header: str | None) -> float | None:
@@ -83,15 +138,19 @@ class _Connection:
 
     def __init__(self, resource: DrchronoApiResource) -> None:
         self.session = requests.Session()
-        self.budget = RequestBudget(
-            resource.requests_per_hour, resource.requests_per_second, on_wait=resource.log_wait
-        )
         credentials = ClientCredentials(
             _resolved(resource.client_id) or "",
             _resolved(resource.client_secret) or "",
             _resolved(resource.refresh_token),
         )
         self.store = resource.open_token_store()
+        self.budget = RequestBudget(
+            resource.requests_per_hour,
+            resource.requests_per_second,
+            on_wait=resource.log_wait,
+            ledger=open_request_ledger(resource.token_store_location(), resource.application_key()),
+            window_seconds=resource.request_budget_window_seconds,
+        )
         self.tokens = TokenManager(credentials, self.store, resource.post_token_form)
 
 
@@ -116,6 +175,8 @@ class DrchronoApiResource(dg.ConfigurableResource):
     backoff_max_seconds: float = 120.0
     requests_per_hour: int = 500
     requests_per_second: float = 10.0
+    # drchrono's quota window is an hour; shorter ones let tests watch the budget roll.
+    request_budget_window_seconds: float = 3600.0
     max_parallel_requests: int = 4
 
     _connection: _Connection | None = PrivateAttr(default=None)
@@ -133,6 +194,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
             "api_version": settings.env("DRCHRONO_API_VERSION"),
             "page_size": settings.env("DRCHRONO_PAGE_SIZE"),
             "requests_per_hour": settings.env("DRCHRONO_REQUESTS_PER_HOUR"),
+            "request_budget_window_seconds": settings.env("DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS"),
         }
         return cls(
             base_url=settings.env("DRCHRONO_BASE_URL", settings.DEFAULT_BASE_URL),
@@ -278,13 +340,16 @@ class DrchronoApiResource(dg.ConfigurableResource):
         client = self.resolved_client_id
         return hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
 
-    def open_token_store(self) -> TokenStore:
+    def token_store_location(self) -> str:
         """``DRCHRONO_TOKEN_STORE`` (a file path or a ``postgresql+psycopg2://`` URL), else a
-        file per application in the home folder. A file store may not sit in the data root."""
-        location = _resolved(self.token_store) or str(
+        file per application in the home folder."""
+        return _resolved(self.token_store) or str(
             settings.default_token_folder() / f"tokens-{self.application_key()}.json"
         )
-        store = open_token_store(location, self.application_key())
+
+    def open_token_store(self) -> TokenStore:
+        """The token store; a file store may not sit in the data root."""
+        store = open_token_store(self.token_store_location(), self.application_key())
         data_root = settings.data_root()
         if (
             isinstance(store, FileTokenStore)
@@ -355,28 +420,27 @@ class DrchronoApiResource(dg.ConfigurableResource):
         **kwargs: Any,
     ) -> Any:
         connection = self._connect()
-        # Writes are retried only on 429, which the API answers before doing anything.
-        idempotent = method == "GET" or not auth
+        call = _Call(method, url, endpoint, auth, kwargs)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=self._backoff,
             retry=tenacity.retry_if_exception_type(_TransientFailure),
-            before_sleep=lambda state: dg.get_dagster_logger().warning(
-                f"{method} {endpoint}: {state.outcome.exception()}; "
-                f"retry {state.attempt_number}/{self.max_attempts - 1}"
-            ),
+            before_sleep=lambda state: self._before_retry(connection, call, state),
         )
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(
-                        connection, method, url, endpoint, auth, idempotent, status_and_body, kwargs
-                    )
+                    status, body = self._attempt(connection, call)
         except tenacity.RetryError as exhausted:
             reason = exhausted.last_attempt.exception()
-        raise ApiRequestError(
-            f"{method} {endpoint} failed after {self.max_attempts} attempts: {reason}"
-        )
+            raise ApiRequestError(
+                f"{method} {endpoint} failed after {self.max_attempts} attempts: {reason}"
+            ) from None
+        if status_and_body:
+            return status, body
+        if status >= 400:
+            raise self._client_error(method, endpoint, status, body)
+        return body
 
     def _backoff(self, state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -387,64 +451,92 @@ class DrchronoApiResource(dg.ConfigurableResource):
         )
         return jitter(state)
 
-    def _attempt(
-        self,
-        connection: _Connection,
-        method: str,
-        url: str,
-        endpoint: str,
-        auth: bool,
-        idempotent: bool,
-        status_and_body: bool,
-        kwargs: Mapping[str, Any],
-    ) -> Any:
-        token = connection.tokens.access_token() if auth else None
-        response = self._send(connection, method, url, token, kwargs)
-        if auth and response.status_code == 401:
-            token = connection.tokens.refresh(rejected=token)
-            response = self._send(connection, method, url, token, kwargs)
-            if response.status_code == 401:
-                raise TokenRejectedError(
-                    f"{method} {endpoint}: drchrono rejected a freshly refreshed access token "
-                    "(HTTP 401); check the application's scopes and that it is still authorized"
-                )
-        status = response.status_code
-        if status == 429 or (status >= 500 and idempotent):
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            raise _TransientFailure(f"HTTP {status}", retry_after)
-        if status == 204:
-            return (status, None) if status_and_body else None
-        body = self._json(response, idempotent)
-        if status_and_body:
-            return status, body
-        if status >= 400:
-            raise self._client_error(method, endpoint, status, body)
-        return body
+    def _before_retry(
+        self, connection: _Connection, call: _Call, state: tenacity.RetryCallState
+    ) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        if isinstance(failure, _TransientFailure) and failure.throttled:
+            # The quota is the practice's: every user of the ledger waits, not this thread only.
+            connection.budget.pause(seconds)
+        dg.get_dagster_logger().warning(
+            f"{call.method} {call.endpoint}: {failure}; "
+            f"retry {state.attempt_number}/{self.max_attempts - 1} in {seconds:.1f}s"
+        )
 
-    def _send(
-        self,
-        connection: _Connection,
-        method: str,
-        url: str,
-        token: str | None,
-        kwargs: Mapping[str, Any],
-    ) -> requests.Response:
+    def _attempt(self, connection: _Connection, call: _Call) -> tuple[int, Any]:
+        """One try: send, refreshing the access token on 401; transient failures raise."""
+        if not call.auth:
+            response = self._send(connection, call, None)
+        else:
+            response = self._send_authorized(connection, call)
+        status = response.status_code
+        if status == 429 or (status >= 500 and call.idempotent):
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            raise _TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
+        if status == 204:
+            return status, None
+        return status, self._json(response, call.idempotent)
+
+    def _send_authorized(self, connection: _Connection, call: _Call) -> requests.Response:
+        """Send with the current access token; on 401, refresh and send again (bounded).
+
+        A token another thread or process refreshed may already be spent or expired when we
+        use it: that is no reason to fail. Only a token this process just obtained that is
+        refused on its very first use, twice, means drchrono rejects this application.
+        """
+        tokens = connection.tokens
+        token = tokens.access_token()
+        first_use = tokens.claim(token)
+        response = self._send(connection, call, token)
+        refused_fresh = 0
+        for _ in range(MAX_REFRESHES_PER_REQUEST):
+            if response.status_code != 401:
+                return response
+            if first_use:
+                refused_fresh += 1
+                if refused_fresh == 2:
+                    raise TokenRejectedError(
+                        f"{call.method} {call.endpoint}: drchrono refused (HTTP 401) access tokens "
+                        "it had just issued to this process, on their first use; check the "
+                        "application's scopes and that it is still authorized"
+                    )
+            token = tokens.refresh(rejected=token)
+            first_use = tokens.claim(token)
+            response = self._send(connection, call, token)
+        if response.status_code == 401:
+            raise _TransientFailure(f"HTTP 401 after {MAX_REFRESHES_PER_REQUEST} token refreshes")
+        return response
+
+    def _send(self, connection: _Connection, call: _Call, token: str | None) -> requests.Response:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if self.api_version:
             headers["X-DRC-API-Version"] = self.api_version
-        connection.budget.acquire()
+        ticket = connection.budget.acquire()
         try:
             return connection.session.request(
-                method, url, headers=headers, timeout=self.timeout_seconds, **kwargs
+                call.method, call.url, headers=headers, timeout=self.timeout_seconds, **call.kwargs
             )
-        except requests.Timeout:
-            failure = "timed out"
-        except requests.ConnectionError:
-            failure = "connection failed"
-        # Outside the except blocks: requests' exceptions quote the URL, which may carry a cursor.
-        raise _TransientFailure(failure)
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+        ) as error:
+            failure = _transport_failure(error, call)
+        finally:
+            connection.budget.release(ticket)
+        # Outside the except block: requests' exceptions quote the URL, which may carry a cursor.
+        if failure.transient:
+            raise _TransientFailure(failure.reason)
+        advice = (
+            "; the write may have been applied, so it is not repeated: check in drchrono "
+            "before trying again"
+            if failure.write_may_be_applied
+            else ""
+        )
+        raise ApiRequestError(f"{call.method} {call.endpoint}: {failure.reason}{advice}")
 
     @staticmethod
     def _json(response: requests.Response, idempotent: bool) -> Any:
