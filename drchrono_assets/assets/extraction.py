@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.catalog.partition_rules import Query
-from drchrono_assets.catalog.records import records_to_table, unknown_fields
+from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
 from drchrono_assets.errors import SchemaChangedError
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
@@ -45,6 +45,13 @@ def _fetch(
     # Pages become Arrow at once, so a long backfill never holds its JSON in memory.
     tables, unknown = [], set()
     for page in api.iter_pages(spec.path, query):
+        missing = missing_fields(page, spec.api_schema)
+        if missing:
+            raise SchemaChangedError(
+                f"drchrono {spec.name}: records no longer carry the API field(s) "
+                f"{', '.join(sorted(missing))}. The API's response format changed; update the "
+                "catalog schema. Partitions already written are unchanged."
+            )
         tables.append(records_to_table(page, spec.api_schema, spec.name))
         unknown |= unknown_fields(page, spec.api_schema)
     return tables, unknown

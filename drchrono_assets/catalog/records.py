@@ -3,6 +3,8 @@
 Fields the API added since the reference are ignored (its stated policy is to add fields);
 a documented field whose value no longer fits its type raises ``SchemaChangedError``
 naming the resource, column and types, never the value, which may be patient data.
+List responses always carry every key (``""`` or ``null`` for no value), so a declared
+field missing from them (``missing_fields``) is a changed schema too.
 """
 
 from __future__ import annotations
@@ -138,3 +140,9 @@ def unknown_fields(records: Sequence[JsonRecord], schema: pa.Schema) -> set[str]
     """API field names present in ``records`` that the schema does not declare."""
     known = {api_name(field) for field in schema}
     return {name for record in records for name in record} - known
+
+
+def missing_fields(records: Sequence[JsonRecord], schema: pa.Schema) -> set[str]:
+    """API field names the schema declares that some of ``records`` do not carry."""
+    declared = {api_name(field) for field in schema if not derived_from(field)}
+    return {name for record in records for name in declared - record.keys()}
