@@ -1,6 +1,8 @@
 """Parquet in a hive layout BI engines read as one dataset.
 
-Layout: ``<root>/<asset>/date=<day>/part-0.parquet``.
+Layout: ``<root>/<asset>/date=<day>/part-0.parquet``. Files being written on a local disk
+are staged in ``<root>/.staging/`` and renamed into place, so no reader's glob ever meets a
+half-written file, even after a crash.
 
 Dagster's stock ``UPathIOManager`` refuses an output that covers several partitions, which is
 exactly what a single-run backfill produces, hence this one.
@@ -8,9 +10,12 @@ exactly what a single-run backfill produces, hence this one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 import pandas as pd
@@ -20,9 +25,11 @@ from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.errors import ConfigurationError
 
 PARTITION_COLUMN = "date"
 FILE_NAME = "part-0.parquet"  # one file per partition, so a re-run replaces it
+STAGING_FOLDER = ".staging"  # beside the datasets, never inside one
 
 
 class HiveParquetIOManager(dg.ConfigurableIOManager):
@@ -32,6 +39,10 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
     """
 
     data_root: str = "data"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Before the step spends any API request on data it could not store.
+        check_writable(UPath(self.data_root))
 
     def dataset_path(self, asset_key: dg.AssetKey) -> UPath:
         return UPath(self.data_root).joinpath(*asset_key.path)
@@ -54,10 +65,13 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         schemas = {table.schema for table in tables.values()}
         if len(schemas) != 1:
             raise TypeError(f"{context.asset_key.to_user_string()}: partitions differ in schema")
+        staging = UPath(self.data_root) / STAGING_FOLDER
+        if settings.is_local(staging):
+            remove_abandoned_files(staging)
         written: dict[str | None, tuple[UPath, int]] = {}
         for key, table in tables.items():
             path = self.file_path(context.asset_key, key)
-            _write_atomically(table, path)
+            _write_atomically(table, path, staging)
             written[key] = (path, table.num_rows)
         per_partition = len(written) > 1
         for key, (path, rows) in written.items():
@@ -143,17 +157,71 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         return {key: obj[key] for key in keys}
 
 
-def _write_atomically(table: pa.Table, path: UPath) -> None:
+def check_writable(root: UPath) -> None:
+    """Raise a ``ConfigurationError`` naming ``DRCHRONO_DATA_ROOT`` unless files can be
+    written under ``root``."""
+    probe = root / STAGING_FOLDER / f"probe-{uuid.uuid4().hex}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        with contextlib.suppress(FileNotFoundError):  # another writer's clean-up took it
+            probe.unlink()
+    except OSError as error:
+        problem = type(error).__name__
+    else:
+        return
+    raise ConfigurationError(
+        f"the data root {root} is not writable ({problem}): set DRCHRONO_DATA_ROOT to a "
+        "folder or bucket this process can write"
+    )
+
+
+@contextlib.contextmanager
+def _staged_file(staging: UPath) -> Iterator[str]:
+    """A new file in ``staging``, locked while this process writes it (see below)."""
+    while True:
+        path = os.path.join(staging.path, f"{uuid.uuid4().hex}.parquet.partial")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # not removed as abandoned before we locked it
+            break
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def remove_abandoned_files(staging: UPath) -> None:
+    """Remove staged files no live process holds: a crash left them behind."""
+    if not staging.exists():
+        return
+    for child in staging.iterdir():
+        try:
+            fd = os.open(child.path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # being written right now
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(child.path)
+        finally:
+            os.close(fd)
+
+
+def _write_atomically(table: pa.Table, path: UPath, staging: UPath) -> None:
     """No reader ever sees half a file, and a re-run replaces the partition's file."""
     if settings.is_local(path):
+        staging.mkdir(parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A dot-name is ignored by DuckDB globs, Spark and Trino while it is being written.
-        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-        try:
-            pq.write_table(table, partial.path)
-            path.fs.mv(partial.path, path.path)  # rename within a folder: atomic
-        finally:
-            partial.unlink(missing_ok=True)
+        with _staged_file(staging) as partial:
+            pq.write_table(table, partial)
+            os.replace(partial, path.path)  # same file system: atomic
     else:
         # An object store PUT (single or multipart) becomes visible whole or not at all.
         with path.open("wb") as handle:
