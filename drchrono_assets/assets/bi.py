@@ -44,12 +44,12 @@ def bi_duckdb(
         if parquet_io_manager.existing_partitions(node.key):
             files = parquet_io_manager.dataset_path(node.key) / f"{PARTITION_COLUMN}=*" / FILE_NAME
             views[node.key.to_python_identifier()] = (
-                f"read_parquet('{files.path}', hive_partitioning = true, "
+                f"read_parquet({_sql_string(files.path)}, hive_partitioning = true, "
                 f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
             )
     aging = parquet_io_manager.file_path(ar_aging.key, None)
     if aging.exists():
-        views[ar_aging.key.to_python_identifier()] = f"read_parquet('{aging.path}')"
+        views[ar_aging.key.to_python_identifier()] = f"read_parquet({_sql_string(aging.path)})"
 
     database = root / DATABASE_NAME
     # Built aside and renamed: a BI tool holding the old file keeps reading it undisturbed.
@@ -64,3 +64,8 @@ def bi_duckdb(
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(database.path), "views": sorted(views)}
     )
+
+
+def _sql_string(text: str) -> str:
+    """A SQL string literal (view definitions take no parameters): quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
