@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -870,7 +871,18 @@ def test_random_faults_are_seeded_and_reproducible() -> None:
     predicted = [outcome(draws.draw("/api/doctors")) for _ in range(40)]
     assert set(predicted) == {200, 429, 500, 502, 503, "cut", "drop", "invalid_json"}
     again = RandomFaults(CHAOS)
-    assert [outcome(again.draw("/api/x")) for _ in range(40)] == predicted
+    assert [outcome(again.draw("/api/doctors")) for _ in range(40)] == predicted
+    # Each request key has its own sequence: other keys in between change nothing (bursts
+    # of 429s, which hit every request, aside).
+    no_bursts = dataclasses.replace(CHAOS, throttle_burst=0.0)
+    alone = RandomFaults(no_bursts)
+    expected = [outcome(alone.draw("/api/doctors")) for _ in range(40)]
+    interleaved = RandomFaults(no_bursts)
+    seen_interleaved = []
+    for _ in range(40):
+        interleaved.draw("/api/patients", "/api/patients?page_size=5")
+        seen_interleaved.append(outcome(interleaved.draw("/api/doctors")))
+    assert seen_interleaved == expected
     # Paths outside `paths` draw nothing and do not shift the sequence.
     mixed = RandomFaults(CHAOS)
     seen = []

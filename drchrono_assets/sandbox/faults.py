@@ -203,31 +203,40 @@ class FaultRates:
 
 
 class RandomFaults:
-    """Draws the faults of `FaultRates` request by request; thread-safe."""
+    """Draws the faults of `FaultRates` request by request; thread-safe.
+
+    The n-th request with the same `key` (its path and query) always meets the same fault,
+    whatever other requests came in between, so runs of several concurrent clients
+    reproduce fault for fault.
+    """
 
     def __init__(self, rates: FaultRates) -> None:
         self.rates = rates
-        self._random = random.Random(rates.seed)
         self._lock = threading.Lock()
         self._burst_left = 0
+        self._seen: Counter[str] = Counter()
         # Each effect owns a slice of [0, 1): it fires when a roll is below its upper edge.
         rates_in_order = (getattr(rates, name) for name in RATE_FIELDS)
         self._edges = list(zip(RATE_FIELDS, accumulate(rates_in_order), strict=True))
 
-    def draw(self, path: str) -> Fault | None:
+    def draw(self, path: str, key: str | None = None) -> Fault | None:
         """The fault a request to `path` meets, if any; other paths draw nothing."""
         if not path.startswith(self.rates.paths):
             return None
+        key = key or path
         with self._lock:
             if self._burst_left:
                 self._burst_left -= 1
                 return Fault(path, status=429)
-            roll = self._random.random()
+            occurrence = self._seen[key]
+            self._seen[key] += 1
+            rolls = random.Random(f"{self.rates.seed}|{key}|{occurrence}")
+            roll = rolls.random()
             effect = next((name for name, edge in self._edges if roll < edge), None)
             if effect is None:
                 return None
             if effect == "server_error":
-                return Fault(path, status=self._random.choice(SERVER_ERROR_STATUSES))
+                return Fault(path, status=rolls.choice(SERVER_ERROR_STATUSES))
             if effect == "throttle_burst":
                 self._burst_left = self.rates.throttle_burst_length - 1
                 return Fault(path, status=429)

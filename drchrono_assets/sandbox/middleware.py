@@ -131,7 +131,9 @@ class SandboxMiddleware:
             await pause(state, state.latency_ms / 1000)
         response: Response | None = None
         # Armed faults first: a test that arms one gets it even while chaos is on.
-        fault = state.faults.match(path) or state.chaos_fault(path)
+        query = scope.get("query_string", b"").decode("latin-1")
+        request_key = f"{path}?{query}" if query else path
+        fault = state.faults.match(path) or state.chaos_fault(path, request_key)
         if fault is not None:
             if fault.delay_seconds:
                 await pause(state, fault.delay_seconds)

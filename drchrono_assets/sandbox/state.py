@@ -70,7 +70,8 @@ class SandboxState:
     def chaos(self, rates: FaultRates | None) -> None:
         self._random_faults = RandomFaults(rates) if rates is not None else None
 
-    def chaos_fault(self, path: str) -> Fault | None:
-        """The random fault a request to `path` meets, if chaos is on and one is drawn."""
+    def chaos_fault(self, path: str, key: str | None = None) -> Fault | None:
+        """The random fault a request to `path` (`key`: with its query) meets, if chaos is
+        on and one is drawn."""
         random_faults = self._random_faults  # one read: chaos may be switched meanwhile
-        return random_faults.draw(path) if random_faults is not None else None
+        return random_faults.draw(path, key) if random_faults is not None else None
