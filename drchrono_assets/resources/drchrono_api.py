@@ -195,6 +195,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
             "page_size": settings.env("DRCHRONO_PAGE_SIZE"),
             "requests_per_hour": settings.env("DRCHRONO_REQUESTS_PER_HOUR"),
             "request_budget_window_seconds": settings.env("DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS"),
+            "backoff_initial_seconds": settings.env("DRCHRONO_RETRY_BACKOFF_SECONDS"),
         }
         return cls(
             base_url=settings.env("DRCHRONO_BASE_URL", settings.DEFAULT_BASE_URL),
