@@ -6,18 +6,25 @@ import datetime as dt
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 
+from drchrono_assets.assets import resource_assets
 from drchrono_assets.errors import (
     ApiRequestError,
     ConfigurationError,
     MalformedPageError,
     TokenRejectedError,
 )
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource, ReminderConflictError
+from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets_tests import assets_support
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 
 
@@ -288,3 +295,168 @@ def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
     assert _retry_after_seconds("7") == 7
     assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert _retry_after_seconds("garbage") is None
+
+
+# -- answers lost in transit ---------------------------------------------------------------
+
+
+@pytest.fixture
+def faults(quiet_sandbox):
+    """The shared sandbox's faults, disarmed after the test: leftovers would hit other tests."""
+    yield quiet_sandbox.state.faults
+    quiet_sandbox.state.faults.clear()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"cut_body": True},
+        {"drop_connection": True},
+        {"invalid_json": True},
+        {"status": 502},
+        {"status": 503},
+    ],
+    ids=["cut_body", "drop_connection", "invalid_json", "html_502", "html_503"],
+)
+def test_lost_or_broken_answers_to_a_read_are_retried_and_the_list_is_complete(
+    quiet_sandbox, faults, sandbox_env, fault
+) -> None:
+    api = api_for(sandbox_env, page_size=50)
+    patients = quiet_sandbox.state.practice.patients
+    faults.add(path_prefix="/api/patients", times=2, skip=1, **fault)
+    assert _ids(api.list_records("/api/patients")) == _ids(patients)
+    assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == (
+        math.ceil(len(patients) / 50) + 2
+    )
+
+
+@pytest.mark.parametrize(
+    "fault", [{"cut_body": True}, {"drop_connection": True}], ids=["cut_body", "drop_connection"]
+)
+def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_token_once(
+    quiet_sandbox, faults, api, fault
+) -> None:
+    quiet_sandbox.state.stats.reset()  # the fixture's authorization-code grant
+    faults.add(path_prefix="/o/token/", times=1, **fault)
+    assert api.current_user()["username"]
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["by_path"]["/o/token/"] == 2
+    assert stats["refresh_grants"] == 1
+    assert stats["refresh_token_reuse"] == 0
+
+
+def test_write_whose_answer_is_cut_is_not_repeated(sandbox_env) -> None:
+    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+        api = api_for({**sandbox_env, **own.env()})
+        api.current_user()
+        own.state.faults.add(path_prefix="/api/appointments", times=1, cut_body=True)
+        with pytest.raises(ApiRequestError) as raised:
+            api.create_appointment(
+                doctor=own.state.practice.doctors[0]["id"],
+                office=own.state.practice.offices[0]["id"],
+                patient=own.state.practice.patients[0]["id"],
+                scheduled_time=dt.datetime(2024, 3, 6, 15, 0),
+                duration=30,
+                exam_room=1,
+            )
+        assert str(raised.value).startswith("POST /api/appointments: the answer was cut short")
+        assert "the write may have been applied, so it is not repeated" in str(raised.value)
+        assert own.state.stats.snapshot()["by_path"]["/api/appointments"] == 1
+
+
+# -- 401 after a refresh -----------------------------------------------------------------
+
+
+def test_401_on_the_refreshed_token_too_refreshes_again_and_succeeds(
+    quiet_sandbox, faults, sandbox_env
+) -> None:
+    api = api_for(sandbox_env)
+    api.current_user()
+    quiet_sandbox.state.stats.reset()
+    faults.add(path_prefix="/api/offices", times=2, status=401)
+    assert _ids(api.list_records("/api/offices")) == _ids(quiet_sandbox.state.practice.offices)
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["by_path"]["/api/offices"] == 3
+    assert stats["refresh_grants"] == 2
+    assert stats["refresh_token_reuse"] == 0
+
+
+def test_fresh_tokens_refused_again_and_again_are_rejected_after_few_refreshes(
+    quiet_sandbox, faults, sandbox_env
+) -> None:
+    api = api_for(sandbox_env)
+    api.current_user()
+    quiet_sandbox.state.stats.reset()
+    faults.add(path_prefix="/api/offices", times=20, status=401)
+    with pytest.raises(TokenRejectedError) as raised:
+        api.list_records("/api/offices")
+    message = str(raised.value)
+    assert message.startswith("GET /api/offices: drchrono refused (HTTP 401)")
+    assert "tokens it had just issued" in message
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert stats["refresh_grants"] <= 5  # each one spends a refresh token
+    assert stats["by_path"]["/api/offices"] <= 6
+    stored = json.loads(Path(sandbox_env["DRCHRONO_TOKEN_STORE"]).read_text())
+    for secret in (stored["access_token"], stored["refresh_token"]):
+        assert secret not in message
+
+
+def test_parallel_queries_survive_access_tokens_that_expire_after_three_uses(
+    sandbox_env, tmp_path
+) -> None:
+    """Threads of one step race to refresh: a token a sibling used up is no rejection."""
+    window = DayWindow(dt.date(2024, 3, 4), dt.date(2024, 3, 17))
+    transactions = next(a for a in resource_assets if a.key.path == ["transactions"])
+    with SandboxServer(
+        seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 31), access_token_max_uses=3
+    ) as own:
+        for round_ in range(3):  # a race: one lucky run proves little
+            own.state.stats.reset()
+            root = tmp_path / f"data-{round_}"
+            resources = {
+                "drchrono": api_for(
+                    {**sandbox_env, **own.env()}, page_size=20, max_parallel_requests=4
+                ),
+                "parquet_io_manager": HiveParquetIOManager(data_root=str(root)),
+            }
+            first, last = window.first.isoformat(), window.last.isoformat()
+            assert assets_support.materialize(resources, first, last, assets=[transactions]).success
+            for day in window.partition_keys:
+                assets_support.assert_partition_matches(
+                    assets_support.read_partition(root, "transactions", day),
+                    assets_support.SPECS["transactions"],
+                    assets_support.served(own, "transactions", day),
+                )
+            stats = own.state.stats.snapshot()
+            assert stats["by_status"].get("401", 0) > 0  # tokens did run out mid-step
+            assert stats["refresh_token_reuse"] == 0
+
+
+_PAGING_SCRIPT = (
+    "from drchrono_assets.resources import DrchronoApiResource as R; "
+    "r = R.from_env(); print(sum(1 for _ in r.iter_pages('/api/patients')))"
+)
+
+
+def test_two_processes_sharing_tokens_that_expire_after_seven_uses(sandbox_env, tmp_path) -> None:
+    with SandboxServer(
+        seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8), access_token_max_uses=7
+    ) as own:
+        env = subprocess_env({**sandbox_env, **own.env(), "DRCHRONO_PAGE_SIZE": "15"}, tmp_path)
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", _PAGING_SCRIPT],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        pages = math.ceil(len(own.state.practice.patients) / 15)
+        for process in processes:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err.decode()
+            assert int(out) == pages
+        stats = own.state.stats.snapshot()
+        assert stats["by_status"].get("401", 0) > 0
+        assert stats["refresh_token_reuse"] == 0

@@ -6,13 +6,17 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.errors import MalformedPageError
+from drchrono_assets.errors import ConfigurationError, MalformedPageError, SchemaChangedError
+from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
+from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,
     assert_partition_matches,
@@ -21,6 +25,7 @@ from drchrono_assets_tests.assets_support import (
     read_partition,
     served,
 )
+from drchrono_assets_tests.conftest import api_for
 
 MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
 
@@ -144,3 +149,60 @@ def test_asset_shows_description_and_column_schema(spec) -> None:
     assert spec.path in node.descriptions_by_key[node.key]
     schema = node.metadata_by_key[node.key]["dagster/column_schema"]
     assert [column.name for column in schema.columns] == spec.schema.names
+
+
+def _ingest_asset(name: str):
+    return next(node for node in resource_assets if node.key.path == [name])
+
+
+def test_field_the_api_stops_sending_fails_the_run_and_keeps_the_files(
+    sandbox_env, tmp_path
+) -> None:
+    days = ["2024-03-04", "2024-03-05", "2024-03-06"]
+    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+        root = tmp_path / "own-data"
+        resources = {
+            "drchrono": api_for({**sandbox_env, **own.env()}),
+            "parquet_io_manager": HiveParquetIOManager(data_root=str(root)),
+        }
+        appointments = [_ingest_asset("appointments")]
+        assert materialize(resources, days[0], days[-1], assets=appointments).success
+        before = {day: partition_file(root, "appointments", day).read_bytes() for day in days}
+        practice = own.state.practice
+        with practice.lock:
+            for record in practice.appointments:
+                del record["status"]
+            values = {
+                value
+                for record in practice.appointments
+                for value in record.values()
+                if isinstance(value, str) and len(value) > 3
+            }
+        result = materialize(
+            resources, days[0], days[-1], assets=appointments, raise_on_error=False
+        )
+    assert not result.success
+    failure = result.failure_data_for_node("appointments")
+    assert failure is not None and failure.error.cause.cls_name == SchemaChangedError.__name__
+    message = failure.error.cause.message
+    assert "drchrono appointments: records no longer carry the API field(s) status." in message
+    assert not [value for value in values if value in message]
+    assert {day: partition_file(root, "appointments", day).read_bytes() for day in days} == before
+
+
+def test_unwritable_data_root_fails_the_run_before_any_request(
+    quiet_sandbox, dagster_resources, tmp_path
+) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file where the data root's parent folder should be")
+    resources = {
+        **dagster_resources,
+        "parquet_io_manager": HiveParquetIOManager(data_root=str(blocker / "data")),
+    }
+    quiet_sandbox.state.stats.reset()  # the fixtures' authorization-code grant
+    with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+        materialize(resources, "2024-03-05", assets=[_ingest_asset("appointments")])
+    cause = raised.value.__cause__
+    assert isinstance(cause, ConfigurationError)
+    assert "set DRCHRONO_DATA_ROOT to a folder or bucket this process can write" in str(cause)
+    assert quiet_sandbox.state.stats.snapshot()["requests"] == 0

@@ -128,3 +128,28 @@ def test_bi_database_needs_a_local_data_root() -> None:
             [bi_duckdb],
             resources={"parquet_io_manager": HiveParquetIOManager(data_root="memory://x")},
         )
+
+
+def test_views_read_the_data_under_a_root_with_an_apostrophe(
+    quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    root = tmp_path / "o'brien" / "data"
+    io_manager = HiveParquetIOManager(data_root=str(root))
+    appointments = next(node for node in resource_assets if node.key.path == ["appointments"])
+    assert dg.materialize(
+        [appointments],
+        resources={"drchrono": api_for(sandbox_env), "parquet_io_manager": io_manager},
+        partition_key="2024-03-05",
+    ).success
+    assert dg.materialize(
+        [ar_aging, bi_duckdb], resources={"parquet_io_manager": io_manager}
+    ).success
+    served = [
+        a["id"]
+        for a in quiet_sandbox.state.practice.appointments
+        if a["scheduled_time"].startswith("2024-03-05")
+    ]
+    with duckdb.connect(str(root / DATABASE_NAME), read_only=True) as db:
+        rows = db.execute("SELECT id, date FROM appointments").fetchall()
+        assert db.execute("SELECT count(*) FROM ar_aging").fetchall() == [(0,)]
+    assert served and sorted(rows) == sorted((id_, dt.date(2024, 3, 5)) for id_ in served)

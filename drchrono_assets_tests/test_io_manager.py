@@ -1,15 +1,24 @@
 """The hive Parquet IO manager on local disk, with small assets of its own."""
 
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from upath import UPath
 
 from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers.hive_parquet import remove_abandoned_files
 
 days = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-10")
 SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))])
@@ -95,3 +104,77 @@ def test_missing_upstream_partition_is_a_clear_error(tmp_path: Path) -> None:
             resources={"io_manager": HiveParquetIOManager(data_root=str(tmp_path))},
             partition_key="2024-03-02",
         )
+
+
+ROWS = 2_000_000
+# Rewrites two partitions of a large table through the IO manager's staging, forever.
+_WRITER = f"""
+import sys
+import pyarrow as pa
+import pyarrow.compute as pc
+from upath import UPath
+from drchrono_assets.io_managers.hive_parquet import STAGING_FOLDER, _write_atomically
+
+root = UPath(sys.argv[1])
+ids = pa.array(range({ROWS}), pa.int64())
+table = pa.table({{"id": ids, "name": pc.cast(ids, pa.string())}})
+while True:
+    for day in ("2024-03-01", "2024-03-02"):
+        path = root / "big" / f"date={{day}}" / "part-0.parquet"
+        _write_atomically(table, path, root / STAGING_FOLDER)
+"""
+
+
+def _killed_mid_write(root: Path) -> None:
+    """Start the writer, SIGKILL it while a staged file is being written."""
+    staging = root / ".staging"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert writer.poll() is None, writer.stderr.read().decode()
+            assert time.monotonic() < deadline, "the writer never staged a file"
+            if (root / "big" / "date=2024-03-02" / "part-0.parquet").exists() and list(
+                staging.glob("*.partial")
+            ):
+                # Stopped, it cannot rename the file between our look and the kill.
+                writer.send_signal(signal.SIGSTOP)
+                os.waitpid(writer.pid, os.WUNTRACED)
+                if list(staging.glob("*.partial")):
+                    break
+                writer.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_writer_killed_mid_write_leaves_datasets_whole_and_the_next_write_cleans_up(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    staging = root / ".staging"
+    _killed_mid_write(root)
+    (abandoned,) = staging.iterdir()
+    assert abandoned.name.endswith(".partial")
+    outside_staging = [p for p in root.rglob("*") if p.is_file() and p.parent != staging]
+    assert sorted(str(p.relative_to(root)) for p in outside_staging) == [
+        "big/date=2024-03-01/part-0.parquet",
+        "big/date=2024-03-02/part-0.parquet",
+    ]
+    counted = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/big/*/*')").fetchall()
+    assert counted == [(2 * ROWS,)]
+
+    held = staging / "held.parquet.partial"  # another writer's, still being written
+    fd = os.open(held, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        run(root, "2024-03-01", "2024-03-02")
+        assert not abandoned.exists()
+        assert held.exists()
+        remove_abandoned_files(UPath(staging))
+        assert held.exists()
+    finally:
+        os.close(fd)
+    remove_abandoned_files(UPath(staging))
+    assert not held.exists()

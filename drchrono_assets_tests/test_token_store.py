@@ -2,10 +2,12 @@
 
 import json
 import multiprocessing
+import os
 import stat
 import time
 from pathlib import Path
 
+from drchrono_assets.resources.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.resources.token_store import FileTokenStore, TokenSet
 
 
@@ -43,3 +45,25 @@ def test_updates_from_several_processes_never_interleave(tmp_path: Path) -> None
     for process in processes:
         process.join(30)
     assert json.loads(path.read_text())["refresh_token"] == "40"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_folders_token_file_and_request_ledger_are_private_under_umask_zero(
+    tmp_path: Path,
+) -> None:
+    token_path = tmp_path / "a" / "b" / "tokens.json"
+    old = os.umask(0)
+    try:
+        FileTokenStore(token_path).update(lambda _: TokenSet(refresh_token="r1"))
+        RequestBudget(100, 10, ledger=open_request_ledger(str(token_path), "key")).acquire()
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "a") == _mode(tmp_path / "a" / "b") == 0o700
+    assert _mode(token_path) == 0o600
+    ledger = token_path.with_suffix(".requests.json")
+    assert _mode(ledger) == 0o600
+    for lock in (Path(f"{token_path}.lock"), Path(f"{ledger}.lock")):
+        assert not _mode(lock) & 0o022, lock.name
