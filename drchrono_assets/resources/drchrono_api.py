@@ -48,8 +48,8 @@ SECRET_VARIABLES = {
     "token_store": "DRCHRONO_TOKEN_STORE",
 }
 REQUIRED = ("client_id", "client_secret")
-# After a 401, how many times to refresh and resend before treating it as a transient failure.
-MAX_REFRESHES_PER_REQUEST = 4
+# After a 401, how many times to refresh and resend before backing off like any failure.
+MAX_REFRESHES_PER_REQUEST = 3
 
 
 class ReminderConflictError(ApiRequestError):
@@ -60,12 +60,18 @@ class _TransientFailure(Exception):
     """A failure worth retrying; ``reason`` never holds a token or a record value."""
 
     def __init__(
-        self, reason: str, retry_after: float | None = None, *, throttled: bool = False
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        throttled: bool = False,
+        token_refused: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.throttled = throttled
+        self.token_refused = token_refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +176,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
     token_store: str | None = Field(default=None, repr=False)
     page_size: int = 250
     timeout_seconds: float = 30.0
-    max_attempts: int = 6
+    max_attempts: int = 10
     backoff_initial_seconds: float = 2.0
     backoff_max_seconds: float = 120.0
     requests_per_hour: int = 500
@@ -434,6 +440,12 @@ class DrchronoApiResource(dg.ConfigurableResource):
                     status, body = self._attempt(connection, call)
         except tenacity.RetryError as exhausted:
             reason = exhausted.last_attempt.exception()
+            if isinstance(reason, _TransientFailure) and reason.token_refused:
+                raise TokenRejectedError(
+                    f"{method} {endpoint}: drchrono refused (HTTP 401) every access token it "
+                    f"issued, {self.max_attempts} times over; check the application's scopes "
+                    "and that it is still authorized"
+                ) from None
             raise ApiRequestError(
                 f"{method} {endpoint} failed after {self.max_attempts} attempts: {reason}"
             ) from None
@@ -483,30 +495,22 @@ class DrchronoApiResource(dg.ConfigurableResource):
         """Send with the current access token; on 401, refresh and send again (bounded).
 
         A token another thread or process refreshed may already be spent or expired when we
-        use it: that is no reason to fail. Only a token this process just obtained that is
-        refused on its very first use, twice, means drchrono rejects this application.
+        use it: that is no reason to fail. A 401 that outlasts several refreshes is retried
+        like any transient failure and reported as a rejected token only when retries run out.
         """
         tokens = connection.tokens
         token = tokens.access_token()
-        first_use = tokens.claim(token)
         response = self._send(connection, call, token)
-        refused_fresh = 0
         for _ in range(MAX_REFRESHES_PER_REQUEST):
             if response.status_code != 401:
                 return response
-            if first_use:
-                refused_fresh += 1
-                if refused_fresh == 2:
-                    raise TokenRejectedError(
-                        f"{call.method} {call.endpoint}: drchrono refused (HTTP 401) access tokens "
-                        "it had just issued to this process, on their first use; check the "
-                        "application's scopes and that it is still authorized"
-                    )
             token = tokens.refresh(rejected=token)
-            first_use = tokens.claim(token)
             response = self._send(connection, call, token)
         if response.status_code == 401:
-            raise _TransientFailure(f"HTTP 401 after {MAX_REFRESHES_PER_REQUEST} token refreshes")
+            raise _TransientFailure(
+                f"HTTP 401 with {MAX_REFRESHES_PER_REQUEST} freshly refreshed access tokens",
+                token_refused=True,
+            )
         return response
 
     def _send(self, connection: _Connection, call: _Call, token: str | None) -> requests.Response:
