@@ -79,6 +79,17 @@ def test_a_pause_stops_every_user_of_the_ledger(tmp_path) -> None:
     assert clock.now == 1000.0 + 30
 
 
+def _budget_env(
+    sandbox_env: dict[str, str], tmp_path: Path, requests: int, window_seconds: int
+) -> dict[str, str]:
+    """A budget of ``requests`` per ``window_seconds`` rolling window, for every process."""
+    return {
+        **subprocess_env(sandbox_env, tmp_path),
+        "DRCHRONO_REQUESTS_PER_HOUR": str(requests),
+        "DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS": str(window_seconds),
+    }
+
+
 def _clients(env: dict[str, str], count: int, requests_each: int) -> list[subprocess.Popen]:
     return [
         subprocess.Popen(
@@ -94,11 +105,7 @@ def _clients(env: dict[str, str], count: int, requests_each: int) -> list[subpro
 def test_processes_never_exceed_the_budget_in_any_rolling_window(
     quiet_sandbox, sandbox_env, tmp_path
 ) -> None:
-    env = {
-        **subprocess_env(sandbox_env, tmp_path),
-        "DRCHRONO_REQUESTS_PER_HOUR": "5",
-        "DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS": "2",
-    }
+    env = _budget_env(sandbox_env, tmp_path, requests=5, window_seconds=2)
     quiet_sandbox.state.stats.reset()  # only what the clients send
     for process in _clients(env, count=3, requests_each=6):
         assert process.wait(120) == 0, process.stderr.read().decode()[-2000:]
@@ -145,11 +152,7 @@ def _materialize_process(
 def test_dagster_runs_and_their_step_processes_share_one_budget(
     quiet_sandbox, sandbox_env, tmp_path
 ) -> None:
-    env = {
-        **subprocess_env(sandbox_env, tmp_path),
-        "DRCHRONO_REQUESTS_PER_HOUR": "6",
-        "DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS": "3",
-    }
+    env = _budget_env(sandbox_env, tmp_path, requests=6, window_seconds=3)
     quiet_sandbox.state.stats.reset()  # only what the runs send
     ranges = [("2024-03-01", "2024-03-07"), ("2024-03-08", "2024-03-14")]
     runs = [

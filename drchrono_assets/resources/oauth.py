@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -14,8 +13,6 @@ from drchrono_assets.resources.token_store import TokenSet, TokenStore, fingerpr
 
 # Posts a form to the token endpoint and returns (HTTP status, parsed JSON body or None).
 TokenEndpoint = Callable[[Mapping[str, str]], tuple[int, Any]]
-# Enough to recognize the tokens of the last few refreshes; older ones are long expired.
-ISSUED_TOKENS_KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -38,8 +35,6 @@ class TokenManager:
         self._post_token = post_token
         self._lock = threading.Lock()
         self._tokens: TokenSet | None = None
-        # Access tokens the token endpoint gave this process, and whether any request used them.
-        self._issued_here: collections.OrderedDict[str, bool] = collections.OrderedDict()
 
     def access_token(self) -> str:
         tokens = self._tokens
@@ -65,15 +60,6 @@ class TokenManager:
             self._tokens = self._store.update(lambda stored: self._renew(stored, rejected))
             assert self._tokens.access_token is not None
             return self._tokens.access_token
-
-    def claim(self, access_token: str) -> bool:
-        """Note that a request uses ``access_token``; True when this process obtained it from
-        the token endpoint and no request of this process has used it before."""
-        with self._lock:
-            if self._issued_here.get(access_token, True):
-                return False
-            self._issued_here[access_token] = True
-            return True
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Trade an authorization code for tokens and store them (the ``auth login`` flow)."""
@@ -127,7 +113,7 @@ class TokenManager:
                 f"(HTTP {status}{f', {error}' if isinstance(error, str) else ''}). {advice}"
             )
         try:
-            tokens = TokenSet(
+            return TokenSet(
                 access_token=str(body["access_token"]),
                 refresh_token=str(body["refresh_token"]),
                 expires_at=time.time() + float(body.get("expires_in", 172800)),
@@ -138,7 +124,3 @@ class TokenManager:
             raise TokenRejectedError(
                 "drchrono's token endpoint answered without an access and refresh token"
             ) from None
-        self._issued_here[tokens.access_token] = False
-        while len(self._issued_here) > ISSUED_TOKENS_KEPT:
-            self._issued_here.popitem(last=False)
-        return tokens

@@ -156,9 +156,9 @@ class FaultRates:
     `server_error` answers 500 (JSON), 502 or 503 (HTML), picked at random;
     `drop_connection`, `cut_body` and `invalid_json` are `Fault`'s effects;
     `throttle_burst` is the chance a request starts a burst of `throttle_burst_length`
-    bare 429s (no Retry-After), itself the first. The rates add up to at most 1. Every
-    decision comes from one `random.Random(seed)`, so the same requests in the same
-    order meet the same faults.
+    bare 429s (no Retry-After), itself the first. The rates add up to at most 1. Draws
+    depend on `seed` and each request's path and query (see `RandomFaults`), so a run
+    meets the same faults again.
     """
 
     seed: int
