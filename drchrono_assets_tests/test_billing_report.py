@@ -19,11 +19,18 @@ import pytest
 
 from drchrono_assets.assets.billing import billing_report
 from drchrono_assets.assets.ingest import resource_assets
-from drchrono_assets.billing.report import REPORT_SCHEMA
+from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
+from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets_tests.assets_support import materialize, partition_file, read_partition, served
+from drchrono_assets_tests.assets_support import (
+    SPECS,
+    materialize,
+    partition_file,
+    read_partition,
+    served,
+)
 from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
@@ -485,3 +492,57 @@ def test_materialization_metadata_summarizes_each_day(sandbox, week) -> None:
                 "Denial rate": f"{denied / items:.1%}" if items else "-",
             }
             assert {key: cells[doctor][key] for key in want} == want, (day, doctor)
+
+
+def _day_table(spec: Any, records: list[dict[str, Any]], day: dt.date) -> pa.Table:
+    table = records_to_table(records, spec.api_schema, spec.name)
+    return table.append_column("date", pa.array([day] * len(records), pa.date32()))
+
+
+def test_line_items_of_a_non_numeric_appointment_join_it_by_doctor_time_and_office() -> None:
+    day = dt.date(2024, 3, 5)
+
+    def visit(appointment_id: str, time: str, status: str = "Complete") -> dict[str, Any]:
+        return {
+            "id": appointment_id,
+            "doctor": "/api/doctors/101",
+            "office": "/api/offices/201",
+            "patient": "/api/patients/7",
+            "scheduled_time": f"2024-03-05T{time}",
+            "status": status,
+        }
+
+    def line(appointment: int, time: str) -> dict[str, Any]:
+        return {
+            "id": appointment * 10,
+            "appointment": appointment,
+            "doctor": 101,
+            "location": 201,
+            "date": f"2024-03-05T{time}",
+            "code": "99213",
+            "billed": "100.00",
+            "denied_flag": False,
+            "billing_status": "Paid In Full",
+        }
+
+    appointments = [
+        visit("8812_20240305", "09:30:00"),  # recurring: its line items carry another number
+        visit("8813_20240305", "10:00:00"),  # two recurring visits share this slot
+        visit("8814_20240305", "10:00:00"),
+        visit("12345", "11:00:00", status="Cancelled"),  # numeric: its own lines would say so
+    ]
+    transactions = [line(5551, "09:30:00"), line(7777, "10:00:00"), line(9999, "11:00:00")]
+    doctors = [{"id": 101, "first_name": "Ada", "last_name": "Lovelace"}]
+    report = build_billing_report(
+        _day_table(SPECS["appointments"], appointments, day),
+        _day_table(SPECS["transactions"], transactions, day),
+        _day_table(SPECS["doctors"], doctors, day),
+    )
+    rows = {row["appointment_id"]: row for row in report.to_pylist()}
+    recurring = rows["8812_20240305"]
+    assert recurring["line_items"] == 1 and recurring["billed"] == Decimal("100.00")
+    assert not recurring["is_orphan"] and not recurring["is_unbilled"]
+    # Ambiguous, or a numeric appointment's slot: the line items stay orphans.
+    assert rows["7777"]["is_orphan"] and rows["9999"]["is_orphan"]
+    assert rows["8813_20240305"]["is_unbilled"] and rows["8814_20240305"]["is_unbilled"]
+    assert len(rows) == 5

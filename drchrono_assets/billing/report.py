@@ -3,8 +3,11 @@
 Join keys differ in type: a transaction's ``appointment`` is an integer, an appointment's
 ``id`` a string that is usually numeric. Both become a canonical string (digits without
 leading zeros; other ids unchanged), so ``"0123"`` meets ``123`` and ``"8812_20240305"``
-never meets a number by accident. Nothing is dropped: a transaction that finds no
-appointment of its day is an orphan row; a visit that happened (Complete, Arrived,
+never meets a number by accident. A transaction whose appointment matches no id of its day
+is matched by what the reference documents beside it when the appointment's id is not a
+number (a recurring visit's): the one such appointment of that day with the same doctor,
+start time (the transaction's ``date``) and office. Nothing is dropped: a transaction that
+finds no appointment is an orphan row; a visit that happened (Complete, Arrived,
 In Session) without any transaction is an unbilled row with zero amounts.
 """
 
@@ -56,10 +59,31 @@ _SUMS = ",\n        ".join(f"sum({name}) AS {name}" for name in MONEY_FIELDS)
 _AMOUNTS = ",\n    ".join(f"coalesce(l.{name}, 0) AS {name}" for name in MONEY_FIELDS)
 
 REPORT_SQL = f"""
-WITH lines AS (
+WITH visits AS (
+    SELECT *, {_KEY.format("id")} AS appointment_key FROM appointments
+),
+slots AS (
+    -- Only appointments a number cannot name: a numeric one would have matched exactly.
+    SELECT date, doctor_id, scheduled_time, office_id, min(appointment_key) AS appointment_key
+    FROM visits
+    WHERE NOT regexp_full_match(id, '[0-9]+')
+    GROUP BY ALL
+    HAVING count(*) = 1
+),
+keyed AS (
+    SELECT t.*, coalesce(exact.appointment_key, s.appointment_key, CAST(t.appointment AS VARCHAR))
+        AS appointment_key
+    FROM transactions t
+    LEFT JOIN (SELECT DISTINCT date, appointment_key FROM visits) exact
+        ON exact.date = t.date AND exact.appointment_key = CAST(t.appointment AS VARCHAR)
+    LEFT JOIN slots s
+        ON s.date = t.date AND s.doctor_id = t.doctor AND s.scheduled_time = t.service_time
+        AND s.office_id = t.location
+),
+lines AS (
     SELECT
         date,
-        CAST(appointment AS VARCHAR) AS appointment_key,
+        appointment_key,
         count(*) AS line_items,
         list_sort(list(code)) AS procedure_codes,
         {_SUMS},
@@ -69,11 +93,8 @@ WITH lines AS (
         min(doctor_name) AS doctor_name,
         min(location) AS location,
         min(service_time) AS service_time
-    FROM transactions
+    FROM keyed
     GROUP BY date, appointment_key
-),
-visits AS (
-    SELECT *, {_KEY.format("id")} AS appointment_key FROM appointments
 ),
 names AS (
     SELECT DISTINCT date, id AS doctor_id, concat_ws(' ', first_name, last_name) AS doctor_name
