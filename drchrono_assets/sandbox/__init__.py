@@ -2,9 +2,15 @@
 
 Start one in-process with `SandboxServer` (tests, notebooks) or from a shell with
 `python -m drchrono_assets.sandbox`; point a client at its URL and credentials.
+
+By default the practice is frozen: generated once, changed only by writes. Give it a
+`clock` (`--clock ISO`) and it evolves like a real one, served as of the clock's
+instant, which tests move forward (`state.clock`, `POST /_sandbox/clock`): see
+`practice` and `evolution`.
 """
 
+from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.server import SandboxServer
 from drchrono_assets.sandbox.state import SandboxState
 
-__all__ = ["SandboxServer", "SandboxState"]
+__all__ = ["SandboxClock", "SandboxServer", "SandboxState"]

@@ -8,8 +8,9 @@ import shlex
 import signal
 import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -22,6 +23,15 @@ def chaos_rates(text: str) -> FaultRates:
         return FaultRates.from_json(json.loads(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def time_zone(text: str) -> str:
+    """`--timezone`: an IANA time zone name."""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone: {text!r}") from None
+    return text
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -54,6 +64,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="JSON",
         help='random faults, e.g. \'{"seed": 1, "server_error": 0.05, "cut_body": 0.02}\'',
     )
+    parser.add_argument(
+        "--clock",
+        type=datetime.fromisoformat,
+        default=None,
+        metavar="ISO",
+        help="evolving mode: serve the practice as of this instant (naive: in --timezone)",
+    )
+    parser.add_argument(
+        "--timezone", type=time_zone, default="UTC", help="the practice's IANA time zone"
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -75,6 +95,8 @@ def server_from_args(args: argparse.Namespace) -> SandboxServer:
         log_level=args.log_level,
         access_token_max_uses=args.access_token_max_uses,
         chaos=args.chaos,
+        clock=args.clock,
+        timezone=args.timezone,
     )
 
 

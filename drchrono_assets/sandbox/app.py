@@ -2,8 +2,8 @@
 
 `create_app(state)` returns the ASGI app; uvicorn serves it (see `server.py`).
 Admin routes under `/_sandbox/` need no token and are not counted in the statistics:
-they let a test that runs its client in another process arm faults, read counts and
-revoke tokens over HTTP.
+they let a test that runs its client in another process arm faults, read counts,
+revoke tokens, post payments and read or move the clock over HTTP.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -306,6 +307,23 @@ class _Routes:
             return _error({"detail": f"Invalid payment: {error}"}, 400)
         return JSONResponse(dict(record))
 
+    async def clock(self, request: Request) -> Response:
+        """`GET` reads the clock; `POST` moves it forward, by `{"advance_seconds": s}` or
+        to `{"to": "<ISO>"}` (naive: practice-local). 400 when backwards or frozen."""
+        clock = self.state.clock
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                if not isinstance(body, dict) or len(body.keys() & {"advance_seconds", "to"}) != 1:
+                    raise ValueError('give one of "advance_seconds" or "to"')
+                if "to" in body:
+                    clock.set(datetime.fromisoformat(body["to"]))
+                else:
+                    clock.advance(timedelta(seconds=float(body["advance_seconds"])))
+            except (ValueError, TypeError, OverflowError) as error:
+                return _error({"detail": str(error)}, 400)
+        return JSONResponse(clock.as_json())
+
     async def index(self, request: Request) -> Response:
         return JSONResponse(
             {
@@ -354,6 +372,7 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route("/_sandbox/chaos", r.chaos, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/revoke-access-tokens", r.revoke, methods=["POST"]),
         Route("/_sandbox/post-payment", r.post_payment, methods=["POST"]),
+        Route("/_sandbox/clock", r.clock, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     return SandboxMiddleware(app, state)

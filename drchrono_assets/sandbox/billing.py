@@ -117,6 +117,21 @@ def quantity_decimal(quantity: float) -> Decimal:
     return Decimal(repr(quantity))
 
 
+def posted_amounts(price: Decimal, quantity: float, *, self_pay: bool) -> dict[str, Decimal]:
+    """The money fields of a line as posted, before adjudication: billed in full, nothing
+    paid, owed by the insurance (or, when there is none, by the patient)."""
+    billed = q(price * quantity_decimal(quantity))
+    return _amounts(
+        price=price,
+        billed=billed,
+        allowed=billed,
+        ins=(ZERO, ZERO, ZERO),
+        pt_paid=ZERO,
+        balance_ins=ZERO if self_pay else billed,
+        balance_pt=billed if self_pay else ZERO,
+    )
+
+
 def line_amounts(
     rng: random.Random,
     *,
@@ -132,40 +147,66 @@ def line_amounts(
     `patient_share` is the patient's responsibility out of the allowed amount (copay or
     coinsurance, already in currency); `allowed_rate` the payer's contract rate.
     """
-    billed = q(price * quantity_decimal(quantity))
-    allowed = billed
-    ins = [ZERO, ZERO, ZERO]
-    pt_paid = ZERO
-    balance_ins = billed
-    balance_pt = ZERO
+    posted = posted_amounts(price, quantity, self_pay=self_pay)
+    billed = posted["billed"]
     if self_pay:
         # Nobody to bill but the patient: no contractual adjustment.
-        balance_ins = ZERO
-        pt_paid = billed if status == "Paid in Full" else ZERO
-        balance_pt = billed - pt_paid
-    elif status in PAID_STATUSES:
-        allowed = q(billed * allowed_rate)
-        pt_resp = min(allowed, patient_share)
-        ins_part = allowed - pt_resp
-        if status == "Coordination of Benefits":
-            ins[0] = q(ins_part * Decimal("0.8"))
-            ins[1] = ins_part - ins[0]
-            if rng.random() < 0.2:
-                # A tertiary payer picks up half of what the secondary would.
-                ins[2] = q(ins[1] / 2)
-                ins[1] -= ins[2]
+        if status != "Paid in Full":
+            return posted
+        return _amounts(
+            price=price,
+            billed=billed,
+            allowed=billed,
+            ins=(ZERO, ZERO, ZERO),
+            pt_paid=billed,
+            balance_ins=ZERO,
+            balance_pt=ZERO,
+        )
+    if status not in PAID_STATUSES:
+        # Denied and pending lines: nothing adjudicated, the whole amount sits with insurance.
+        return posted
+    ins = [ZERO, ZERO, ZERO]
+    pt_paid = ZERO
+    allowed = q(billed * allowed_rate)
+    pt_resp = min(allowed, patient_share)
+    ins_part = allowed - pt_resp
+    if status == "Coordination of Benefits":
+        ins[0] = q(ins_part * Decimal("0.8"))
+        ins[1] = ins_part - ins[0]
+        if rng.random() < 0.2:
+            # A tertiary payer picks up half of what the secondary would.
+            ins[2] = q(ins[1] / 2)
+            ins[1] -= ins[2]
+        pt_paid = pt_resp
+    elif status == "Partially Paid":
+        ins[0] = q(ins_part * Decimal(rng.randint(40, 90)) / 100)
+    else:
+        ins[0] = ins_part
+        if status == "Paid in Full" or rng.random() < 0.5:
             pt_paid = pt_resp
-        elif status == "Partially Paid":
-            ins[0] = q(ins_part * Decimal(rng.randint(40, 90)) / 100)
-        else:
-            ins[0] = ins_part
-            if status == "Paid in Full" or rng.random() < 0.5:
-                pt_paid = pt_resp
-        balance_ins = ins_part - sum(ins, ZERO)
-        balance_pt = pt_resp - pt_paid
-    # Denied and pending lines: nothing adjudicated, the whole amount sits with insurance.
+    return _amounts(
+        price=price,
+        billed=billed,
+        allowed=allowed,
+        ins=tuple(ins),
+        pt_paid=pt_paid,
+        balance_ins=ins_part - sum(ins, ZERO),
+        balance_pt=pt_resp - pt_paid,
+    )
+
+
+def _amounts(
+    *,
+    price: Decimal,
+    billed: Decimal,
+    allowed: Decimal,
+    ins: tuple[Decimal, ...],
+    pt_paid: Decimal,
+    balance_ins: Decimal,
+    balance_pt: Decimal,
+) -> dict[str, Decimal]:
+    """Every money field of a line, the totals derived from the parts."""
     ins_total = sum(ins, ZERO)
-    paid_total = ins_total + pt_paid
     return {
         "price": price,
         "billed": billed,
@@ -176,7 +217,7 @@ def line_amounts(
         "ins3_paid": ins[2],
         "ins_total": ins_total,
         "pt_paid": pt_paid,
-        "paid_total": paid_total,
+        "paid_total": ins_total + pt_paid,
         "balance_ins": balance_ins,
         "balance_pt": balance_pt,
         "balance_total": balance_ins + balance_pt,

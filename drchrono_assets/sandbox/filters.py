@@ -1,8 +1,11 @@
 """Query-parameter filters of the list endpoints, exactly those of the reference.
 
 Parameters take ids (`doctor=101`) while records carry paths (`/api/doctors/101`),
-except transactions, whose `doctor` is an integer. Malformed values answer 400 with
-`{"<param>": ["message"]}`; unknown parameters are ignored, as by the real API.
+except transactions, whose `doctor` is an integer. Filters see the records as served
+now (in evolving mode, each one's served version); `since`, practice-local, keeps those
+whose hidden "updated at" (the served version's update time) is at or after it.
+Malformed values answer 400 with `{"<param>": ["message"]}`; unknown parameters are
+ignored, as by the real API.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The ASGI layer in front of the routes: statistics, latency, faults (armed and
-random), hourly budget.
+random), hourly budget, and the `Date` header.
 
 It wraps the whole Starlette app (outside its error middleware), so every answer to
-an `/api/` or `/o/` request is counted, even a 500 or one a fault made up.
+an `/api/` or `/o/` request is counted, even a 500 or one a fault made up, and every
+answer is dated by the sandbox clock (uvicorn's own `Date` is turned off).
 """
 
 from __future__ import annotations
@@ -112,10 +113,26 @@ class SandboxMiddleware:
         self.app = app
         self.state = state
 
+    def dated(self, send: Send) -> Send:
+        """`send` with a `Date` header from the sandbox clock on the response."""
+
+        async def send_dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stamp = (b"date", self.state.clock.http_date().encode("latin-1"))
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"date"]
+                message = {**message, "headers": [*headers, stamp]}
+            await send(message)
+
+        return send_dated
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(COUNTED_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        send_dated = self.dated(send)
+        if not path.startswith(COUNTED_PREFIXES):
+            await self.app(scope, receive, send_dated)
             return
         state = self.state
         arrival = state.stats.record_request(path)
@@ -125,7 +142,7 @@ class SandboxMiddleware:
             # response never miss it.
             if message["type"] == "http.response.start":
                 state.stats.record_status(arrival, message["status"])
-            await send(message)
+            await send_dated(message)
 
         if state.latency_ms:
             await pause(state, state.latency_ms / 1000)

@@ -2,8 +2,22 @@
 
 Records are kept exactly as the API serves them (plain dicts of JSON types). What the
 API never serves, the per-record "updated at" behind `since` filters and the uploaded
-files, lives beside them. One re-entrant lock guards every read and write, because
-tests mutate the practice from their own thread while the server reads it from its own.
+files, lives beside them. One re-entrant lock guards every read and write (and every
+move of the clock), because tests mutate the practice from their own thread while the
+server reads it from its own.
+
+Frozen mode (no clock, the default): the practice is generated as of `today` and only
+writes change it, in place, moving the record's hidden "updated at" to the real time.
+
+Evolving mode (a clock): the practice is served as of the clock's instant. Appointments,
+documents, patients and transactions have versions (`evolution` says when and how they
+change, `history` how they are kept): a record is served at its latest version updated
+at or before now, does not exist before its first one, and `since` compares with the
+served version's update time. The other six resources never change. A write adds a
+version at now, carried into the record's later versions. `today` is ignored.
+
+Either way `current(resource)` is exactly what the API serves now, and
+`versions_between(resource, since, until)` what a `since` sync at `until` must fetch.
 """
 
 from __future__ import annotations
@@ -14,9 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
-from drchrono_assets.sandbox import billing, synthetic
+from drchrono_assets.sandbox import billing, evolution, synthetic
+from drchrono_assets.sandbox.clock import SandboxClock
+from drchrono_assets.sandbox.history import Change
 
 Record = dict[str, Any]
 
@@ -54,13 +70,40 @@ class StoredFile:
     content_type: str
 
 
-def appointment_order(record: Record) -> tuple[str, str]:
-    """Stable list order of appointments: by start, then id."""
-    return record["scheduled_time"], record["id"]
+class _Served:
+    """`practice.<resource>`: the records served now, in list order (the live list when
+    frozen; a cached view when evolving, to read only)."""
+
+    def __set_name__(self, owner: type[Practice], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, practice: None, owner: type[Practice]) -> _Served: ...
+
+    @overload
+    def __get__(self, practice: Practice, owner: type[Practice]) -> list[Record]: ...
+
+    def __get__(self, practice: Practice | None, owner: type[Practice]) -> _Served | list[Record]:
+        return self if practice is None else practice.resource(self.name)
 
 
 class Practice:
-    """The deterministic synthetic practice and its in-memory store."""
+    """The deterministic synthetic practice and its in-memory store.
+
+    `clock` (aware, or naive in `timezone`, the practice's IANA zone) turns evolving mode
+    on, starting at that instant; `self.clock` moves it (see `SandboxClock`).
+    """
+
+    appointments = _Served()
+    appointment_profiles = _Served()
+    appointment_templates = _Served()
+    doctors = _Served()
+    documents = _Served()
+    offices = _Served()
+    patients = _Served()
+    reminder_profiles = _Served()
+    users = _Served()
+    transactions = _Served()
 
     def __init__(
         self,
@@ -70,67 +113,122 @@ class Practice:
         *,
         today: date | None = None,
         base_url: str = "",
+        clock: datetime | None = None,
+        timezone: str = "UTC",
     ) -> None:
-        data = synthetic.generate(seed, start, end, today)
+        self.lock = threading.RLock()
+        self.clock = SandboxClock(clock, timezone, lock=self.lock)
+        evolving = self.clock.evolving
+        data = synthetic.generate(seed, start, end, evolution.final_day(end) if evolving else today)
         self.seed = seed
         self.start = start
         self.end = end
-        self.lock = threading.RLock()
-        self.doctors: list[Record] = data.doctors
-        self.offices: list[Record] = data.offices
-        self.users: list[Record] = data.users
-        self.patients: list[Record] = data.patients
-        self.appointment_profiles: list[Record] = data.appointment_profiles
-        self.appointment_templates: list[Record] = data.appointment_templates
-        self.reminder_profiles: list[Record] = data.reminder_profiles
-        self.appointments: list[Record] = data.appointments
-        self.documents: list[Record] = data.documents
-        self.transactions: list[Record] = data.transactions
+        self._timeline = evolution.evolve(data, seed, start, end) if evolving else None
+        versioned = evolution.VERSIONED if evolving else ()
+        # Frozen: every resource's live list. Evolving: only those that never change.
+        self._records: dict[str, list[Record]] = {
+            name: getattr(data, name) for name in RESOURCES if name not in versioned
+        }
         #: The user the sandbox's tokens belong to: the first doctor's.
         self.account_user_id: int = data.account_user_id
-        self._updated_at = data.updated_at
+        self._updated_at: dict[str, dict[Any, datetime]] = {} if evolving else data.updated_at
         self._document_paths = data.document_paths
         self._files: dict[str, StoredFile] = {}
         self._next_appointment_id = data.next_appointment_id
         self._next_document_id = data.next_document_id
         self._next_reminder_id = data.next_reminder_id
-        self._next_transaction_id = max((t["id"] for t in self.transactions), default=900000) + 1
         self._index: dict[str, dict[Any, Record]] = {
-            name: {record["id"]: record for record in self.resource(name)} for name in RESOURCES
+            name: {record["id"]: record for record in records}
+            for name, records in self._records.items()
         }
         self.base_url = ""
         self.set_base_url(base_url)
 
     # Reading ------------------------------------------------------------------------
 
+    def _served(
+        self, name: str, at: datetime | None = None
+    ) -> tuple[list[Record], dict[Any, datetime]]:
+        """A resource's records and their update times as served at `at` (default: now;
+        frozen mode has only now)."""
+        with self.lock:
+            if self._timeline is not None and self._timeline.versioned(name):
+                view = self._timeline.view(name, at or self.clock.local_now())
+                return view.records, view.updated
+            return self._records[name], self._updated_at.get(name, {})
+
     def resource(self, name: str) -> list[Record]:
-        """The live list of one resource, in list order."""
+        """The records of one resource served now, in list order (read only)."""
         if name not in RESOURCES:
             raise KeyError(name)
-        records: list[Record] = getattr(self, name)
-        return records
+        return self._served(name)[0]
+
+    @staticmethod
+    def _key(name: str, record_id: int | str) -> int | str | None:
+        """A record id as stored: appointment ids are strings, the others integers."""
+        if name == "appointments":
+            return str(record_id)
+        try:
+            return int(record_id)
+        except (TypeError, ValueError):
+            return None
 
     def get(self, name: str, record_id: int | str) -> Record | None:
-        """One record by id (appointment ids are strings, the others integers)."""
-        key: int | str
-        if name == "appointments":
-            key = str(record_id)
-        else:
-            try:
-                key = int(record_id)
-            except (TypeError, ValueError):
-                return None
+        """One record as served now, by id (None if unknown or not created yet)."""
+        key = self._key(name, record_id)
         with self.lock:
+            if self._timeline is not None and self._timeline.versioned(name):
+                served = self._timeline.served(name, key, self.clock.local_now())
+                return served[1] if served is not None else None
             return self._index.get(name, {}).get(key)
 
     def updated_at(self, name: str, record_id: int | str) -> datetime | None:
         """The hidden "updated at" of a record, or None for resources without one."""
         with self.lock:
-            return self._updated_at.get(name, {}).get(record_id)
+            return self.updated_at_map(name).get(record_id)
 
     def updated_at_map(self, name: str) -> dict[Any, datetime]:
-        """The live id -> hidden "updated at" map of a resource (hold `lock` to read it)."""
-        return self._updated_at.get(name, {})
+        """The id -> hidden "updated at" map of a resource as served now (hold `lock` to
+        read it; live when frozen)."""
+        return self._served(name)[1] if name in RESOURCES else {}
+
+    def current(self, name: str) -> list[Record]:
+        """Exactly what the API serves now for `name`: every record (unfiltered), copied,
+        in list order."""
+        with self.lock:
+            return self.snapshot(self.resource(name))
+
+    def versions_between(self, name: str, since: datetime, until: datetime) -> list[Record]:
+        """The records whose served version changed between two practice-local instants
+        (both included), as served at `until` and in list order: what a `since` sync run
+        at `until` must fetch. Frozen mode serves its records at any `until`."""
+        if name not in RESOURCES:
+            raise KeyError(name)
+        with self.lock:
+            records, updated = self._served(name, until)
+            return [
+                dict(record)
+                for record in records
+                if (stamp := updated.get(record["id"])) is not None and since <= stamp <= until
+            ]
+
+    def history(self, name: str, record_id: int | str) -> list[tuple[datetime, Record]]:
+        """Every version of a record with its update time, oldest first, copied: those
+        not served yet included (frozen: the one version there is; [] for resources
+        without update times)."""
+        key = self._key(name, record_id)
+        with self.lock:
+            if self._timeline is not None and self._timeline.versioned(name):
+                history = self._timeline.history(name, key)
+                if history is None:
+                    return []
+                return [
+                    (when, dict(version))
+                    for when, version in zip(history.times, history.versions, strict=True)
+                ]
+            record = self._index.get(name, {}).get(key)
+            stamp = self._updated_at.get(name, {}).get(key)
+            return [(stamp, dict(record))] if record is not None and stamp is not None else []
 
     def snapshot(self, records: Iterable[Record]) -> list[Record]:
         """Shallow copies taken under the lock, safe to serialise while writes go on."""
@@ -152,15 +250,51 @@ class Practice:
         """Make document URLs absolute under the server's URL (known once it is bound)."""
         with self.lock:
             self.base_url = base_url.rstrip("/")
-            for document in self.documents:
+            documents = (
+                self._timeline.versions("documents")
+                if self._timeline is not None
+                else self._records["documents"]
+            )
+            for document in documents:
                 document["document"] = self.base_url + self._document_paths[document["id"]]
 
     # Writing ------------------------------------------------------------------------
 
     def touch(self, name: str, record_id: int | str, when: datetime | None = None) -> None:
-        """Set a record's hidden "updated at" (default: now)."""
+        """Mark a record updated at `when` (default: now): frozen, its hidden "updated at"
+        moves; evolving, it gets a new, unchanged version."""
         with self.lock:
-            self._updated_at.setdefault(name, {})[record_id] = when or datetime.now()
+            if self._timeline is not None:
+                self._change(name, record_id, lambda record: None, when)
+            else:
+                self._updated_at.setdefault(name, {})[record_id] = when or datetime.now()
+
+    def _add(self, name: str, record: Record) -> None:
+        """Store a new record: frozen, into the live list; evolving, existing from now."""
+        if self._timeline is not None:
+            self._timeline.add(name, record["id"], record, self.clock.local_now())
+            return
+        if name == "appointments":
+            bisect.insort(self._records[name], record, key=synthetic.appointment_order)
+        else:
+            self._records[name].append(record)
+        self._index[name][record["id"]] = record
+        self.touch(name, record["id"])
+
+    def _change(
+        self, name: str, record_id: int | str, change: Change, when: datetime | None = None
+    ) -> Record:
+        """Apply `change` to a record and mark it updated at `when` (default: now).
+
+        Frozen: in place. Evolving: as a new version at `when`, also applied to the
+        record's later versions so the events still to come build on it.
+        """
+        if self._timeline is not None:
+            return self._timeline.change(name, record_id, change, when or self.clock.local_now())
+        record = self._index[name][record_id]
+        change(record)
+        self.touch(name, record_id, when)
+        return record
 
     def create_appointment(self, fields: Record) -> Record:
         """Store a new appointment (fields already validated) under a new numeric id."""
@@ -185,9 +319,7 @@ class Practice:
                 "icd9_codes": fields.get("icd9_codes", ""),
                 "notes": fields.get("notes", ""),
             }
-            bisect.insort(self.appointments, record, key=appointment_order)
-            self._index["appointments"][appointment_id] = record
-            self.touch("appointments", appointment_id)
+            self._add("appointments", record)
             return record
 
     def create_document(
@@ -219,9 +351,7 @@ class Practice:
                 "metatags": list(metatags),
                 "document": self.base_url + path,
             }
-            self.documents.append(record)
-            self._index["documents"][document_id] = record
-            self.touch("documents", document_id)
+            self._add("documents", record)
             return record
 
     def apply_reminder_profile(self, profile_id: int, appointment_id: str) -> Record:
@@ -252,9 +382,12 @@ class Practice:
                     }
                 )
                 self._next_reminder_id += 1
-            appointment["reminders"] = reminders  # a new list: readers never see it half-built
-            self.touch("appointments", appointment["id"])
-            return appointment
+            # A new list, never filled in place: readers never see it half-built.
+            return self._change(
+                "appointments",
+                appointment["id"],
+                lambda record: record.update(reminders=reminders),
+            )
 
     def post_payment(
         self,
@@ -276,15 +409,18 @@ class Practice:
             record = self.get("transactions", transaction_id)
             if record is None:
                 raise KeyError(f"transaction {transaction_id}")
-            billing.apply_payment(
-                record,
-                ins1_paid=Decimal(ins1_paid),
-                ins2_paid=Decimal(ins2_paid),
-                ins3_paid=Decimal(ins3_paid),
-                pt_paid=Decimal(pt_paid),
+            amounts = {
+                "ins1_paid": Decimal(ins1_paid),
+                "ins2_paid": Decimal(ins2_paid),
+                "ins3_paid": Decimal(ins3_paid),
+                "pt_paid": Decimal(pt_paid),
+            }
+            return self._change(
+                "transactions",
+                record["id"],
+                lambda line: billing.apply_payment(line, **amounts),
+                when,
             )
-            self.touch("transactions", record["id"], when)
-            return record
 
 
 def _placeholder_pdf(document_id: int) -> bytes:

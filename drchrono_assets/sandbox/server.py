@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import Literal
 
@@ -32,6 +32,11 @@ class SandboxServer:
     `refresh_token` is given. `access_token_max_uses` makes access tokens expire after
     that many requests too, `chaos` turns random faults on, and `http` picks uvicorn's
     HTTP implementation. `state` is usable before `start()`.
+
+    `clock` (aware, or naive in `timezone`, the practice's IANA time zone) turns evolving
+    mode on: the practice is served as of that instant, which only moves when told to
+    (`state.clock.advance(...)` or `POST /_sandbox/clock`); `today` is then ignored. Every
+    answer's `Date` header is the clock's time (the real time in frozen mode).
     """
 
     def __init__(
@@ -53,6 +58,8 @@ class SandboxServer:
         access_token_max_uses: int | None = None,
         chaos: FaultRates | None = None,
         http: Literal["auto", "h11", "httptools"] = "auto",
+        clock: datetime | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.host = host
         self.port = port
@@ -71,6 +78,8 @@ class SandboxServer:
             refresh_token=refresh_token,
             access_token_max_uses=access_token_max_uses,
             chaos=chaos,
+            clock=clock,
+            timezone=timezone,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -129,6 +138,8 @@ class SandboxServer:
             log_level=self.log_level,
             access_log=False,
             http=self.http,
+            # The app stamps Date itself, from the sandbox clock.
+            date_header=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
         )

@@ -1,9 +1,10 @@
-"""Everything one sandbox knows: the practice, OAuth, faults, statistics, settings."""
+"""Everything one sandbox knows: the practice and its clock, OAuth, faults, statistics,
+settings."""
 
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, datetime
 
 from drchrono_assets.sandbox.faults import (
     Fault,
@@ -21,7 +22,9 @@ class SandboxState:
     """The shared state behind one sandbox app.
 
     Attributes are meant to be used directly by tests: `practice` (records and
-    mutations), `oauth` (tokens), `faults` (fault injection), `stats` (request counts),
+    mutations), `clock` (the practice's: `now()`, `local_now()`; in evolving mode, when
+    `clock` is given, `advance(timedelta)` and `set(datetime)` move it forward), `oauth`
+    (tokens), `faults` (fault injection), `stats` (request counts),
     `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live),
     `budget` (the hourly request budget, None when off) and `chaos` (the rates of random
     faults, None when off; setting it restarts the draws from its seed).
@@ -43,8 +46,13 @@ class SandboxState:
         base_url: str = "",
         access_token_max_uses: int | None = None,
         chaos: FaultRates | None = None,
+        clock: datetime | None = None,
+        timezone: str = "UTC",
     ) -> None:
-        self.practice = Practice(seed, start, end, today=today, base_url=base_url)
+        self.practice = Practice(
+            seed, start, end, today=today, base_url=base_url, clock=clock, timezone=timezone
+        )
+        self.clock = self.practice.clock
         self.oauth = OAuthState(
             client_id=client_id,
             client_secret=client_secret,

@@ -4,6 +4,9 @@ calendar of visits, documents and billing line items between two dates.
 Every part draws from its own `random.Random` seeded with a string derived from the
 seed, so the same seed gives the same practice on any machine and port, and changing
 how one part is generated does not reshuffle the others.
+
+In evolving mode this is the practice once everything has happened (`today` after the
+history's end); `evolution` derives the versions that led to it.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ ALLOWED_RATES = (
     Decimal("0.85"),
 )
 STREETS = ("Example Ave", "Sample St", "Placeholder Rd", "Fixture Ln", "Mock Blvd", "Stub Way")
+CITIES = ("Anytown", "Sampleville", "Exampleton")
 LANGUAGES = ("English", "English", "English", "Spanish", "German", "Vietnamese", "")
 RACES = ("", "white", "black", "asian", "other", "declined")
 ETHNICITIES = ("", "not_hispanic", "hispanic", "declined")
@@ -177,6 +181,31 @@ def ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def part_rng(seed: int, part: str) -> random.Random:
+    """An independent, reproducible random stream for one part of the practice."""
+    return random.Random(f"drchrono-sandbox:{seed}:{part}")
+
+
+def appointment_order(record: Record) -> tuple[str, str]:
+    """Stable list order of appointments: by start, then id."""
+    return record["scheduled_time"], record["id"]
+
+
+def street_address(rng: random.Random) -> str:
+    """A made-up street address: `42 Sample St`."""
+    return f"{rng.randint(1, 999)} {rng.choice(STREETS)}"
+
+
+def zip_code(rng: random.Random) -> str:
+    """A made-up California zip code."""
+    return f"9{rng.randint(0, 999):04d}"
+
+
+def phone_number(rng: random.Random) -> str:
+    """A number in the 555-01xx range, reserved for fiction."""
+    return f"(555) 555-{rng.randint(100, 199):04d}"
+
+
 def ref(resource: str, record_id: int | str) -> str:
     """The domain-relative path by which responses refer to a record."""
     return f"/api/{resource}/{record_id}"
@@ -226,6 +255,8 @@ class PracticeData:
     updated_at: dict[str, dict[Any, datetime]] = field(default_factory=dict)
     #: Domain-relative path of each document's file (the served URL adds the host).
     document_paths: dict[int, str] = field(default_factory=dict)
+    #: Ids of the line items billed to a patient without insurance.
+    self_pay_transactions: set[int] = field(default_factory=set)
     account_user_id: int = 301
     next_appointment_id: int = FIRST_APPOINTMENT_ID
     next_document_id: int = FIRST_DOCUMENT_ID
@@ -257,8 +288,8 @@ class _Generator:
         self.horizon = datetime.combine(today, time(0, 0))
 
     def rng(self, part: str) -> random.Random:
-        """An independent, reproducible random stream for one part of the practice."""
-        return random.Random(f"drchrono-sandbox:{self.seed}:{part}")
+        """`part_rng` for this practice's seed."""
+        return part_rng(self.seed, part)
 
     def clamp(self, value: datetime, floor: datetime | None = None) -> datetime:
         """Keep a hidden timestamp at or before the horizon (and at or after `floor`)."""
@@ -439,21 +470,19 @@ class _Generator:
                 "email": f"{first.lower()}.{last.lower()}{n + 1}@example.com"
                 if rng.random() < 0.8
                 else "",
-                "address": f"{rng.randint(1, 999)} {rng.choice(STREETS)}",
-                "city": rng.choice(("Anytown", "Sampleville", "Exampleton")),
+                "address": street_address(rng),
+                "city": rng.choice(CITIES),
                 "state": "CA",
-                "zip_code": f"9{rng.randint(0, 999):04d}",
-                "cell_phone": f"(555) 555-{rng.randint(100, 199):04d}",
-                "home_phone": f"(555) 555-{rng.randint(100, 199):04d}"
-                if rng.random() < 0.3
-                else "",
+                "zip_code": zip_code(rng),
+                "cell_phone": phone_number(rng),
+                "home_phone": phone_number(rng) if rng.random() < 0.3 else "",
                 "social_security_number": f"000-{rng.randint(10, 99)}-{rng.randint(0, 9999):04d}",
                 "race": rng.choice(RACES),
                 "ethnicity": rng.choice(ETHNICITIES),
                 "preferred_language": rng.choice(LANGUAGES),
                 "primary_care_physician": "",
                 "emergency_contact_name": f"{rng.choice(FIRST_NAMES)} {last}",
-                "emergency_contact_phone": f"(555) 555-{rng.randint(100, 199):04d}",
+                "emergency_contact_phone": phone_number(rng),
                 "emergency_contact_relation": rng.choice(("Spouse", "Parent", "Sibling", "Friend")),
                 "employer": "Example Corp (sandbox)" if employed else "",
                 "employer_address": "1 Corporate Way" if employed else "",
@@ -632,7 +661,7 @@ class _Generator:
                             continue
                         lines += self._visit_lines(bill_rng, record, doctor, office, patient, day)
         # List order is by start, then id (generation went doctor by doctor).
-        data.appointments.sort(key=lambda a: (a["scheduled_time"], a["id"]))
+        data.appointments.sort(key=appointment_order)
         lines += self._orphan_lines(bill_rng, data, gaps)
         data.next_appointment_id = next_id + 1
         data.next_reminder_id = reminder_id
@@ -641,6 +670,8 @@ class _Generator:
             line_id = FIRST_TRANSACTION_ID + offset
             updated = line.pop("_updated")
             line.pop("_seq")
+            if line.pop("_self_pay"):
+                data.self_pay_transactions.add(line_id)
             data.transactions.append({"id": line_id, **line})
             data.updated_at["transactions"][line_id] = updated
 
@@ -709,7 +740,7 @@ class _Generator:
         seq: int,
         multiple: bool,
     ) -> Record:
-        """One billing line item, with its hidden updated-at."""
+        """One billing line item, with its hidden updated-at, order and self-pay flag."""
         if procedure.code.startswith("J"):
             quantity = rng.choice((0.5, 1.0, 2.0))
         elif procedure.code in ("90471", "SUPPLY"):
@@ -779,6 +810,7 @@ class _Generator:
             # Payments arrive after the visit, never before it.
             "_updated": self.clamp(updated, floor=when),
             "_seq": seq,
+            "_self_pay": self_pay,
         }
 
     def _orphan_lines(
