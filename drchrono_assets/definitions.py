@@ -11,6 +11,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import billing_refresh_job, daily_job, ingest_job
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.schedules import billing_refresh_schedule, daily_schedule
+from drchrono_assets.sync.sensor import drchrono_changes
 
 # The DuckDB file sits beside the data, so it exists only for a local data root; on object
 # storage BI tools read the Parquet datasets directly.
@@ -21,6 +22,7 @@ defs = dg.Definitions(
     asset_checks=billing_checks,
     jobs=[ingest_job, daily_job, billing_refresh_job],
     schedules=[daily_schedule, billing_refresh_schedule],
+    sensors=[drchrono_changes],
     resources={
         "drchrono": DrchronoApiResource.from_env(),
         "parquet_io_manager": HiveParquetIOManager(data_root=settings.data_root()),

@@ -15,6 +15,15 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow, daily_partitions
 
 GROUP = "billing"
+# Any partition whose appointments, transactions or doctors were re-materialized is
+# rebuilt, however old: late payments land on visits months back. (``eager()`` would only
+# look at the latest day.)
+FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follows upstream partitions")
 
 
 @dg.asset(
@@ -24,6 +33,7 @@ GROUP = "billing"
     io_manager_key="parquet_io_manager",
     kinds={"duckdb", "parquet"},
     metadata={"dagster/column_schema": dagster_table_schema(REPORT_SCHEMA)},
+    automation_condition=FOLLOWS_UPSTREAM,
 )
 def billing_report(
     context: dg.AssetExecutionContext,

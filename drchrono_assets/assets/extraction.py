@@ -1,10 +1,12 @@
-"""Fetch a window of days of one resource with the fewest requests, as Arrow tables per day."""
+"""Fetch one resource with the fewest requests: a window of days as Arrow tables per day, or
+what changed since a given time."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,34 +19,55 @@ from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """The records some queries returned, each once in its latest version."""
+
+    table: pa.Table  # spec.api_schema
+    answered_at: dt.datetime | None  # the API's time when the first query's first page left
+
+
+def fetch(
+    spec: ResourceSpec, api: DrchronoApiResource, queries: list[Query], log: logging.Logger
+) -> Fetched:
+    """Run ``queries`` against ``spec``'s endpoint; separate queries go side by side."""
+    # Each query pages sequentially (cursors).
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(api.max_parallel_requests, len(queries)))
+    ) as pool:
+        results = list(pool.map(lambda query: _fetch(spec, api, query), queries))
+    ignored = set().union(*(result.unknown for result in results))
+    if ignored:
+        log.info(f"drchrono {spec.name}: ignoring fields not in the catalog: {sorted(ignored)}")
+    tables = [table for result in results for table in result.tables]
+    table = pa.concat_tables(tables) if tables else spec.api_schema.empty_table()
+    times = [result.answered_at for result in results if result.answered_at is not None]
+    return Fetched(_latest_per_key(table, spec), min(times, default=None))
+
+
 def extract(
     spec: ResourceSpec, api: DrchronoApiResource, window: DayWindow, log: logging.Logger
 ) -> dict[str, pa.Table]:
     """One table per day of ``window`` (empty days included), each with ``spec.schema``."""
     taken_at = dt.datetime.now(dt.UTC)
-    queries = spec.rule.queries(window, api)
-    # Each query pages sequentially (cursors); separate queries run side by side.
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(api.max_parallel_requests, len(queries)))
-    ) as pool:
-        results = list(pool.map(lambda query: _fetch(spec, api, query), queries))
-    tables = [table for fetched, _ in results for table in fetched]
-    ignored = set().union(*(unknown for _, unknown in results))
-    if ignored:
-        log.info(f"drchrono {spec.name}: ignoring fields not in the catalog: {sorted(ignored)}")
-    table = pa.concat_tables(tables) if tables else spec.api_schema.empty_table()
-    table = _latest_per_key(table, spec)
-    by_day = spec.rule.split(table, window, taken_at)
-    order = [(key, "ascending") for key in spec.primary_key]
-    return {key: by_day[key].sort_by(order) for key in window.partition_keys}
+    fetched = fetch(spec, api, spec.rule.queries(window, api), log)
+    by_day = spec.rule.split(fetched.table, window, taken_at)
+    return {key: spec.in_key_order(by_day[key]) for key in window.partition_keys}
 
 
-def _fetch(
-    spec: ResourceSpec, api: DrchronoApiResource, query: Query
-) -> tuple[list[pa.Table], set[str]]:
+@dataclass
+class _QueryResult:
+    tables: list[pa.Table] = field(default_factory=list)
+    unknown: set[str] = field(default_factory=set)
+    answered_at: dt.datetime | None = None
+
+
+def _fetch(spec: ResourceSpec, api: DrchronoApiResource, query: Query) -> _QueryResult:
     # Pages become Arrow at once, so a long backfill never holds its JSON in memory.
-    tables, unknown = [], set()
+    result = _QueryResult()
     for page in api.iter_pages(spec.path, query):
+        if result.answered_at is None:
+            result.answered_at = api.last_answer_time()
         missing = missing_fields(page, spec.api_schema)
         if missing:
             raise SchemaChangedError(
@@ -52,9 +75,9 @@ def _fetch(
                 f"{', '.join(sorted(missing))}. The API's response format changed; update the "
                 "catalog schema. Partitions already written are unchanged."
             )
-        tables.append(records_to_table(page, spec.api_schema, spec.name))
-        unknown |= unknown_fields(page, spec.api_schema)
-    return tables, unknown
+        result.tables.append(records_to_table(page, spec.api_schema, spec.name))
+        result.unknown |= unknown_fields(page, spec.api_schema)
+    return result
 
 
 def _latest_per_key(table: pa.Table, spec: ResourceSpec) -> pa.Table:

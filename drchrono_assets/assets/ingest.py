@@ -8,8 +8,15 @@ import pyarrow as pa
 from drchrono_assets.assets.extraction import extract
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow, daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.sync.changes import (
+    MERGE_TAG,
+    StagedChanges,
+    merge_changes,
+    stored_partitions,
+)
 
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
 TablesByDay = dict[str, pa.Table]
@@ -54,11 +61,20 @@ def _resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         },
     )
     def resource_asset(
-        context: dg.AssetExecutionContext, drchrono: DrchronoApiResource
+        context: dg.AssetExecutionContext,
+        drchrono: DrchronoApiResource,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
     ) -> TablesByDay:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
         before = drchrono.requests_used
-        tables = extract(spec, drchrono, window, context.log)
+        sweep = context.run.tags.get(MERGE_TAG)
+        if sweep and spec.rule.captures_changes:
+            # Daily operation: the sweep fetched what changed; merge it, fetch nothing.
+            changes = StagedChanges(parquet_io_manager.data_root).read(sweep, spec.name)
+            stored = stored_partitions(parquet_io_manager, spec, window)
+            tables = merge_changes(spec, changes, stored, window)
+        else:
+            tables = extract(spec, drchrono, window, context.log)
         requests = drchrono.requests_used - before
         context.add_asset_metadata({"drchrono/requests": requests})
         context.log.info(

@@ -35,8 +35,14 @@ class PartitionRule(Protocol):
     summary: str
     filters: tuple[str, ...]
     extra_fields: tuple[pa.Field, ...]  # columns the rule adds to the API's
+    captures_changes: bool  # whether ``change_queries`` can tell what changed
 
     def queries(self, window: DayWindow, api: PageSource) -> list[Query]: ...
+
+    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
+        """Queries for the records updated since ``since`` (practice-local ISO time), or None
+        when the API cannot tell what changed (the resource is then a daily snapshot)."""
+        ...
 
     def split(
         self, table: pa.Table, window: DayWindow, taken_at: dt.datetime
@@ -65,6 +71,7 @@ class ScheduledOn(_DatedRows):
     max_window_days: int = 190
     filters: tuple[str, ...] = ("date", "date_range")
     extra_fields: tuple[pa.Field, ...] = ()
+    captures_changes: bool = True
 
     @property
     def summary(self) -> str:
@@ -77,6 +84,9 @@ class ScheduledOn(_DatedRows):
             else {"date_range": f"{chunk.first.isoformat()}/{chunk.last.isoformat()}"}
             for chunk in window.chunks(self.max_window_days)
         ]
+
+    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
+        return [{"since": since}]
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class DatedSinceSweep(_DatedRows):
 
     fan_out: tuple[str, str] | None = None  # (required filter, path listing its values)
     extra_fields: tuple[pa.Field, ...] = ()
+    captures_changes: bool = True
 
     @property
     def filters(self) -> tuple[str, ...]:
@@ -101,11 +112,13 @@ class DatedSinceSweep(_DatedRows):
         return f"partition D = records whose `{self.day_column}` falls on D (`since` sweep)"
 
     def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
-        since = {"since": dt.datetime.combine(window.first, dt.time()).isoformat()}
+        return self.change_queries(dt.datetime.combine(window.first, dt.time()).isoformat(), api)
+
+    def change_queries(self, since: str, api: PageSource) -> list[Query]:
         if self.fan_out is None:
-            return [since]
+            return [{"since": since}]
         parameter, path = self.fan_out
-        return [{**since, parameter: record["id"]} for record in api.list_records(path)]
+        return [{"since": since, parameter: record["id"]} for record in api.list_records(path)]
 
 
 @dataclass(frozen=True)
@@ -121,9 +134,13 @@ class Snapshot:
     extra_fields: tuple[pa.Field, ...] = (
         column("snapshot_at", SNAPSHOT_AT, "When this snapshot was taken (UTC)"),
     )
+    captures_changes: bool = False
 
     def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
         return [{}]
+
+    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
+        return None
 
     def split(
         self, table: pa.Table, window: DayWindow, taken_at: dt.datetime

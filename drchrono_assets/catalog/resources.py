@@ -57,6 +57,10 @@ class ResourceSpec:
         """Columns of every Parquet file of this resource."""
         return pa.schema([*self.fields, *self.rule.extra_fields])
 
+    def in_key_order(self, table: pa.Table) -> pa.Table:
+        """Rows in primary-key order, as every partition file stores them."""
+        return table.sort_by([(key, "ascending") for key in self.primary_key])
+
 
 def _fields(*groups: pa.Field | list[pa.Field]) -> tuple[pa.Field, ...]:
     return tuple(f for group in groups for f in (group if isinstance(group, list) else [group]))

@@ -71,7 +71,7 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         written: dict[str | None, tuple[UPath, int]] = {}
         for key, table in tables.items():
             path = self.file_path(context.asset_key, key)
-            _write_atomically(table, path, staging)
+            write_atomically(table, path, staging)
             written[key] = (path, table.num_rows)
         per_partition = len(written) > 1
         for key, (path, rows) in written.items():
@@ -113,14 +113,17 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
             if child.name.startswith(prefix) and (child / FILE_NAME).exists()
         )
 
-    def read_partitions(self, asset_key: dg.AssetKey, keys: list[str | None]) -> pa.Table:
-        """The files of ``keys`` as one table, with the partition column added back."""
+    def read_partitions(
+        self, asset_key: dg.AssetKey, keys: list[str | None], columns: list[str] | None = None
+    ) -> pa.Table:
+        """The files of ``keys`` (``columns`` of them, or all) as one table, with the partition
+        column added back."""
         tables = []
         for key in keys:
             path = self.file_path(asset_key, key)
             try:
                 with path.open("rb") as handle:
-                    table = pq.read_table(handle)
+                    table = pq.read_table(handle, columns=columns)
             except FileNotFoundError:
                 missing = True
             else:
@@ -214,7 +217,7 @@ def remove_abandoned_files(staging: UPath) -> None:
             os.close(fd)
 
 
-def _write_atomically(table: pa.Table, path: UPath, staging: UPath) -> None:
+def write_atomically(table: pa.Table, path: UPath, staging: UPath) -> None:
     """No reader ever sees half a file, and a re-run replaces the partition's file."""
     if settings.is_local(path):
         staging.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
@@ -134,6 +135,12 @@ def _retry_after_seconds(header: str | None) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def _note_answer_time(connection: _Connection, response: requests.Response) -> None:
+    # Without a usable Date header the last one stands.
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        connection.answered.at = email.utils.parsedate_to_datetime(response.headers["Date"])
+
+
 def _resolved(value: str | None) -> str | None:
     """A field's value; an ``EnvVar`` is only resolved by Dagster, not when used in a script."""
     return value.get_value() if isinstance(value, dg.EnvVar) else value
@@ -158,6 +165,8 @@ class _Connection:
             window_seconds=resource.request_budget_window_seconds,
         )
         self.tokens = TokenManager(credentials, self.store, resource.post_token_form)
+        # The API's clock as of each thread's last answer (its ``Date`` header).
+        self.answered = threading.local()
 
 
 class DrchronoApiResource(dg.ConfigurableResource):
@@ -234,6 +243,13 @@ class DrchronoApiResource(dg.ConfigurableResource):
                 self._check_next(path, next_url, seen)
             yield body["results"]
             url, query = next_url, None
+
+    def last_answer_time(self) -> dt.datetime | None:
+        """The API's time (``Date`` header, UTC) of this thread's last successful answer.
+
+        Change capture takes its cursor from the API's clock, never this machine's.
+        """
+        return getattr(self._connect().answered, "at", None)
 
     def list_records(self, path: str, params: Mapping[str, Any] | None = None) -> list[JsonRecord]:
         """All records of a list endpoint (for small lists; assets stream pages instead)."""
@@ -487,6 +503,8 @@ class DrchronoApiResource(dg.ConfigurableResource):
         if status == 429 or (status >= 500 and call.idempotent):
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             raise _TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
+        if status < 400:
+            _note_answer_time(connection, response)
         if status == 204:
             return status, None
         return status, self._json(response, call.idempotent)

@@ -1,0 +1,1 @@
+"""Daily operation: change capture and the sensor that keeps every partition current."""

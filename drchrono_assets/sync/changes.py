@@ -1,0 +1,138 @@
+"""Change capture: what the API changed since the last sweep, which partitions that dirties,
+and the merge that brings those partitions up to date without fetching them again.
+
+A sweep asks each resource that can tell (``since``: appointments, transactions per doctor,
+documents) for the records updated since the previous sweep. The changed records are staged
+beside the datasets; the runs that re-materialize the dirty partitions merge them by primary
+key into what is stored, so a payment on a 100-day-old visit costs the one change query,
+not a 100-day sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable, Mapping
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from upath import UPath
+
+from drchrono_assets.catalog import ResourceSpec
+from drchrono_assets.io_managers.hive_parquet import (
+    STAGING_FOLDER,
+    HiveParquetIOManager,
+    write_atomically,
+)
+from drchrono_assets.partitions import DayWindow
+
+# The API's GET data "may be several seconds old": each sweep starts this much before the
+# previous one's API time, so nothing updated meanwhile slips between two sweeps.
+OVERLAP = dt.timedelta(minutes=2)
+CHANGES_FOLDER = ".changes"  # beside the datasets, never inside one
+# On every run a sweep requests: the sweep's id; on those that merge its staged changes, too.
+SWEEP_TAG = "drchrono/sweep"
+MERGE_TAG = "drchrono/merge"
+
+
+def local_since(api_time: dt.datetime, timezone: str) -> str:
+    """The ``since`` value (practice-local, naive ISO) for a sweep that began at ``api_time``."""
+    local = api_time.astimezone(zoneinfo.ZoneInfo(timezone)) - OVERLAP
+    return local.replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def days_of(spec: ResourceSpec, table: pa.Table) -> list[str]:
+    """The partition key of each row of a dated resource's records."""
+    days = pc.cast(table[spec.rule.day_column], pa.date32())
+    return [day.isoformat() for day in days.to_pylist()]
+
+
+def stored_days(io_manager: HiveParquetIOManager, spec: ResourceSpec) -> dict[str, str]:
+    """Primary key -> the partition that stores the record, over the whole dataset."""
+    (key,) = spec.primary_key
+    asset_key = dg.AssetKey(spec.name)
+    days = io_manager.existing_partitions(asset_key)
+    if not days:
+        return {}
+    table = io_manager.read_partitions(asset_key, list(days), columns=[key])
+    return dict(
+        zip(table[key].to_pylist(), (d.isoformat() for d in table["date"].to_pylist()), strict=True)
+    )
+
+
+def stored_partitions(
+    io_manager: HiveParquetIOManager, spec: ResourceSpec, window: DayWindow
+) -> dict[str, pa.Table]:
+    """The stored tables of the days of ``window`` that have a file."""
+    asset_key = dg.AssetKey(spec.name)
+    existing = set(io_manager.existing_partitions(asset_key))
+    return {
+        day: io_manager.read_partitions(asset_key, [day])
+        for day in window.partition_keys
+        if day in existing
+    }
+
+
+def dirty_days(spec: ResourceSpec, changes: pa.Table, stored_days: Mapping[str, str]) -> set[str]:
+    """Partitions a change set touches: where each changed record belongs now, and where it
+    was stored before (a rescheduled appointment leaves its old day)."""
+    (key,) = spec.primary_key
+    new = set(days_of(spec, changes))
+    old = {stored_days[k] for k in changes[key].to_pylist() if k in stored_days}
+    return new | old
+
+
+def day_ranges(days: Iterable[str]) -> list[DayWindow]:
+    """Consecutive days grouped into windows: one run per window (single-run backfill)."""
+    windows: list[DayWindow] = []
+    for day in sorted(dt.date.fromisoformat(key) for key in set(days)):
+        if windows and day == windows[-1].last + dt.timedelta(days=1):
+            windows[-1] = DayWindow(windows[-1].first, day)
+        else:
+            windows.append(DayWindow(day, day))
+    return windows
+
+
+def merge_changes(
+    spec: ResourceSpec,
+    changes: pa.Table,
+    stored: Mapping[str, pa.Table],
+    window: DayWindow,
+) -> dict[str, pa.Table]:
+    """Each day of ``window``: its stored rows, less every changed record, plus the changed
+    records that belong to it now. Days without a stored file start empty."""
+    (key,) = spec.primary_key
+    changed = changes[key]
+    arriving = spec.rule.split(changes, window, dt.datetime.now(dt.UTC))
+    merged = {}
+    for day in window.partition_keys:
+        before = stored.get(day, spec.schema.empty_table()).select(spec.schema.names)
+        kept = before.filter(pc.invert(pc.is_in(before[key], value_set=changed)))
+        merged[day] = spec.in_key_order(pa.concat_tables([kept, arriving[day]]))
+    return merged
+
+
+class StagedChanges:
+    """Change sets between the sweep that fetched them and the runs that merge them:
+    ``<data root>/.changes/<sweep>/<resource>.parquet``."""
+
+    def __init__(self, data_root: str) -> None:
+        self.folder = UPath(data_root) / CHANGES_FOLDER
+
+    def path(self, sweep: str, resource: str) -> UPath:
+        return self.folder / sweep / f"{resource}.parquet"
+
+    def write(self, sweep: str, resource: str, table: pa.Table) -> None:
+        staging = UPath(self.folder.parent) / STAGING_FOLDER
+        write_atomically(table, self.path(sweep, resource), staging)
+
+    def read(self, sweep: str, resource: str) -> pa.Table:
+        with self.path(sweep, resource).open("rb") as handle:
+            return pq.read_table(handle)
+
+    def remove(self, sweep: str) -> None:
+        folder = self.folder / sweep
+        if folder.exists():
+            folder.fs.rm(folder.path, recursive=True)
