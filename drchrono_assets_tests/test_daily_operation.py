@@ -197,3 +197,62 @@ def _floor(sandbox: SandboxServer, since: dt.datetime, until: dt.datetime) -> in
         if spec.name not in DAY_FIELD:
             cost += _pages(len(practice.current(spec.name)))
     return cost
+
+
+def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(tmp_path, monkeypatch) -> None:
+    from drchrono_assets.assets import ingest
+
+    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
+    with SandboxServer(
+        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
+    ) as sandbox:
+        morning = Morning(sandbox, tmp_path, monkeypatch)
+        morning.run()
+        sandbox.state.clock.set(first_morning + dt.timedelta(days=1))
+        broken = {"merges": 0}
+
+        def failing_merge(*args: Any, **kwargs: Any) -> Any:
+            broken["merges"] += 1
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(ingest, "merge_changes", failing_merge)
+        sensor = morning.defs.get_sensor_def("drchrono_changes")
+
+        def tick() -> Any:
+            with dg.build_sensor_context(
+                instance=morning.instance,
+                cursor=morning.sensor_cursors["drchrono_changes"],
+                resources=morning.resources,
+            ) as context:
+                result = sensor.evaluate_tick(context)
+            morning.sensor_cursors["drchrono_changes"] = result.cursor
+            return result
+
+        def cursor() -> sync_sensor.SyncCursor:
+            return sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
+
+        before = cursor().since
+        result = tick()
+        for request in result.run_requests:
+            tags = {**request.tags, "dagster/run_key": request.run_key}
+            dg.materialize(
+                morning.every_asset,
+                selection=request.asset_selection,
+                tags=tags,
+                instance=morning.instance,
+                resources=morning.resources,
+                raise_on_error=False,
+            )
+        assert broken["merges"] > 0
+        retried = tick().run_requests
+        assert retried and all(request.run_key.endswith("#2") for request in retried)
+        assert cursor().since == before  # nothing skipped while runs failed
+        monkeypatch.undo()
+        monkeypatch.setattr(sync_sensor, "clock", lambda: sandbox.state.clock.now())
+        for request in retried:
+            morning.execute(
+                request.asset_selection, {**request.tags, "dagster/run_key": request.run_key}
+            )
+        tick()
+        assert cursor().sweep is None and cursor().since > before
