@@ -15,10 +15,3 @@ daily_job = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description="Every asset for one day: ingest, billing report, aging, BI views.",
 )
-
-billing_refresh_job = dg.define_asset_job(
-    "billing_refresh",
-    # doctors is re-listed too (one request) because the report takes doctor names from it.
-    selection=dg.AssetSelection.assets("appointments", "transactions", "doctors", "billing_report"),
-    description="Recent days of appointments, transactions and the billing report, as one run.",
-)

@@ -78,11 +78,6 @@ def _positive_int(name: str, default: int) -> int:
     return int(value)
 
 
-def billing_refresh_days() -> int:
-    """``DRCHRONO_BILLING_REFRESH_DAYS``: how many recent days the daily billing refresh re-runs."""
-    return _positive_int("DRCHRONO_BILLING_REFRESH_DAYS", 30)
-
-
 def orphan_warning_threshold() -> int:
     """``DRCHRONO_ORPHAN_WARN_THRESHOLD``: orphan rows per day above which a check warns."""
     return _positive_int("DRCHRONO_ORPHAN_WARN_THRESHOLD", 2)

@@ -12,7 +12,6 @@ from drchrono_assets.assets.billing import billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.definitions import defs
-from drchrono_assets.jobs import billing_refresh_job
 from drchrono_assets.schedules import RANGE_END, RANGE_START
 from drchrono_assets_tests.assets_support import read_partition
 
@@ -28,15 +27,13 @@ def tick(schedule_name: str, when: dt.datetime) -> dg.RunRequest:
     return request
 
 
-def test_both_schedules_are_defined_for_their_jobs() -> None:
+def test_daily_operation_is_the_sensor_with_billing_following_by_automation() -> None:
+    assert [schedule.name for schedule in defs.schedules] == ["daily_schedule"]
     assert defs.get_schedule_def("daily_schedule").job_name == "daily_update"
-    assert defs.get_schedule_def("billing_refresh_schedule").job_name == "billing_refresh"
-    selected = defs.resolve_job_def("billing_refresh").asset_layer.executable_asset_keys
-    assert {key.to_user_string() for key in selected} >= {
-        "appointments",
-        "transactions",
-        "billing_report",
-    }
+    assert defs.get_sensor_def("drchrono_changes").job_name == "drchrono_ingest"
+    graph = defs.resolve_asset_graph()
+    for name in ("billing_report", "ar_aging"):
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
 
 
 def test_daily_schedule_materializes_yesterday_for_every_asset() -> None:
@@ -47,22 +44,8 @@ def test_daily_schedule_materializes_yesterday_for_every_asset() -> None:
     assert {key.to_user_string() for key in job_assets} == every
 
 
-def test_billing_refresh_covers_the_last_30_days_as_one_range() -> None:
-    request = tick("billing_refresh_schedule", dt.datetime(2024, 4, 15, 5, 0, tzinfo=TZ))
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2024-03-16", "2024-04-14")
-    assert request.partition_key is None  # a single run for the range, not 30 runs
-
-
-def test_refresh_window_is_configurable_and_clipped_at_the_first_partition(monkeypatch) -> None:
-    monkeypatch.setenv("DRCHRONO_BILLING_REFRESH_DAYS", "7")
-    request = tick("billing_refresh_schedule", dt.datetime(2024, 4, 15, 5, 0, tzinfo=TZ))
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2024-04-08", "2024-04-14")
-    request = tick("billing_refresh_schedule", dt.datetime(2024, 1, 5, 5, 0, tzinfo=TZ))
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2024-01-01", "2024-01-04")
-
-
 def test_ticks_before_the_first_partition_are_skipped() -> None:
-    for name in ("daily_schedule", "billing_refresh_schedule"):
+    for name in ("daily_schedule",):
         schedule = defs.get_schedule_def(name)
         context = dg.build_schedule_context(
             scheduled_execution_time=dt.datetime(2023, 12, 31, 5, 0, tzinfo=TZ)
@@ -70,18 +53,21 @@ def test_ticks_before_the_first_partition_are_skipped() -> None:
         assert not schedule.evaluate_tick(context).run_requests
 
 
-def test_refresh_run_rematerializes_the_window_in_one_run(
-    monkeypatch, dagster_resources, sandbox_env
-) -> None:
-    monkeypatch.setenv("DRCHRONO_BILLING_REFRESH_DAYS", "5")
-    request = tick("billing_refresh_schedule", dt.datetime(2024, 3, 9, 5, 0, tzinfo=TZ))
+def test_a_range_of_billing_days_rematerializes_in_one_run(dagster_resources, sandbox_env) -> None:
+    """What the sensor's runs and the automation condition do for dirty days, as one run."""
+    billing_range = dg.define_asset_job(
+        "billing_range",
+        selection=dg.AssetSelection.assets(
+            "appointments", "transactions", "doctors", "billing_report"
+        ),
+    )
     job = dg.Definitions(
         assets=[*resource_assets, billing_report],
         asset_checks=billing_checks,
-        jobs=[billing_refresh_job],
+        jobs=[billing_range],
         resources=dagster_resources,
-    ).resolve_job_def("billing_refresh")
-    result = job.execute_in_process(tags=request.tags)
+    ).resolve_job_def("billing_range")
+    result = job.execute_in_process(tags={RANGE_START: "2024-03-04", RANGE_END: "2024-03-08"})
     assert result.success
     report_events = [
         event

@@ -23,6 +23,7 @@ PARTITIONED = [*resource_assets, billing_report]
     deps=[*PARTITIONED, ar_aging],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def bi_duckdb(
     context: dg.AssetExecutionContext, parquet_io_manager: dg.ResourceParam[HiveParquetIOManager]

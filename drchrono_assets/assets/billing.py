@@ -76,6 +76,7 @@ def billing_report(
     io_manager_key="parquet_io_manager",
     kinds={"duckdb", "parquet"},
     metadata={"dagster/column_schema": dagster_table_schema(AGING_SCHEMA)},
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def ar_aging(
     context: dg.AssetExecutionContext, parquet_io_manager: dg.ResourceParam[HiveParquetIOManager]
