@@ -34,6 +34,7 @@ def _scenario(
 
     from drchrono_assets.assets import resource_assets
     from drchrono_assets.io_managers import HiveParquetIOManager
+    from drchrono_assets.partitions import DayWindow
     from drchrono_assets.resources import DrchronoApiResource
 
     resources = {
@@ -47,10 +48,7 @@ def _scenario(
         dg.materialize(
             resource_assets,
             resources=resources,
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-            },
+            tags=DayWindow.from_partition_keys([first, last]).run_tags,
         )
     queue.put(
         {

@@ -8,9 +8,8 @@ from drchrono_assets.assets.billing import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.jobs import daily_job, ingest_job
+from drchrono_assets.jobs import ingest_job
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.schedules import daily_schedule
 from drchrono_assets.sync.sensor import drchrono_changes
 
 # The DuckDB file sits beside the data, so it exists only for a local data root; on object
@@ -20,8 +19,7 @@ bi_assets = [bi_duckdb] if settings.data_root_is_local() else []
 defs = dg.Definitions(
     assets=[*resource_assets, billing_report, ar_aging, *bi_assets],
     asset_checks=billing_checks,
-    jobs=[ingest_job, daily_job],
-    schedules=[daily_schedule],
+    jobs=[ingest_job],
     sensors=[drchrono_changes],
     resources={
         "drchrono": DrchronoApiResource.from_env(),

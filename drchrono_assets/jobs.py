@@ -1,4 +1,4 @@
-"""Jobs: what schedules and people launch."""
+"""The job the ``drchrono_changes`` sensor's runs belong to, and people launch."""
 
 import dagster as dg
 
@@ -8,10 +8,4 @@ ingest_job = dg.define_asset_job(
     "drchrono_ingest",
     selection=dg.AssetSelection.groups(INGEST_GROUP),
     description="Every drchrono resource for the selected day(s), as one run per range.",
-)
-
-daily_job = dg.define_asset_job(
-    "daily_update",
-    selection=dg.AssetSelection.all(),
-    description="Every asset for one day: ingest, billing report, aging, BI views.",
 )

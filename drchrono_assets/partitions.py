@@ -11,6 +11,10 @@ import pyarrow.compute as pc
 
 from drchrono_assets import settings
 
+# The tags that make one run materialize a range of partitions (a single-run backfill).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.start_date(), timezone=settings.timezone()
 )
@@ -27,6 +31,11 @@ class DayWindow:
     def from_partition_keys(cls, keys: list[str]) -> DayWindow:
         days = sorted(dt.date.fromisoformat(key) for key in keys)
         return cls(days[0], days[-1])
+
+    @property
+    def run_tags(self) -> dict[str, str]:
+        """The tags of the one run that materializes this window."""
+        return {RANGE_START: self.first.isoformat(), RANGE_END: self.last.isoformat()}
 
     @property
     def days(self) -> list[dt.date]:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
 
 SPECS = {spec.name: spec for spec in RESOURCES}
@@ -45,12 +46,7 @@ def materialize(
     selection: dg.AssetSelection | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` (default: every ingest asset) for one day or ``first..last``."""
-    tags = {}
-    if last is not None:
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        }
+    tags = {} if last is None else DayWindow.from_partition_keys([first, last]).run_tags
     return dg.materialize(
         assets or resource_assets,
         partition_key=None if last is not None else first,

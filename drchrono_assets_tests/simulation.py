@@ -1,4 +1,4 @@
-"""Simulated mornings: the code location's sensors and automation, driven as the daemons
+"""Simulated mornings: the code location's schedules, sensors and automation, driven as the daemons
 would, against a sandbox whose practice evolves (its clock moved by the caller). The sensor's
 clock must follow the sandbox's: set ``drchrono_assets.sync.sensor.clock``."""
 
@@ -26,7 +26,7 @@ DAY_FIELD = {"appointments": "scheduled_time", "transactions": "date", "document
 
 
 class Morning:
-    """One simulated morning: the sensor, its runs, then automation."""
+    """One simulated morning: every schedule and sensor, their runs, then automation."""
 
     def __init__(self, sandbox: SandboxServer, root: Path) -> None:
         from drchrono_assets.definitions import defs
@@ -48,6 +48,16 @@ class Morning:
         self.automation_cursor = None
 
     def run(self) -> None:
+        now = self.sandbox.state.clock.now()
+        for schedule in self.defs.schedules or []:
+            with dg.build_schedule_context(
+                instance=self.instance, scheduled_execution_time=now, resources=self.resources
+            ) as context:
+                requests = schedule.evaluate_tick(context).run_requests or []
+            job = self.defs.resolve_job_def(schedule.job_name)
+            for request in requests:
+                selection = request.asset_selection or job.asset_layer.executable_asset_keys
+                self.execute(selection, request.tags, request.partition_key)
         for sensor in self.defs.sensors or []:
             for _ in range(5):  # until the sensor has nothing more to ask for this morning
                 with dg.build_sensor_context(
@@ -66,7 +76,9 @@ class Morning:
                     )
         self.automate()
 
-    def execute(self, selection: Any, tags: dict[str, str]) -> None:
+    def execute(
+        self, selection: Any, tags: dict[str, str], partition_key: str | None = None
+    ) -> None:
         # Ingest runs need only their assets; the billing report loads its upstream too.
         names = [key.to_user_string() for key in selection]
         assets = (
@@ -78,32 +90,32 @@ class Morning:
             assets,
             selection=selection,
             tags=tags,
+            partition_key=partition_key,
             instance=self.instance,
             resources=self.resources,
         )
 
     def automate(self) -> None:
-        """Automation ticks until it asks for nothing more, as the daemon's ticks would."""
-        key = dg.AssetKey("billing_report")
+        """Automation ticks until it asks for nothing more, as the daemon's ticks would; what
+        they request runs in dependency order, a run per range of days."""
+        automated = dg.Definitions(assets=self.every_asset, resources=self.resources)
+        keys = automated.resolve_asset_graph().toposorted_asset_keys
         for _ in range(5):
             result = dg.evaluate_automation_conditions(
-                defs=dg.Definitions(assets=self.every_asset, resources=self.resources),
+                defs=automated,
                 instance=self.instance,
                 cursor=self.automation_cursor,
                 evaluation_time=self.sandbox.state.clock.now(),
             )
             self.automation_cursor = result.cursor
-            requested = result.get_requested_partitions(key)
-            if not requested:
+            if not result.total_requested:
                 return
-            for window in day_ranges(requested):
-                self.execute(
-                    [key],
-                    {
-                        "dagster/asset_partition_range_start": window.first.isoformat(),
-                        "dagster/asset_partition_range_end": window.last.isoformat(),
-                    },
-                )
+            for key in keys:
+                requested = result.get_requested_partitions(key)
+                if None in requested:
+                    self.execute([key], {})
+                for window in day_ranges(day for day in requested if day is not None):
+                    self.execute([key], window.run_tags)
 
 
 def records_by_day(resource: str, records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -46,10 +46,7 @@ def bi(sandbox, tmp_path_factory) -> dict[str, Any]:
     result = dg.materialize(
         [*resource_assets, billing_report, ar_aging, bi_duckdb, *billing_checks],
         resources={"drchrono": api_for(env), "parquet_io_manager": io_manager},
-        tags={
-            "dagster/asset_partition_range_start": WINDOW.first.isoformat(),
-            "dagster/asset_partition_range_end": WINDOW.last.isoformat(),
-        },
+        tags=WINDOW.run_tags,
     )
     assert result.success
     practice = sandbox.state.practice

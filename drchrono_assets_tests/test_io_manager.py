@@ -19,6 +19,7 @@ from upath import UPath
 
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.io_managers.hive_parquet import remove_abandoned_files
+from drchrono_assets.partitions import DayWindow
 
 days = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-10")
 SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))])
@@ -51,10 +52,7 @@ def run(root: Path, first: str, last: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [charges, charge_totals],
         resources={"io_manager": HiveParquetIOManager(data_root=str(root))},
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
+        tags=DayWindow.from_partition_keys([first, last]).run_tags,
     )
 
 

@@ -24,6 +24,8 @@ from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.resources.rate_budget import LEDGER_TABLE, RequestBudget, open_request_ledger
 from drchrono_assets.resources.shared_documents import PostgresDocument
 from drchrono_assets.resources.token_store import PostgresTokenStore, TokenSet
+from drchrono_assets.sync import sensor as sync_sensor
+from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 from drchrono_assets_tests.postgres_server import PostgresServer
@@ -82,21 +84,37 @@ def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_res
     assert len(checks) == 1
 
 
-def test_schedule_tick_runs_on_postgres(pg_instance, dagster_resources) -> None:
-    schedule = defs.get_schedule_def("daily_schedule")
-    context = dg.build_schedule_context(
-        instance=pg_instance,
-        scheduled_execution_time=dt.datetime(
-            2024, 3, 6, 4, tzinfo=zoneinfo.ZoneInfo(settings.timezone())
-        ),
-        repository_def=defs.get_repository_def(),
+def test_change_sensor_sweeps_and_advances_on_postgres(
+    pg_instance, dagster_resources, monkeypatch
+) -> None:
+    """The sensor finds its runs' statuses in PostgreSQL run storage and advances its cursor."""
+    morning = dt.datetime(2024, 3, 6, 5, tzinfo=zoneinfo.ZoneInfo(settings.timezone()))
+    monkeypatch.setattr(sync_sensor, "clock", lambda: morning)
+    sensor = defs.resolve_sensor_def("drchrono_changes")
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(
+            instance=pg_instance, cursor=cursor, resources=dagster_resources
+        ) as context:
+            return sensor.evaluate_tick(context)
+
+    first = tick(None)
+    assert first.run_requests
+    for request in first.run_requests:
+        result = dg.materialize(
+            every_asset(),
+            selection=request.asset_selection,
+            tags={**request.tags, "dagster/run_key": request.run_key},
+            instance=pg_instance,
+            resources=dagster_resources,
+        )
+        assert result.success
+    assert len(pg_instance.get_runs(dg.RunsFilter(tags={SWEEP_TAG: "2024-03-06"}))) == len(
+        first.run_requests
     )
-    (request,) = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == "2024-03-05"
-    result = materialize(
-        dagster_resources, request.partition_key, instance=pg_instance, assets=every_asset()
-    )
-    assert result.success
+    second = tick(first.cursor)
+    cursor = sync_sensor.SyncCursor.from_json(second.cursor)
+    assert not second.run_requests and cursor.sweep is None and cursor.since > "2024-03-05"
     assert "2024-03-05" in pg_instance.get_materialized_partitions(dg.AssetKey("transactions"))
 
 

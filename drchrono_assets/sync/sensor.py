@@ -27,7 +27,6 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
 from drchrono_assets.partitions import DayWindow, daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.schedules import RANGE_END, RANGE_START
 from drchrono_assets.sync.changes import (
     MERGE_TAG,
     SWEEP_TAG,
@@ -82,7 +81,8 @@ def _statuses(instance: dg.DagsterInstance, cursor: SyncCursor) -> dict[str, dg.
 def _run_request(sweep: str, key: str, attempt: int) -> dg.RunRequest:
     """The run a key names: ``<sweep>|<assets, comma-separated>|merge or fetch|<first>|<last>``."""
     _, assets, mode, first, last = key.split("|")
-    tags = {RANGE_START: first, RANGE_END: last, SWEEP_TAG: sweep}
+    window = DayWindow.from_partition_keys([first, last])
+    tags = {**window.run_tags, SWEEP_TAG: sweep}
     if mode == "merge":
         tags[MERGE_TAG] = sweep
     return dg.RunRequest(
