@@ -20,11 +20,11 @@ from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
+from drchrono_assets_tests.billing_oracle import VISITS, line_owners
 from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
 
 WINDOW = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 14))
 README = Path(__file__).resolve().parents[1] / "README.md"
-VISIT = {"Complete", "Arrived", "In Session"}
 
 
 def readme_query(name: str) -> str:
@@ -57,6 +57,7 @@ def bi(sandbox, tmp_path_factory) -> dict[str, Any]:
         "result": result,
         "transactions": [t for t in practice.transactions if t["date"][:10] in days],
         "appointments": [a for a in practice.appointments if a["scheduled_time"][:10] in days],
+        "billed": {owner for day in days for owner in line_owners(sandbox, day).values()},
     }
 
 
@@ -89,14 +90,13 @@ def test_collections_per_doctor_per_month(bi) -> None:
 
 
 def test_unbilled_visits_last_week(bi) -> None:
-    billed = {line["appointment"] for line in bi["transactions"]}
     last = WINDOW.last
     expected = {
         (dt.date.fromisoformat(a["scheduled_time"][:10]), a["id"])
         for a in bi["appointments"]
-        if a["status"] in VISIT
+        if a["status"] in VISITS
         and a["patient"] is not None
-        and not (a["id"].isdigit() and int(a["id"]) in billed)
+        and a["id"] not in bi["billed"]
         and dt.date.fromisoformat(a["scheduled_time"][:10]) > last - dt.timedelta(days=7)
     }
     rows = bi["db"].execute(readme_query("unbilled")).fetchall()

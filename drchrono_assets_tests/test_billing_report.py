@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,18 +30,24 @@ from drchrono_assets_tests.assets_support import (
     read_partition,
     served,
 )
+from drchrono_assets_tests.billing_oracle import (
+    MONEY,
+    VISITS,
+    ZERO,
+    doctor_names,
+    expected_rows,
+    line_owners,
+    money_sums,
+    numeric_id,
+    orphan_days,
+    path_id,
+    report_rows,
+)
 from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
 WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")
 SUNDAY = "2024-03-10"
-# Spelled out here rather than imported, so a change in the product's lists shows up.
-MONEY = (
-    "price", "billed", "allowed", "adjustment", "ins1_paid", "ins2_paid", "ins3_paid",
-    "ins_total", "pt_paid", "paid_total", "balance_ins", "balance_pt", "balance_total",
-)  # fmt: skip
-VISITS = ("Complete", "Arrived", "In Session")
-ZERO = Decimal("0.00")
 CHECKS = {
     "billing_report_reconciles",
     "billing_report_one_row_per_appointment",
@@ -103,94 +108,6 @@ def run_billing(
         assets=[*resource_assets, billing_report, *billing_checks],
         selection=selection,
     )
-
-
-def numeric_id(appointment_id: str) -> int | None:
-    """The integer a transaction would carry for this appointment, None if not a number."""
-    return int(appointment_id) if re.fullmatch(r"[0-9]+", appointment_id) else None
-
-
-def path_id(path: str | None) -> int | None:
-    return int(path.rsplit("/", 1)[1]) if path else None
-
-
-def doctor_names(sandbox: SandboxServer) -> dict[int, str]:
-    return {d["id"]: f"{d['first_name']} {d['last_name']}" for d in sandbox.state.practice.doctors}
-
-
-def money_sums(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
-    return {name: sum((Decimal(line[name]) for line in lines), ZERO) for name in MONEY}
-
-
-def expected_rows(sandbox: SandboxServer, day: str) -> dict[str, dict[str, Any]]:
-    """The report rows of ``day`` by appointment id, from the served records in plain Python."""
-    appointments = served(sandbox, "appointments", day)
-    lines_by_appointment: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for line in served(sandbox, "transactions", day):
-        lines_by_appointment[line["appointment"]].append(line)
-    rows: dict[str, dict[str, Any]] = {}
-    matched: set[int] = set()
-    for appointment in appointments:
-        number = numeric_id(appointment["id"])
-        lines = lines_by_appointment.get(number, []) if number is not None else []
-        visit = appointment["status"] in VISITS and appointment["patient"] is not None
-        if not lines and not visit:
-            continue
-        if number is not None and lines:
-            matched.add(number)
-        rows[appointment["id"]] = {
-            "doctor_id": path_id(appointment["doctor"]),
-            "office_id": path_id(appointment["office"]),
-            "patient_id": path_id(appointment["patient"]),
-            "status": appointment["status"],
-            "scheduled_time": dt.datetime.fromisoformat(appointment["scheduled_time"]),
-            **line_fields(lines),
-            "is_orphan": False,
-            "is_unbilled": not lines,
-        }
-    for number, lines in lines_by_appointment.items():
-        if number in matched:
-            continue
-        rows[str(number)] = {
-            "doctor_id": lines[0]["doctor"],
-            "office_id": lines[0]["location"],
-            "patient_id": None,
-            "status": None,
-            "scheduled_time": min(dt.datetime.fromisoformat(line["date"]) for line in lines),
-            **line_fields(lines),
-            "is_orphan": True,
-            "is_unbilled": False,
-        }
-    return rows
-
-
-def line_fields(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "line_items": len(lines),
-        "procedure_codes": sorted(line["code"] for line in lines),
-        **money_sums(lines),
-        "denied_line_items": sum(1 for line in lines if line["denied_flag"]),
-        "billing_statuses": sorted({line["billing_status"] for line in lines}),
-    }
-
-
-def report_rows(data_root: Path, day: str) -> dict[str, dict[str, Any]]:
-    """The stored report of ``day`` by appointment id (ids are unique within a day)."""
-    rows = read_partition(data_root, "billing_report", day).to_pylist()
-    by_id = {row["appointment_id"]: row for row in rows}
-    assert len(by_id) == len(rows), day
-    return by_id
-
-
-def orphan_days(sandbox: SandboxServer, days: tuple[str, ...]) -> dict[str, set[int]]:
-    """Days with line items whose appointment is not among that day's appointment ids."""
-    found = {}
-    for day in days:
-        ids = {numeric_id(a["id"]) for a in served(sandbox, "appointments", day)}
-        orphans = {t["appointment"] for t in served(sandbox, "transactions", day)} - ids
-        if orphans:
-            found[day] = orphans
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -277,11 +194,11 @@ def test_unbilled_visits_are_found(sandbox, week) -> None:
     seen_unbilled, left_out = 0, set()
     for day in WEEK:
         rows = report_rows(week.data_root, day)
-        billed = {t["appointment"] for t in served(sandbox, "transactions", day)}
+        billed = set(line_owners(sandbox, day).values())
         appointments = served(sandbox, "appointments", day)
         for appointment in appointments:
             appointment_id = appointment["id"]
-            has_lines = numeric_id(appointment_id) in billed
+            has_lines = appointment_id in billed
             if appointment["patient"] is None:  # a break
                 assert appointment_id not in rows, (day, appointment_id)
             elif appointment["status"] in VISITS and not has_lines:
@@ -301,23 +218,30 @@ def test_unbilled_visits_are_found(sandbox, week) -> None:
     assert {"Cancelled", "No Show"} <= left_out, left_out
 
 
-def test_non_numeric_appointment_ids_are_never_joined(sandbox, week) -> None:
-    visits, others = 0, 0
+def test_recurring_visits_are_billed_by_doctor_start_time_and_office(sandbox, week) -> None:
+    """A recurring visit's id is no number, so its lines carry one that names no appointment:
+    the report finds the visit by the doctor, start time and office the lines document."""
+    billed_visits = 0
     for day in WEEK:
-        rows = report_rows(week.data_root, day)
+        rows, lines = report_rows(week.data_root, day), served(sandbox, "transactions", day)
         for appointment in served(sandbox, "appointments", day):
-            appointment_id = appointment["id"]
-            if numeric_id(appointment_id) is not None:
+            if numeric_id(appointment["id"]) is not None or appointment["status"] not in VISITS:
                 continue
-            if appointment["status"] in VISITS and appointment["patient"] is not None:
-                visits += 1
-                row = rows[appointment_id]
-                assert row["is_unbilled"] and not row["is_orphan"], appointment_id
-                assert row["line_items"] == 0 and row["billed"] == ZERO, appointment_id
-            else:
-                others += 1
-                assert appointment_id not in rows, (appointment_id, appointment["status"])
-    assert visits > 0 and others > 0
+            start = dt.datetime.fromisoformat(appointment["scheduled_time"])
+            own = [
+                line
+                for line in lines
+                if dt.datetime.fromisoformat(line["date"]) == start
+                and line["doctor"] == path_id(appointment["doctor"])
+                and line["location"] == path_id(appointment["office"])
+            ]
+            row = rows[appointment["id"]]
+            assert not row["is_orphan"], appointment["id"]
+            assert row["line_items"] == len(own), appointment["id"]
+            assert {name: row[name] for name in MONEY} == money_sums(own), appointment["id"]
+            assert not any(str(line["appointment"]) in rows for line in own)  # no orphan row
+            billed_visits += bool(own)
+    assert billed_visits > 0, "no billed recurring visit this week: pick another week"
 
 
 def test_report_holds_no_patient_details(week) -> None:

@@ -23,8 +23,8 @@ from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
     read_partition,
 )
+from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
 from drchrono_assets_tests.simulation import DAY_FIELD, Morning, incremental_floor, records_by_day
-from drchrono_assets_tests.test_billing_report import doctor_names, expected_rows, report_rows
 
 TIMEZONE = "UTC"
 START = dt.date(2024, 1, 1)
@@ -62,16 +62,21 @@ def test_ninety_mornings_keep_every_partition_exact(tmp_path, monkeypatch) -> No
                 table = read_partition(morning.data_root, spec.name, day)
                 assert_partition_matches(table, spec, current.get(day, []))
         names = doctor_names(sandbox)
+        billed_recurring = 0
         for day in days:
             if day > last:
                 continue
             rows, expected = report_rows(morning.data_root, day), expected_rows(sandbox, day)
             assert set(rows) == set(expected), day
+            billed_recurring += sum(
+                1 for key, want in expected.items() if "_" in key and want["line_items"]
+            )
             for appointment_id, want in expected.items():
                 row = rows[appointment_id]
                 for name, value in want.items():
                     assert row[name] == value, (day, appointment_id, name)
                 assert row["doctor_name"] == names[want["doctor_id"]], (day, appointment_id)
+        assert billed_recurring > 0  # visits found by doctor, start time and office
         # What follows billing by automation was rebuilt after its last update.
         latest = {
             name: morning.instance.get_latest_materialization_event(dg.AssetKey(name)).timestamp

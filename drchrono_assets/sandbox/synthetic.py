@@ -655,14 +655,19 @@ class _Generator:
                     data.updated_at["appointments"][appointment_id] = self.clamp(
                         updated, floor=min(created, self.horizon)
                     )
-                    if past and status in BILLABLE_STATUSES and not recurring:
+                    if past and status in BILLABLE_STATUSES:
                         # About 5% of completed visits were never billed.
                         if status == "Complete" and bill_rng.random() < 0.05:
                             continue
-                        lines += self._visit_lines(bill_rng, record, doctor, office, patient, day)
+                        # A recurring visit's id is no number: its lines carry the series'
+                        # number, which names no appointment (found by doctor, time, office).
+                        number = recurring.series_id if recurring else int(appointment_id)
+                        lines += self._visit_lines(
+                            bill_rng, record, number, doctor, office, patient
+                        )
         # List order is by start, then id (generation went doctor by doctor).
         data.appointments.sort(key=appointment_order)
-        lines += self._orphan_lines(bill_rng, data, gaps)
+        lines += self._orphan_lines(bill_rng, data, gaps, series)
         data.next_appointment_id = next_id + 1
         data.next_reminder_id = reminder_id
         lines.sort(key=lambda line: (line["date"], line["appointment"], line["_seq"]))
@@ -703,10 +708,10 @@ class _Generator:
         self,
         rng: random.Random,
         appointment: Record,
+        number: int,
         doctor: Record,
         office: int,
         patient: Record,
-        day: date,
     ) -> list[Record]:
         """One to three line items for a visit: the visit code plus extras."""
         count = rng.choices((1, 2, 3), weights=(55, 30, 15))[0]
@@ -715,7 +720,7 @@ class _Generator:
         return [
             self._line(
                 rng,
-                appointment_id=int(appointment["id"]),
+                appointment_id=number,
                 when=datetime.fromisoformat(appointment["scheduled_time"]),
                 doctor=doctor,
                 office=office,
@@ -818,8 +823,10 @@ class _Generator:
         rng: random.Random,
         data: PracticeData,
         gaps: dict[tuple[int, int], list[tuple[int, date, int]]],
+        series: dict[tuple[int, int, time], _Series],
     ) -> list[Record]:
-        """A few line items a month whose appointment no longer exists."""
+        """A few line items a month whose appointment no longer exists (never at a recurring
+        visit's slot, where the billing report would rightly find that visit)."""
         doctors = {d["id"]: d for d in data.doctors}
         lines: list[Record] = []
         for _month, candidates in sorted(gaps.items()):
@@ -829,7 +836,12 @@ class _Generator:
             for appointment_id, day, doctor_id in rng.sample(
                 candidates, min(len(candidates), rng.randint(2, 4))
             ):
-                at = rng.choice(MORNING_SLOTS + AFTERNOON_SLOTS)
+                free = [
+                    at
+                    for at in MORNING_SLOTS + AFTERNOON_SLOTS
+                    if (doctor_id, day.weekday(), at) not in series
+                ]
+                at = rng.choice(free)
                 lines.append(
                     self._line(
                         rng,
