@@ -8,7 +8,14 @@ import pyarrow as pa
 
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.partitions import DayWindow
-from drchrono_assets.sync.changes import day_ranges, dirty_days, local_since, merge_changes
+from drchrono_assets.sync.changes import (
+    dated_after,
+    day_ranges,
+    dirty_days,
+    local_since,
+    merge_changes,
+    newest_versions,
+)
 from drchrono_assets_tests.assets_support import SPECS
 
 APPOINTMENTS = SPECS["appointments"]
@@ -56,3 +63,12 @@ def test_dirty_days_run_as_consecutive_ranges() -> None:
 def test_cursor_is_the_api_time_in_the_practice_zone_less_an_overlap() -> None:
     api_time = dt.datetime(2024, 3, 5, 9, 30, tzinfo=dt.UTC)
     assert local_since(api_time, "America/New_York") == "2024-03-05T04:28:00"
+
+
+def test_waiting_records_give_way_to_newer_versions_and_leave_once_dated() -> None:
+    waiting = _appointments(("7", "2024-03-09", "Confirmed"), ("8", "2024-03-10", "Confirmed"))
+    changes = _appointments(("8", "2024-03-10", "Cancelled"), ("9", "2024-03-04", "Complete"))
+    combined = newest_versions(APPOINTMENTS, waiting, changes)
+    by_id = dict(zip(combined["id"].to_pylist(), combined["status"].to_pylist(), strict=True))
+    assert by_id == {"7": "Confirmed", "8": "Cancelled", "9": "Complete"}
+    assert dated_after(APPOINTMENTS, combined, "2024-03-09")["id"].to_pylist() == ["8"]

@@ -14,6 +14,7 @@ import zoneinfo
 from typing import Any
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
@@ -21,6 +22,7 @@ from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
+    partition_file,
     read_partition,
 )
 from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
@@ -146,3 +148,44 @@ def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(tmp_path, m
             )
         tick()
         assert cursor().sweep is None and cursor().since > before
+
+
+def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(tmp_path, monkeypatch) -> None:
+    """A document uploaded today for tomorrow's visit is in today's change set only: it waits
+    for the sweep whose yesterday it belongs to, though it never changes again."""
+    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
+    with SandboxServer(
+        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
+    ) as sandbox:
+        morning = Morning(sandbox, tmp_path)
+        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
+        morning.run()
+        sandbox.state.clock.advance(dt.timedelta(hours=2))
+        visit_day = first_morning.date() + dt.timedelta(days=1)
+        practice = sandbox.state.practice
+        some = practice.current("documents")[0]
+        document = practice.create_document(
+            doctor=some["doctor"],
+            patient=some["patient"],
+            description="Intake form",
+            day=visit_day,
+            metatags=[],
+            filename="intake.pdf",
+            content=b"%PDF-1.4",
+            content_type="application/pdf",
+        )
+        stored_ids: list[set[int]] = []
+        for number in (1, 2):
+            sandbox.state.clock.set(first_morning + dt.timedelta(days=number))
+            morning.run()
+            path = partition_file(morning.data_root, "documents", visit_day.isoformat())
+            stored_ids.append(
+                set(pq.read_table(path)["id"].to_pylist()) if path.exists() else set()
+            )
+        assert document["id"] not in stored_ids[0]  # its day was no partition yet
+        assert document["id"] in stored_ids[1]
+        spec = next(spec for spec in RESOURCES if spec.name == "documents")
+        table = read_partition(morning.data_root, "documents", visit_day.isoformat())
+        current = records_by_day("documents", practice.current("documents"))
+        assert_partition_matches(table, spec, current[visit_day.isoformat()])

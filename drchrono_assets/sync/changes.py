@@ -32,6 +32,8 @@ from drchrono_assets.partitions import DayWindow
 # previous one's API time, so nothing updated meanwhile slips between two sweeps.
 OVERLAP = dt.timedelta(minutes=2)
 CHANGES_FOLDER = ".changes"  # beside the datasets, never inside one
+# Changed records dated after a sweep's last partition, kept for the sweep that can place them.
+WAITING = "waiting"
 # On every run a sweep requests: the sweep's id; on those that merge its staged changes, too.
 SWEEP_TAG = "drchrono/sweep"
 MERGE_TAG = "drchrono/merge"
@@ -84,6 +86,19 @@ def dirty_days(spec: ResourceSpec, changes: pa.Table, stored_days: Mapping[str, 
     return new | old
 
 
+def newest_versions(spec: ResourceSpec, older: pa.Table, newer: pa.Table) -> pa.Table:
+    """``newer`` plus the records of ``older`` it has no version of."""
+    (key,) = spec.primary_key
+    kept = older.filter(pc.invert(pc.is_in(older[key], value_set=newer[key])))
+    return pa.concat_tables([kept.select(newer.schema.names).cast(newer.schema), newer])
+
+
+def dated_after(spec: ResourceSpec, table: pa.Table, day: str) -> pa.Table:
+    """The records that belong to a partition later than ``day``."""
+    days = pc.cast(table[spec.rule.day_column], pa.date32())
+    return table.filter(pc.greater(days, pa.scalar(dt.date.fromisoformat(day), pa.date32())))
+
+
 def day_ranges(days: Iterable[str]) -> list[DayWindow]:
     """Consecutive days grouped into windows: one run per window (single-run backfill)."""
     windows: list[DayWindow] = []
@@ -116,7 +131,8 @@ def merge_changes(
 
 class StagedChanges:
     """Change sets between the sweep that fetched them and the runs that merge them:
-    ``<data root>/.changes/<sweep>/<resource>.parquet``."""
+    ``<data root>/.changes/<sweep>/<resource>.parquet``; records no partition can hold yet
+    wait in ``<data root>/.changes/waiting/<resource>.parquet``."""
 
     def __init__(self, data_root: str) -> None:
         self.folder = UPath(data_root) / CHANGES_FOLDER
@@ -131,6 +147,13 @@ class StagedChanges:
     def read(self, sweep: str, resource: str) -> pa.Table:
         with self.path(sweep, resource).open("rb") as handle:
             return pq.read_table(handle)
+
+    def waiting(self, resource: str) -> pa.Table | None:
+        """The records an earlier sweep left for a later one, if any."""
+        return self.read(WAITING, resource) if self.path(WAITING, resource).exists() else None
+
+    def leave_waiting(self, resource: str, table: pa.Table) -> None:
+        self.write(WAITING, resource, table)
 
     def remove(self, sweep: str) -> None:
         folder = self.folder / sweep

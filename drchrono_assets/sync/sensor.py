@@ -4,7 +4,7 @@ Each morning (from ``SYNC_HOUR`` in the practice's time zone) the sensor asks th
 changed since the last successful sweep, stages the changed records, and requests one run
 per asset and range of dirty days (single-run backfills) that merges them in; yesterday's
 partitions are added for every asset (snapshots listed once; appointments re-listed by
-``date``). Its cursor, visible on the sensor's page in the UI, holds the API time the next
+``date``); changed records dated later wait for the sweep that can place them. Its cursor, visible on the sensor's page in the UI, holds the API time the next
 sweep starts from; it advances only once every run of a sweep succeeded, and failed runs are
 requested again, so no change is ever skipped. ``billing_report`` follows through its
 automation condition.
@@ -31,9 +31,11 @@ from drchrono_assets.sync.changes import (
     MERGE_TAG,
     SWEEP_TAG,
     StagedChanges,
+    dated_after,
     day_ranges,
     dirty_days,
     local_since,
+    newest_versions,
     stored_days,
 )
 
@@ -121,8 +123,12 @@ def _plan(
         fetched = fetch(spec, drchrono, spec.rule.change_queries(since, drchrono), log)
         if fetched.answered_at is not None:
             answered.append(fetched.answered_at)
-        staged.write(sweep, spec.name, fetched.table)
-        days = dirty_days(spec, fetched.table, stored_days(io_manager, spec)) | {yesterday}
+        changes = fetched.table
+        waiting = None if _relist_new_day(spec) else staged.waiting(spec.name)
+        if waiting is not None:
+            changes = newest_versions(spec, waiting, changes)
+        staged.write(sweep, spec.name, changes)
+        days = dirty_days(spec, changes, stored_days(io_manager, spec)) | {yesterday}
         # Later days are not partitions yet; their records are fetched when they are.
         days = {day for day in days if first_day <= day <= yesterday}
         if _relist_new_day(spec):
@@ -132,6 +138,16 @@ def _plan(
             add([spec.name], window, merge=True)
     add(sorted(fetched_whole), DayWindow.from_partition_keys([yesterday]), merge=False)
     return requests, runs, min(answered, default=None)
+
+
+def _leave_later_records_waiting(staged: StagedChanges, sweep: str) -> None:
+    """Changed records dated after the sweep's last partition (a payment posted ahead of its
+    visit) had no partition to go to, and may never change again: the next sweep merges them."""
+    yesterday = (dt.date.fromisoformat(sweep) - dt.timedelta(days=1)).isoformat()
+    for spec in RESOURCES:
+        if spec.rule.captures_changes and not _relist_new_day(spec):
+            later = dated_after(spec, staged.read(sweep, spec.name), yesterday)
+            staged.leave_waiting(spec.name, later)
 
 
 def _relist_new_day(spec: ResourceSpec) -> bool:
@@ -164,7 +180,9 @@ def drchrono_changes(
                 cursor.runs[key] += 1
             retries = [_run_request(cursor.sweep, key, cursor.runs[key]) for key in failed]
             return dg.SensorResult(run_requests=retries, cursor=cursor.to_json())
-        StagedChanges(parquet_io_manager.data_root).remove(cursor.sweep)
+        staged = StagedChanges(parquet_io_manager.data_root)
+        _leave_later_records_waiting(staged, cursor.sweep)
+        staged.remove(cursor.sweep)
         cursor = SyncCursor(since=cursor.until, day=cursor.day)
     now = clock().astimezone(zoneinfo.ZoneInfo(settings.timezone()))
     yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
