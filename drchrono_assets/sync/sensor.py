@@ -4,10 +4,10 @@ Each morning (from ``SYNC_HOUR`` in the practice's time zone) the sensor asks th
 changed since the last successful sweep, stages the changed records, and requests one run
 per asset and range of dirty days (single-run backfills) that merges them in; yesterday's
 partitions are added for every asset (snapshots listed once; appointments re-listed by
-``date``); changed records dated later wait for the sweep that can place them. Its cursor, visible on the sensor's page in the UI, holds the API time the next
-sweep starts from; it advances only once every run of a sweep succeeded, and failed runs are
-requested again, so no change is ever skipped. ``billing_report`` follows through its
-automation condition.
+``date``); changed records dated later wait for the sweep that can place them. Its cursor,
+visible on the sensor's page in the UI, holds the API time the next sweep starts from; it
+advances only once every run of a sweep succeeded, and failed runs are requested again, so
+no change is ever skipped. ``billing_report`` follows through its automation condition.
 """
 
 from __future__ import annotations
