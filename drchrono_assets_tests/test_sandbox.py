@@ -21,8 +21,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from starlette.datastructures import QueryParams
 
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxServer, filters
 from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
 from drchrono_assets.sandbox.billing import MONEY_FIELDS, is_consistent
 from drchrono_assets.sandbox.faults import (
@@ -33,6 +34,8 @@ from drchrono_assets.sandbox.faults import (
     RequestStats,
 )
 from drchrono_assets.sandbox.oauth import OAuthState
+from drchrono_assets.sandbox.practice import Practice
+from drchrono_assets.sandbox.synthetic import PracticeSize, ref
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = date(2024, 1, 1), date(2024, 6, 30)
@@ -1154,6 +1157,138 @@ def test_post_payment_updates_consistently_and_shows_in_since(
     )
     assert over_http.status_code == 200 and over_http.json()["pt_paid"] == "0.01"
     assert is_consistent(over_http.json())
+
+
+# Practice size -------------------------------------------------------------------------
+
+#: Two working weeks of the large practice: the first one past, the second to come.
+LARGE_START, LARGE_END, LARGE_TODAY = date(2024, 3, 4), date(2024, 3, 15), date(2024, 3, 11)
+
+
+@pytest.fixture(scope="module")
+def large() -> Practice:
+    return Practice(7, LARGE_START, LARGE_END, today=LARGE_TODAY, size=PracticeSize.LARGE)
+
+
+def test_large_practice_has_the_size_asked_for(large: Practice) -> None:
+    doctors = large.doctors
+    doctor_ids = [d["id"] for d in doctors]
+    assert doctor_ids == list(range(101, 109))
+    assert len({d["npi_number"] for d in doctors}) == 8
+    # The named three are those of the small practice.
+    small = Practice(7, LARGE_START, LARGE_START, today=LARGE_TODAY)
+    assert doctors[:3] == small.doctors
+
+    users = large.users
+    assert len({u["id"] for u in users}) == len(users) == 10
+    assert len({u["username"] for u in users}) == len(users)
+    assert [u["id"] for u in users if u["is_staff"]] == [304, 305]
+    doctor_users = [u for u in users if u["is_doctor"]]
+    assert sorted(u["doctor"] for u in doctor_users) == [ref("doctors", d) for d in doctor_ids]
+    assert large.get("users", large.account_user_id)["doctor"] == ref("doctors", 101)
+
+    patients = large.patients
+    assert len({p["id"] for p in patients}) == len(patients) == 5000
+    assert {p["doctor"] for p in patients} == {ref("doctors", d) for d in doctor_ids}
+
+    appointments = large.appointments
+    assert len({a["id"] for a in appointments}) == len(appointments)
+    per_day: dict[str, int] = {}
+    for appointment in appointments:
+        day = appointment["scheduled_time"][:10]
+        per_day[day] = per_day.get(day, 0) + 1
+    assert len(per_day) == 10 and all(90 <= count <= 110 for count in per_day.values())
+    assert {a["doctor"] for a in appointments} == {ref("doctors", d) for d in doctor_ids}
+    offices = {ref("offices", o["id"]): o for o in large.offices}
+    for appointment in appointments:
+        rooms = {room["index"] for room in offices[appointment["office"]]["exam_rooms"]}
+        assert appointment["exam_room"] in rooms
+    assert any("_" in a["id"] for a in appointments)  # recurring series too
+
+    lines = large.transactions
+    assert {line["doctor"] for line in lines} == set(doctor_ids)
+    assert all(line["date"] < LARGE_TODAY.isoformat() for line in lines)
+
+
+def test_practice_size_presets_and_cli() -> None:
+    assert PracticeSize() == PracticeSize.SMALL
+    assert PracticeSize.from_name("large") is PracticeSize.LARGE
+    assert PracticeSize.from_name("Small") is PracticeSize.SMALL
+    assert PracticeSize(doctors=8, patients=5000, visits_per_day=12) == PracticeSize.LARGE
+    with pytest.raises(ValueError, match="unknown practice size"):
+        PracticeSize.from_name("huge")
+    with pytest.raises(ValueError, match="doctors"):
+        PracticeSize(doctors=0)
+    assert parse_args([]).size == PracticeSize.SMALL
+    assert parse_args(["--size", "large"]).size == PracticeSize.LARGE
+    with pytest.raises(SystemExit):
+        parse_args(["--size", "huge"])
+    # A smaller size works too: one doctor, whom the staff then both point at.
+    tiny = PracticeSize(doctors=1, patients=20, visits_per_day=3)
+    practice = Practice(7, LARGE_START, LARGE_START + timedelta(days=4), size=tiny)
+    assert [d["id"] for d in practice.doctors] == [101] and len(practice.patients) == 20
+    assert {u["doctor"] for u in practice.users} == {ref("doctors", 101)}
+
+
+def test_large_evolving_practice_filters_and_pages_like_a_scan(http: requests.Session) -> None:
+    clock = datetime(2024, 3, 13, 9, 0)
+    server = SandboxServer(
+        seed=3, start=LARGE_START, end=LARGE_END, clock=clock, size=PracticeSize.LARGE
+    )
+    with server:
+        practice = server.state.practice
+        auth = {"Authorization": f"Bearer {authorization_code_token(http, server)['access_token']}"}
+        url = f"{server.url}/api/appointments"
+
+        def ids(records: list[dict[str, Any]]) -> list[str]:
+            return [record["id"] for record in records]
+
+        served = practice.current("appointments")
+        day = [a for a in served if a["scheduled_time"].startswith("2024-03-12")]
+        assert 90 <= len(day) <= 110
+        assert ids(fetch_all(http, url, auth, date="2024-03-12", page_size=30)) == ids(day)
+        span = [
+            a
+            for a in served
+            if "2024-03-06" <= a["scheduled_time"][:10] <= "2024-03-11"
+            and a["doctor"] == ref("doctors", 105)
+        ]
+        got = fetch_all(http, url, auth, date_range="2024-03-06/2024-03-11", doctor=105)
+        assert span and ids(got) == ids(span)
+        # A `since` sync pages through one selection; a clock move makes a new one.
+        since = practice.clock.local_now() - timedelta(days=1)
+        for _ in range(2):
+            wanted = practice.versions_between("appointments", since, practice.clock.local_now())
+            got = fetch_all(http, url, auth, since=since.isoformat(), page_size=50)
+            assert len(got) > 50 and ids(got) == ids(wanted)
+            practice.clock.advance(timedelta(days=1))
+
+
+def test_list_selections_are_remembered_until_a_write() -> None:
+    practice = Practice(7, LARGE_START, LARGE_START + timedelta(days=2), today=LARGE_TODAY)
+    day = LARGE_START.isoformat()
+
+    def select(resource: str, query: str) -> list[str]:
+        with practice.lock:
+            return [r["id"] for r in filters.select(practice, resource, QueryParams(query))]
+
+    first = select("appointments", f"date={day}")
+    assert first and select("appointments", f"date={day}&page_size=5&cursor=bzo1") == first
+    new = practice.create_appointment(
+        {
+            "doctor": ref("doctors", 102),
+            "office": ref("offices", 201),
+            "scheduled_time": f"{day}T17:30:00",
+            "duration": 30,
+        }
+    )
+    assert select("appointments", f"date={day}") == [*first, new["id"]]
+    line = practice.transactions[0]
+    mark = datetime.now().isoformat(timespec="seconds")
+    query = f"doctor={line['doctor']}&since={mark}"
+    assert select("transactions", query) == []
+    practice.post_payment(line["id"], pt_paid=Decimal("0.01"))  # updated now: after `mark`
+    assert select("transactions", query) == [line["id"]]
 
 
 def test_cli_options_for_chaos_and_token_uses(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,11 +6,13 @@ Start one in-process with `SandboxServer` (tests, notebooks) or from a shell wit
 By default the practice is frozen: generated once, changed only by writes. Give it a
 `clock` (`--clock ISO`) and it evolves like a real one, served as of the clock's
 instant, which tests move forward (`state.clock`, `POST /_sandbox/clock`): see
-`practice` and `evolution`.
+`practice` and `evolution`. `size=PracticeSize.LARGE` (`--size large`) serves a busy
+practice instead of the small default: 8 doctors, 5,000 patients, ~100 visits a weekday.
 """
 
 from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.server import SandboxServer
 from drchrono_assets.sandbox.state import SandboxState
+from drchrono_assets.sandbox.synthetic import PracticeSize
 
-__all__ = ["SandboxClock", "SandboxServer", "SandboxState"]
+__all__ = ["PracticeSize", "SandboxClock", "SandboxServer", "SandboxState"]

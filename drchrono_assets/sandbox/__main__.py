@@ -15,12 +15,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.server import SandboxServer
+from drchrono_assets.sandbox.synthetic import SIZES, PracticeSize
 
 
 def chaos_rates(text: str) -> FaultRates:
     """`--chaos`: `FaultRates` fields as a JSON object."""
     try:
         return FaultRates.from_json(json.loads(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def practice_size(text: str) -> PracticeSize:
+    """`--size`: a preset practice size by name."""
+    try:
+        return PracticeSize.from_name(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -44,6 +53,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2024, 6, 30))
+    parser.add_argument(
+        "--size",
+        type=practice_size,
+        default="small",
+        metavar="{" + ",".join(SIZES) + "}",
+        help="practice size: small (3 doctors, 300 patients) or large (8 doctors, 5,000 "
+        "patients, ~100 appointments a weekday)",
+    )
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--access-token-ttl", type=float, default=172800)
     parser.add_argument(
@@ -97,6 +114,7 @@ def server_from_args(args: argparse.Namespace) -> SandboxServer:
         chaos=args.chaos,
         clock=args.clock,
         timezone=args.timezone,
+        size=args.size,
     )
 
 

@@ -10,6 +10,7 @@ ignored, as by the real API.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
@@ -23,6 +24,8 @@ from drchrono_assets.sandbox.synthetic import ref
 #: Widest `date_range` accepted for appointments, in days between its two dates.
 MAX_DATE_RANGE_DAYS = 190
 GENDERS = ("Male", "Female", "Other")
+#: Parameters that pick a page of a selection, not the selection.
+PAGING_PARAMS = ("cursor", "page_size")
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 T = TypeVar("T")
@@ -121,21 +124,43 @@ def _appointments(practice: Practice, p: _Params) -> Iterable[Record]:
     p.check()
     if on is None and span is None and since is None:
         raise QueryError({"non_field_errors": ["One of since, date or date_range is required."]})
-    recent = _updated_since(practice, "appointments", since)
-    for record in practice.appointments:
-        day = record["scheduled_time"][:10]
-        if on is not None and day != on.isoformat():
-            continue
-        if span is not None and not span[0].isoformat() <= day <= span[1].isoformat():
-            continue
-        if doctor is not None and record["doctor"] != ref("doctors", doctor):
-            continue
-        if office is not None and record["office"] != ref("offices", office):
-            continue
-        if patient is not None and record["patient"] != ref("patients", patient):
-            continue
-        if recent(record):
-            yield record
+    records = practice.appointments
+    # Appointments are listed by start (`appointment_order`), so the days asked for are
+    # one slice, found by bisection: paging through a large practice day by day does not
+    # scan every appointment on every request.
+    days = [(on, on)] if on is not None else []
+    days += [span] if span is not None else []
+    if days:
+        first = max(day for day, _ in days).isoformat()
+        last = min(day for _, day in days).isoformat()
+        start = bisect.bisect_left(records, first, key=_start)
+        # "T24" sorts after every time of the last day and before the next day.
+        records = records[start : bisect.bisect_left(records, f"{last}T24", key=_start)]
+    wanted = [
+        (name, ref(resource, value))
+        for name, resource, value in (
+            ("doctor", "doctors", doctor),
+            ("office", "offices", office),
+            ("patient", "patients", patient),
+        )
+        if value is not None
+    ]
+    # Comprehensions, not a per-record predicate call: a `since` sync of a large
+    # practice filters every appointment on every page.
+    for name, path in wanted:
+        records = [record for record in records if record[name] == path]
+    if since is not None:
+        updated = practice.updated_at_map("appointments")
+        records = [
+            record
+            for record in records
+            if (stamp := updated.get(record["id"])) is not None and stamp >= since
+        ]
+    return records
+
+
+def _start(record: Record) -> str:
+    return record["scheduled_time"]
 
 
 def _appointment_templates(practice: Practice, p: _Params) -> Iterable[Record]:
@@ -225,9 +250,15 @@ def select(practice: Practice, resource: str, params: QueryParams) -> list[Recor
     """The records of `resource` that the query's filters keep, in list order.
 
     Call with `practice.lock` held: the records are the live ones. Raises
-    `QueryError` for missing or malformed parameters.
+    `QueryError` for missing or malformed parameters. The selection is remembered
+    (`Practice.memo`) for the query's next pages, which differ only in paging.
     """
     selector = _FILTERS.get(resource)
     if selector is None:
         return list(practice.resource(resource))
-    return list(selector(practice, _Params(params)))
+    # In the order given: of a repeated parameter, the last one counts.
+    query = tuple((k, v) for k, v in params.multi_items() if k not in PAGING_PARAMS)
+    selected = practice.memo(
+        ("select", resource, query), lambda: list(selector(practice, _Params(params)))
+    )
+    return list(selected)  # the caller's own list: the remembered one is shared

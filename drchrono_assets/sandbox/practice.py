@@ -24,17 +24,21 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from drchrono_assets.sandbox import billing, evolution, synthetic
 from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.history import Change
 
 Record = dict[str, Any]
+T = TypeVar("T")
+
+#: How many results `memo` keeps (one per query a client is paging through).
+MEMO_ENTRIES = 16
 
 #: The ten list resources of the API, in the reference's order.
 RESOURCES: tuple[str, ...] = (
@@ -91,7 +95,8 @@ class Practice:
     """The deterministic synthetic practice and its in-memory store.
 
     `clock` (aware, or naive in `timezone`, the practice's IANA zone) turns evolving mode
-    on, starting at that instant; `self.clock` moves it (see `SandboxClock`).
+    on, starting at that instant; `self.clock` moves it (see `SandboxClock`). `size`
+    says how big the practice is (`synthetic.PracticeSize`; default the small one).
     """
 
     appointments = _Served()
@@ -115,14 +120,18 @@ class Practice:
         base_url: str = "",
         clock: datetime | None = None,
         timezone: str = "UTC",
+        size: synthetic.PracticeSize = synthetic.SMALL,
     ) -> None:
         self.lock = threading.RLock()
         self.clock = SandboxClock(clock, timezone, lock=self.lock)
         evolving = self.clock.evolving
-        data = synthetic.generate(seed, start, end, evolution.final_day(end) if evolving else today)
+        data = synthetic.generate(
+            seed, start, end, evolution.final_day(end) if evolving else today, size
+        )
         self.seed = seed
         self.start = start
         self.end = end
+        self.size = size
         self._timeline = evolution.evolve(data, seed, start, end) if evolving else None
         versioned = evolution.VERSIONED if evolving else ()
         # Frozen: every resource's live list. Evolving: only those that never change.
@@ -141,6 +150,9 @@ class Practice:
             name: {record["id"]: record for record in records}
             for name, records in self._records.items()
         }
+        #: Bumped by every write: what `memo` results depend on, with the clock.
+        self._version = 0
+        self._memo: dict[Hashable, tuple[tuple[int, datetime | None], Any]] = {}
         self.base_url = ""
         self.set_base_url(base_url)
 
@@ -230,6 +242,23 @@ class Practice:
             stamp = self._updated_at.get(name, {}).get(key)
             return [(stamp, dict(record))] if record is not None and stamp is not None else []
 
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered under `key` until a write (or, evolving, a move of the
+        clock): the pages of one list query then filter the records once, not once per
+        page. The result is shared: do not modify it."""
+        with self.lock:
+            evolving = self._timeline is not None
+            state = (self._version, self.clock.local_now() if evolving else None)
+            cached = self._memo.get(key)
+            if cached is not None and cached[0] == state:
+                return cached[1]
+            value = compute()
+            self._memo.pop(key, None)
+            if len(self._memo) >= MEMO_ENTRIES:
+                del self._memo[next(iter(self._memo))]  # the oldest
+            self._memo[key] = (state, value)
+            return value
+
     def snapshot(self, records: Iterable[Record]) -> list[Record]:
         """Shallow copies taken under the lock, safe to serialise while writes go on."""
         with self.lock:
@@ -268,9 +297,11 @@ class Practice:
                 self._change(name, record_id, lambda record: None, when)
             else:
                 self._updated_at.setdefault(name, {})[record_id] = when or datetime.now()
+                self._version += 1
 
     def _add(self, name: str, record: Record) -> None:
         """Store a new record: frozen, into the live list; evolving, existing from now."""
+        self._version += 1
         if self._timeline is not None:
             self._timeline.add(name, record["id"], record, self.clock.local_now())
             return
@@ -289,6 +320,7 @@ class Practice:
         Frozen: in place. Evolving: as a new version at `when`, also applied to the
         record's later versions so the events still to come build on it.
         """
+        self._version += 1
         if self._timeline is not None:
             return self._timeline.change(name, record_id, change, when or self.clock.local_now())
         record = self._index[name][record_id]

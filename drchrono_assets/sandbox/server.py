@@ -15,6 +15,7 @@ from drchrono_assets.sandbox.app import create_app
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.state import SandboxState
+from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 
@@ -27,11 +28,12 @@ class SandboxServer:
         with SandboxServer(seed=7, start=date(2024, 1, 1), end=date(2024, 6, 30)) as sandbox:
             requests.post(f"{sandbox.url}/o/token/", data={...})
 
-    `port=0` picks a free port. The data depends only on `seed`, `start`, `end` (and
-    `today`, default the real date); the refresh token is random per server unless
-    `refresh_token` is given. `access_token_max_uses` makes access tokens expire after
-    that many requests too, `chaos` turns random faults on, and `http` picks uvicorn's
-    HTTP implementation. `state` is usable before `start()`.
+    `port=0` picks a free port. The data depends only on `seed`, `start`, `end`, `size`
+    (`PracticeSize.LARGE` for a busy practice) and `today` (default the real date); the
+    refresh token is random per server unless `refresh_token` is given.
+    `access_token_max_uses` makes access tokens expire after that many requests too,
+    `chaos` turns random faults on, and `http` picks uvicorn's HTTP implementation.
+    `state` is usable before `start()`.
 
     `clock` (aware, or naive in `timezone`, the practice's IANA time zone) turns evolving
     mode on: the practice is served as of that instant, which only moves when told to
@@ -60,6 +62,7 @@ class SandboxServer:
         http: Literal["auto", "h11", "httptools"] = "auto",
         clock: datetime | None = None,
         timezone: str = "UTC",
+        size: PracticeSize = SMALL,
     ) -> None:
         self.host = host
         self.port = port
@@ -80,6 +83,7 @@ class SandboxServer:
             chaos=chaos,
             clock=clock,
             timezone=timezone,
+            size=size,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

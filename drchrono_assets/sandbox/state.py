@@ -15,6 +15,7 @@ from drchrono_assets.sandbox.faults import (
 )
 from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthState
 from drchrono_assets.sandbox.practice import Practice
+from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 from drchrono_assets.sandbox.throttle import HourlyBudget
 
 
@@ -27,7 +28,8 @@ class SandboxState:
     (tokens), `faults` (fault injection), `stats` (request counts),
     `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live),
     `budget` (the hourly request budget, None when off) and `chaos` (the rates of random
-    faults, None when off; setting it restarts the draws from its seed).
+    faults, None when off; setting it restarts the draws from its seed). `size` says how
+    big the practice is (default: the small one).
     """
 
     def __init__(
@@ -48,9 +50,17 @@ class SandboxState:
         chaos: FaultRates | None = None,
         clock: datetime | None = None,
         timezone: str = "UTC",
+        size: PracticeSize = SMALL,
     ) -> None:
         self.practice = Practice(
-            seed, start, end, today=today, base_url=base_url, clock=clock, timezone=timezone
+            seed,
+            start,
+            end,
+            today=today,
+            base_url=base_url,
+            clock=clock,
+            timezone=timezone,
+            size=size,
         )
         self.clock = self.practice.clock
         self.oauth = OAuthState(

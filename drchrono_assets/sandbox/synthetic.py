@@ -1,5 +1,7 @@
 """Deterministic synthetic practice: three doctors, two offices, ~300 patients, and a
-calendar of visits, documents and billing line items between two dates.
+calendar of visits, documents and billing line items between two dates. A
+`PracticeSize` makes it bigger (`LARGE`: 8 doctors, 5,000 patients, ~100 appointments a
+weekday); the default size is the small practice, unchanged draw for draw.
 
 Every part draws from its own `random.Random` seeded with a string derived from the
 seed, so the same seed gives the same practice on any machine and port, and changing
@@ -16,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, ClassVar
 
 from drchrono_assets.sandbox import billing
 
@@ -143,7 +146,26 @@ DOCTORS = (
     (102, "Basil", "Mockridge", "DO", "Internal Medicine", "1000000029", 302, "bmockridge"),
     (103, "Cora", "Samplesby", "MD", "Pediatrics", "1000000037", 303, "csamplesby"),
 )
+#: Degrees and specialties of the doctors a larger practice adds, in turn.
+EXTRA_SPECIALTIES = (
+    ("MD", "Family Medicine"),
+    ("DO", "Internal Medicine"),
+    ("MD", "Pediatrics"),
+    ("MD", "Obstetrics and Gynecology"),
+    ("DO", "Sports Medicine"),
+    ("MD", "Geriatric Medicine"),
+)
+#: User ids of the two staff users; a larger practice's extra doctors' users follow them.
+STAFF_USER_IDS = (304, 305)
 MAIN_OFFICE, SATELLITE_OFFICE = 201, 202
+#: Office and exam room of the doctors beyond the three named ones (see `doctor_location`).
+EXTRA_LOCATIONS = (
+    (SATELLITE_OFFICE, 2),
+    (MAIN_OFFICE, 1),
+    (SATELLITE_OFFICE, 1),
+    (MAIN_OFFICE, 2),
+    (MAIN_OFFICE, 3),
+)
 PROFILES = (
     # id, name, duration, color, reason, online_scheduling
     (401, "Office Visit", 30, "#4A90D9", "Office visit", True),
@@ -166,6 +188,13 @@ LUNCH = time(12, 0)
 AFTERNOON_SLOTS = (time(13, 0), time(13, 45), time(14, 30), time(15, 15))
 EXTRA_SLOT = time(16, 0)
 BREAK_COLOR = "#CCCCCC"
+#: Other sizes' slots: every half hour from 8:30 and from 13:00, closer if many.
+SLOT_MINUTES = 30
+FIRST_MORNING_SLOT = time(8, 30)
+LAST_MORNING_SLOT = time(11, 30)
+FIRST_AFTERNOON_SLOT = time(13, 0)
+#: Weekly recurring series of the default size (3 doctors x 8 slots x 5 days: ~6%).
+DEFAULT_SERIES = 7
 
 FIRST_APPOINTMENT_ID = 100000
 FIRST_PATIENT_ID = 10001
@@ -174,6 +203,112 @@ FIRST_TRANSACTION_ID = 900001
 FIRST_REMINDER_ID = 5000001
 
 MEDIA_ROOT = "/site_media/uploaded_media/sandbox"
+
+
+@dataclass(frozen=True)
+class PracticeSize:
+    """How big the synthetic practice is. The default is the small practice the sandbox
+    has always served; `PracticeSize.LARGE` is a busy one, for benchmarks.
+
+    `visits_per_day` is the visit slots of a doctor's weekday, before the lunch break
+    and the odd extra or missing slot. Doctors beyond the three named ones are made up
+    deterministically (ids from 104, users from 306).
+    """
+
+    SMALL: ClassVar[PracticeSize]
+    LARGE: ClassVar[PracticeSize]
+
+    doctors: int = 3
+    patients: int = 300
+    visits_per_day: int = 8
+
+    def __post_init__(self) -> None:
+        # Doctor ids stay within 101-199; more than 24 slots would not fit in the day.
+        if not 1 <= self.doctors <= 99:
+            raise ValueError(f"doctors must be 1 to 99, not {self.doctors}")
+        if self.patients < 1:
+            raise ValueError(f"patients must be at least 1, not {self.patients}")
+        if not 1 <= self.visits_per_day <= 24:
+            raise ValueError(f"visits_per_day must be 1 to 24, not {self.visits_per_day}")
+
+    @classmethod
+    def from_name(cls, name: str) -> PracticeSize:
+        """A preset by name: `small` or `large` (any case); `ValueError` otherwise."""
+        try:
+            return SIZES[name.lower()]
+        except KeyError:
+            raise ValueError(f"unknown practice size {name!r}: one of {', '.join(SIZES)}") from None
+
+
+SMALL = PracticeSize()
+#: 8 doctors x (12 visits + lunch) = ~100 appointments a weekday.
+LARGE = PracticeSize(doctors=8, patients=5000, visits_per_day=12)
+PracticeSize.SMALL, PracticeSize.LARGE = SMALL, LARGE
+#: The presets by name, for command lines.
+SIZES: dict[str, PracticeSize] = {"small": SMALL, "large": LARGE}
+
+
+def npi_check_digit(base: str) -> int:
+    """The Luhn check digit of a 9-digit NPI base (with the `80840` health prefix)."""
+    total = 0
+    for position, char in enumerate(reversed("80840" + base)):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return (10 - total % 10) % 10
+
+
+@cache
+def doctor_table(doctors: int) -> tuple[tuple[Any, ...], ...]:
+    """`DOCTORS`-shaped rows of a practice with `doctors` doctors: the named three (or
+    the first ones), then made-up ones with unique names, NPIs and usernames."""
+    rows: list[tuple[Any, ...]] = list(DOCTORS[:doctors])
+    used_last = {row[2] for row in DOCTORS}
+    spare_last = [name for name in LAST_NAMES if name not in used_last]
+    usernames = {row[7] for row in rows}
+    for k in range(doctors - len(DOCTORS)):
+        doctor_id = DOCTORS[-1][0] + 1 + k
+        first = FIRST_NAMES[(7 * k + 3) % len(FIRST_NAMES)]
+        last = spare_last[k % len(spare_last)]
+        suffix, specialty = EXTRA_SPECIALTIES[k % len(EXTRA_SPECIALTIES)]
+        base = f"{100000000 + len(DOCTORS) + 1 + k}"
+        username = f"{first[0]}{last}".lower()
+        if username in usernames:
+            username += str(doctor_id)
+        usernames.add(username)
+        user_id = STAFF_USER_IDS[-1] + 1 + k
+        npi = f"{base}{npi_check_digit(base)}"
+        rows.append((doctor_id, first, last, suffix, specialty, npi, user_id, username))
+    return tuple(rows)
+
+
+@cache
+def visit_slots(visits_per_day: int) -> tuple[tuple[time, ...], tuple[time, ...], time]:
+    """A doctor's morning and afternoon visit slots and the odd extra one after them.
+
+    Eight a day are the historic `MORNING_SLOTS`, `AFTERNOON_SLOTS` and `EXTRA_SLOT`.
+    Otherwise half (rounded up) start from 8:30, the rest from 13:00, every half hour,
+    closer when that would run the morning past 11:30.
+    """
+    if visits_per_day == len(MORNING_SLOTS) + len(AFTERNOON_SLOTS):
+        return MORNING_SLOTS, AFTERNOON_SLOTS, EXTRA_SLOT
+    morning = (visits_per_day + 1) // 2
+    window = _minutes(LAST_MORNING_SLOT) - _minutes(FIRST_MORNING_SLOT)
+    step = min(SLOT_MINUTES, window // max(morning - 1, 1))
+    first, afternoon = _minutes(FIRST_MORNING_SLOT), _minutes(FIRST_AFTERNOON_SLOT)
+    count = visits_per_day - morning
+    return (
+        tuple(_time(first + n * step) for n in range(morning)),
+        tuple(_time(afternoon + n * step) for n in range(count)),
+        _time(afternoon + count * step),
+    )
+
+
+def _minutes(at: time) -> int:
+    return at.hour * 60 + at.minute
+
+
+def _time(minutes: int) -> time:
+    return time(minutes // 60, minutes % 60)
 
 
 def ts(value: datetime) -> str:
@@ -228,13 +363,18 @@ def weekdays(start: date, end: date) -> Iterator[date]:
 def doctor_location(doctor_id: int, week_day: int) -> tuple[int, int]:
     """Office and exam room where a doctor works on a week day (0 = Monday).
 
-    Dr. 103 splits the week: the satellite office on Monday, Wednesday and Friday.
+    Dr. 103 splits the week: the satellite office on Monday, Wednesday and Friday. So do
+    the doctors a larger practice adds (104 on): each has a place of `EXTRA_LOCATIONS`
+    on those days and the next one on Tuesday and Thursday, spread over both offices.
     """
     if doctor_id == 101:
         return MAIN_OFFICE, 1
     if doctor_id == 102:
         return MAIN_OFFICE, 2
-    return (SATELLITE_OFFICE, 1) if week_day in (0, 2, 4) else (MAIN_OFFICE, 3)
+    if doctor_id == 103:
+        return (SATELLITE_OFFICE, 1) if week_day in (0, 2, 4) else (MAIN_OFFICE, 3)
+    place = doctor_id - 104 + (week_day in (1, 3))
+    return EXTRA_LOCATIONS[place % len(EXTRA_LOCATIONS)]
 
 
 @dataclass
@@ -279,11 +419,16 @@ class _Series:
 class _Generator:
     """Builds a `PracticeData` from a seed; one instance per build."""
 
-    def __init__(self, seed: int, start: date, end: date, today: date) -> None:
+    def __init__(
+        self, seed: int, start: date, end: date, today: date, size: PracticeSize = SMALL
+    ) -> None:
         self.seed = seed
         self.start = start
         self.end = end
         self.today = today
+        self.size = size
+        self.table = doctor_table(size.doctors)
+        self.morning, self.afternoon, self.extra_slot = visit_slots(size.visits_per_day)
         # Nothing was updated in the future: hidden timestamps stop at today's midnight.
         self.horizon = datetime.combine(today, time(0, 0))
 
@@ -317,7 +462,7 @@ class _Generator:
                 "country": "US",
                 "website": "https://sandbox.example.com",
             }
-            for doctor_id, first, last, suffix, specialty, npi, _user, username in DOCTORS
+            for doctor_id, first, last, suffix, specialty, npi, _user, username in self.table
         ]
 
     def offices(self) -> list[Record]:
@@ -369,24 +514,32 @@ class _Generator:
         ]
 
     def users(self) -> list[Record]:
-        users: list[Record] = [
-            {
+        """The named doctors' users, the two staff, then any extra doctors' (by id)."""
+
+        def doctor_user(row: tuple[Any, ...]) -> Record:
+            doctor_id, *_rest, user_id, username = row
+            return {
                 "id": user_id,
                 "username": username,
                 "doctor": ref("doctors", doctor_id),
                 "is_doctor": True,
                 "is_staff": False,
             }
-            for doctor_id, *_rest, user_id, username in DOCTORS
-        ]
-        users += [
+
+        named = len(DOCTORS)
+        first, second = self.table[0][0], self.table[min(1, len(self.table) - 1)][0]
+        staff: list[Record] = [
             # Staff point at their primary physician.
-            {"id": 304, "username": "frontdesk", "doctor": ref("doctors", 101)},
-            {"id": 305, "username": "billing", "doctor": ref("doctors", 102)},
+            {"id": STAFF_USER_IDS[0], "username": "frontdesk", "doctor": ref("doctors", first)},
+            {"id": STAFF_USER_IDS[1], "username": "billing", "doctor": ref("doctors", second)},
         ]
-        for user in users[3:]:
+        for user in staff:
             user.update({"is_doctor": False, "is_staff": True})
-        return users
+        return [
+            *(doctor_user(row) for row in self.table[:named]),
+            *staff,
+            *(doctor_user(row) for row in self.table[named:]),
+        ]
 
     def appointment_profiles(self) -> list[Record]:
         return [
@@ -430,7 +583,7 @@ class _Generator:
             },
             {
                 "id": 602,
-                "doctor": ref("doctors", 102),
+                "doctor": ref("doctors", self.table[min(1, len(self.table) - 1)][0]),
                 "name": "Call the day before",
                 "reminders": [
                     {"amount": 1, "type": "auto_call", "unit": "days"},
@@ -448,12 +601,15 @@ class _Generator:
         first_update = datetime.combine(self.start - timedelta(days=400), time(8, 0))
         last_update = self.clamp(datetime.combine(self.end, time(18, 0)))
         span = max(int((last_update - first_update).total_seconds()), 1)
-        for n in range(300):
+        doctors = self.table
+        for n in range(self.size.patients):
             first = rng.choice(FIRST_NAMES)
             last = rng.choice(LAST_NAMES)
             gender = rng.choices(("Female", "Male", "Other"), weights=(50, 47, 3))[0]
             dob = date(1940, 1, 1) + timedelta(days=rng.randint(0, 80 * 365))
-            doctor_id = DOCTORS[n % 3][0] if n % 10 else DOCTORS[rng.randrange(3)][0]
+            doctor_id = (
+                doctors[n % len(doctors)][0] if n % 10 else doctors[rng.randrange(len(doctors))][0]
+            )
             insured = rng.random() < 0.9
             insurer = rng.randrange(len(INSURERS))
             company, payer_id, plan_name, plan_type, claim_office = INSURERS[insurer]
@@ -508,16 +664,25 @@ class _Generator:
 
     # Calendar ------------------------------------------------------------------------
 
+    def series_count(self) -> int:
+        """How many weekly recurring series: 7 for the default size, as many per slot
+        for others (capped so that free slots and series numbers stay plentiful)."""
+        size = self.size
+        slots = size.doctors * size.visits_per_day
+        wanted = round(DEFAULT_SERIES * slots / (SMALL.doctors * SMALL.visits_per_day))
+        return max(1, min(wanted, slots * 5 // 2, 500))
+
     def series(self, data: PracticeData) -> dict[tuple[int, int, time], _Series]:
         """About 5% of visit slots belong to a weekly recurring series."""
         rng = self.rng("series")
         templated = {(office, wd, at) for _id, office, wd, at, _room, _p in TEMPLATES}
         series: dict[tuple[int, int, time], _Series] = {}
         used_ids: set[int] = set()
-        while len(series) < 7:
-            doctor_id = DOCTORS[rng.randrange(3)][0]
+        count = self.series_count()
+        while len(series) < count:
+            doctor_id = self.table[rng.randrange(len(self.table))][0]
             week_day = rng.randrange(5)
-            slot = rng.choice(MORNING_SLOTS + AFTERNOON_SLOTS)
+            slot = rng.choice(self.morning + self.afternoon)
             key = (doctor_id, week_day, slot)
             office = doctor_location(doctor_id, week_day)[0]
             series_id = rng.randint(8000, 8999)
@@ -558,13 +723,14 @@ class _Generator:
             for doctor in data.doctors:
                 doctor_id = doctor["id"]
                 office, room = doctor_location(doctor_id, day.weekday())
-                slots = list(MORNING_SLOTS + AFTERNOON_SLOTS)
+                slots = list(self.morning + self.afternoon)
                 roll = rng.random()
                 if roll < 0.1:
                     slots.pop(rng.randrange(len(slots)))
                 elif roll < 0.2:
-                    slots.append(EXTRA_SLOT)
-                for at in [*slots[:4], LUNCH, *slots[4:]]:
+                    slots.append(self.extra_slot)
+                morning = len(self.morning)
+                for at in [*slots[:morning], LUNCH, *slots[morning:]]:
                     start = datetime.combine(day, at)
                     recurring = series.get((doctor_id, day.weekday(), at))
                     if recurring and day < recurring.first_day:
@@ -833,12 +999,14 @@ class _Generator:
             candidates = [c for c in candidates if c[1] < self.today]
             if not candidates:
                 continue
+            # Two to four a month for three doctors, as many per doctor for more.
+            count = max(1, rng.randint(2, 4) * len(doctors) // len(DOCTORS))
             for appointment_id, day, doctor_id in rng.sample(
-                candidates, min(len(candidates), rng.randint(2, 4))
+                candidates, min(len(candidates), count)
             ):
                 free = [
                     at
-                    for at in MORNING_SLOTS + AFTERNOON_SLOTS
+                    for at in self.morning + self.afternoon
                     if (doctor_id, day.weekday(), at) not in series
                 ]
                 at = rng.choice(free)
@@ -860,15 +1028,17 @@ class _Generator:
     # Documents -----------------------------------------------------------------------
 
     def documents(self, data: PracticeData) -> None:
-        """About two documents per past weekday, attached to that day's patients."""
+        """About two documents per past weekday for every three doctors, attached to that
+        day's patients."""
         rng = self.rng("documents")
         by_day: dict[str, list[Record]] = {}
         for appointment in data.appointments:
             if appointment["patient"] is not None:
                 by_day.setdefault(appointment["scheduled_time"][:10], []).append(appointment)
         document_id = FIRST_DOCUMENT_ID
+        rounds = max(1, round(len(data.doctors) / len(DOCTORS)))
         for day in weekdays(self.start, min(self.end, self.today - timedelta(days=1))):
-            for _ in range(rng.choice((1, 2, 2, 2, 3))):
+            for _ in range(sum(rng.choice((1, 2, 2, 2, 3)) for _ in range(rounds))):
                 visits = by_day.get(day.isoformat())
                 if visits:
                     visit = rng.choice(visits)
@@ -910,7 +1080,7 @@ class _Generator:
             appointment_templates=self.appointment_templates(),
             reminder_profiles=self.reminder_profiles(),
             updated_at={"appointments": {}, "patients": {}, "documents": {}, "transactions": {}},
-            account_user_id=DOCTORS[0][6],
+            account_user_id=self.table[0][6],
         )
         data.patients = self.patients(data)
         self.calendar(data)
@@ -921,13 +1091,20 @@ class _Generator:
 TEMPLATES_BY_ID = {t[0]: t for t in TEMPLATES}
 
 
-def generate(seed: int, start: date, end: date, today: date | None = None) -> PracticeData:
+def generate(
+    seed: int,
+    start: date,
+    end: date,
+    today: date | None = None,
+    size: PracticeSize = SMALL,
+) -> PracticeData:
     """Build the synthetic practice for `seed` between `start` and `end` (inclusive).
 
     `today` (default: the real date) splits past days, which have outcomes, documents
     and billing, from future ones, which are only scheduled. Pass it to make a range
-    that reaches into the present reproducible across days.
+    that reaches into the present reproducible across days. `size` says how big the
+    practice is (default: the small one).
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    return _Generator(seed, start, end, today or date.today()).build()
+    return _Generator(seed, start, end, today or date.today(), size).build()
