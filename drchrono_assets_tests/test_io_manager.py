@@ -111,11 +111,13 @@ import sys
 import pyarrow as pa
 import pyarrow.compute as pc
 from upath import UPath
-from drchrono_assets.io_managers.hive_parquet import STAGING_FOLDER, write_atomically
+from drchrono_assets.io_managers.hive_parquet import (
+    STAGING_FOLDER, parquet_bytes, write_atomically,
+)
 
 root = UPath(sys.argv[1])
 ids = pa.array(range({ROWS}), pa.int64())
-table = pa.table({{"id": ids, "name": pc.cast(ids, pa.string())}})
+table = parquet_bytes(pa.table({{"id": ids, "name": pc.cast(ids, pa.string())}}))
 while True:
     for day in ("2024-03-01", "2024-03-02"):
         path = root / "big" / f"date={{day}}" / "part-0.parquet"

@@ -69,9 +69,13 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         if settings.is_local(staging):
             remove_abandoned_files(staging)
         written: dict[str | None, tuple[UPath, int]] = {}
+        encoded: tuple[pa.Table, pa.Buffer] | None = None
         for key, table in tables.items():
+            # A snapshot is one table for every day of the run: encoded once, written to each.
+            if encoded is None or encoded[0] is not table:
+                encoded = (table, parquet_bytes(table))
             path = self.file_path(context.asset_key, key)
-            write_atomically(table, path, staging)
+            write_atomically(encoded[1], path, staging)
             written[key] = (path, table.num_rows)
         per_partition = len(written) > 1
         for key, (path, rows) in written.items():
@@ -217,15 +221,24 @@ def remove_abandoned_files(staging: UPath) -> None:
             os.close(fd)
 
 
-def write_atomically(table: pa.Table, path: UPath, staging: UPath) -> None:
-    """No reader ever sees half a file, and a re-run replaces the partition's file."""
+def parquet_bytes(table: pa.Table) -> pa.Buffer:
+    """``table`` encoded as a Parquet file."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def write_atomically(data: pa.Buffer, path: UPath, staging: UPath) -> None:
+    """Write a Parquet file's bytes so no reader ever sees half a file, and a re-run
+    replaces the partition's file."""
     if settings.is_local(path):
         staging.mkdir(parents=True, exist_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _staged_file(staging) as partial:
-            pq.write_table(table, partial)
+            with open(partial, "wb") as handle:
+                handle.write(data)
             os.replace(partial, path.path)  # same file system: atomic
     else:
         # An object store PUT (single or multipart) becomes visible whole or not at all.
         with path.open("wb") as handle:
-            pq.write_table(table, handle)
+            handle.write(data)
