@@ -22,6 +22,7 @@ from upath import UPath
 
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.io_managers.hive_parquet import (
+    PARTITION_COLUMN,
     STAGING_FOLDER,
     HiveParquetIOManager,
     parquet_bytes,
@@ -52,17 +53,22 @@ def days_of(spec: ResourceSpec, table: pa.Table) -> list[str]:
     return [day.isoformat() for day in days.to_pylist()]
 
 
-def stored_days(io_manager: HiveParquetIOManager, spec: ResourceSpec) -> dict[str, str]:
-    """Primary key -> the partition that stores the record, over the whole dataset."""
+def stored_days(
+    io_manager: HiveParquetIOManager, spec: ResourceSpec, keys: pa.Array
+) -> dict[str, str]:
+    """Primary key -> the partition that stores the record, for the records of ``keys``.
+
+    One scan of the key column of every partition, filtered as it is read: memory holds the
+    matches only.
+    """
     (key,) = spec.primary_key
-    asset_key = dg.AssetKey(spec.name)
-    days = io_manager.existing_partitions(asset_key)
-    if not days:
+    if not len(keys):
         return {}
-    table = io_manager.read_partitions(asset_key, list(days), columns=[key])
-    return dict(
-        zip(table[key].to_pylist(), (d.isoformat() for d in table["date"].to_pylist()), strict=True)
+    found = io_manager.scan(
+        dg.AssetKey(spec.name), [key, PARTITION_COLUMN], pc.field(key).isin(keys)
     )
+    days = (day.isoformat() for day in found[PARTITION_COLUMN].to_pylist())
+    return dict(zip(found[key].to_pylist(), days, strict=True))
 
 
 def stored_partitions(

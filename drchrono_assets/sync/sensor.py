@@ -128,7 +128,9 @@ def _plan(
         if waiting is not None:
             changes = newest_versions(spec, waiting, changes)
         staged.write(sweep, spec.name, changes)
-        days = dirty_days(spec, changes, stored_days(io_manager, spec)) | {yesterday}
+        (key,) = spec.primary_key
+        stored = stored_days(io_manager, spec, changes[key].combine_chunks())
+        days = dirty_days(spec, changes, stored) | {yesterday}
         # Later days are not partitions yet; their records are fetched when they are.
         days = {day for day in days if first_day <= day <= yesterday}
         if _relist_new_day(spec):
