@@ -8,6 +8,7 @@ import pytest
 
 from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.resources import DrchronoApiResource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,3 +59,10 @@ def test_bi_database_is_defined_only_for_a_local_data_root() -> None:
             check=True,
         ).stdout
         assert ("bi_duckdb" in out) is has_bi and "billing_report" in out
+
+
+def test_request_budget_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("DRCHRONO_REQUESTS_PER_HOUR", "300")
+    monkeypatch.setenv("DRCHRONO_REQUESTS_PER_SECOND", "4")
+    api = DrchronoApiResource.from_env()
+    assert (api.requests_per_hour, api.requests_per_second) == (300, 4)

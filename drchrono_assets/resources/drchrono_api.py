@@ -209,6 +209,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
             "api_version": settings.env("DRCHRONO_API_VERSION"),
             "page_size": settings.env("DRCHRONO_PAGE_SIZE"),
             "requests_per_hour": settings.env("DRCHRONO_REQUESTS_PER_HOUR"),
+            "requests_per_second": settings.env("DRCHRONO_REQUESTS_PER_SECOND"),
             "request_budget_window_seconds": settings.env("DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS"),
             "backoff_initial_seconds": settings.env("DRCHRONO_RETRY_BACKOFF_SECONDS"),
         }
