@@ -20,6 +20,9 @@ defs = dg.Definitions(
     assets=[*resource_assets, billing_report, ar_aging, *bi_assets],
     asset_checks=billing_checks,
     jobs=[ingest_job],
+    # One process per run: one API client, token manager and request budget, and memory of
+    # one process rather than one per step (a year's backfill: 350 MB against 880 MB).
+    executor=dg.in_process_executor,
     sensors=[drchrono_changes],
     resources={
         "drchrono": DrchronoApiResource.from_env(),
