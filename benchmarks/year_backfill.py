@@ -54,7 +54,14 @@ from typing import Any, NamedTuple
 import psutil
 import requests
 
-SCENARIOS = ("package", "dlt", "fetch-only")
+SCENARIOS = ("package", "dagster-floor", "dlt", "fetch-only", "package-day", "floor-day")
+DAGSTER_SCENARIOS = {  # scenario -> (code location args, selection, every day or the last)
+    "package": (["-m", "drchrono_assets.definitions"], "group:drchrono", True),
+    "dagster-floor": (["-f", "benchmarks/dagster_floor.py"], "*", True),
+    "package-day": (["-m", "drchrono_assets.definitions"], "*", False),
+    "floor-day": (["-f", "benchmarks/dagster_floor.py"], "*", False),
+}
+EVERY_ASSET = 13  # the ten ingest assets, billing_report, ar_aging, bi_duckdb
 SNAPSHOTS = (
     "doctors",
     "offices",
@@ -68,6 +75,7 @@ DATED = ("appointments", "documents", "transactions")  # the rows compared acros
 PAGE_SIZE = 250  # the API's maximum
 MAX_WINDOW_DAYS = 190  # the API's longest `date_range`; the package chunks a backfill so
 SAMPLE_SECONDS = 0.05
+REPO = Path(__file__).resolve().parents[1]
 CHILD_JOB = "YEAR_BACKFILL_JOB"  # env var carrying a child scenario's settings
 RESULT = "YEAR_BACKFILL_RESULT "  # prefix of the line a child scenario reports on
 # Known credentials, so a scenario can refresh without reading the sandbox's output.
@@ -251,6 +259,7 @@ class Sandbox:
             sys.executable, "-m", "drchrono_assets.sandbox", "--port", "0",
             "--size", args.size, "--start", args.first, "--end", args.last,
             "--latency-ms", str(latency_ms), "--log-level", "warning",
+            *(["--patients", str(args.patients)] if args.patients else []),
             "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
             "--refresh-token", REFRESH_TOKEN,
         ]  # fmt: skip
@@ -351,7 +360,8 @@ def run_scenario(
         "DRCHRONO_CLIENT_SECRET": CLIENT_SECRET,
         "DRCHRONO_REFRESH_TOKEN": REFRESH_TOKEN,
     }
-    if scenario == "package":
+    if scenario in DAGSTER_SCENARIOS:
+        location, selection, every_day = DAGSTER_SCENARIOS[scenario]
         home = scratch / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -364,12 +374,19 @@ def run_scenario(
             "DRCHRONO_TOKEN_STORE": str(scratch / "tokens.json"),
             # Far above what a year takes, so the hourly budget never makes it wait.
             "DRCHRONO_REQUESTS_PER_HOUR": "10000000",
+            "DAGSTER_FLOOR_ASSETS": str(10 if every_day else EVERY_ASSET),
         }
+        if args.requests_per_second:
+            env["DRCHRONO_REQUESTS_PER_SECOND"] = str(args.requests_per_second)
+        partitions = (
+            ["--partition-range", f"{args.first}...{args.last}"]
+            if every_day
+            else ["--partition", args.last]
+        )
         dagster = Path(sys.executable).with_name("dagster")
         command = [
             *([str(dagster)] if dagster.exists() else [sys.executable, "-m", "dagster"]),
-            "asset", "materialize", "-m", "drchrono_assets.definitions",
-            "--select", "group:drchrono", "--partition-range", f"{args.first}...{args.last}",
+            "asset", "materialize", *location, "--select", selection, *partitions,
         ]  # fmt: skip
     else:
         job = {
@@ -390,13 +407,13 @@ def run_scenario(
         }
         command = [sys.executable, str(Path(__file__).resolve()), "_child", scenario]
     sandbox.reset()
-    wall, peak_mb = measured(command, env, scratch, log)
+    wall, peak_mb = measured(command, env, REPO, log)
     stats = sandbox.stats()
     figures: dict[str, Any] = {}
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith(RESULT):
             figures = json.loads(line[len(RESULT) :])
-    if scenario == "package":
+    if scenario in DAGSTER_SCENARIOS:
         figures["rows"] = package_rows(out)
     return {
         **figures,
@@ -443,6 +460,19 @@ def print_table(
             f"peak memory {median('package', 'peak_mb') / median('dlt', 'peak_mb'):.2f}x, "
             f"requests {median('package', 'requests') / median('dlt', 'requests'):.2f}x"
         )
+    if "package" in runs and "dagster-floor" in runs:
+        own = median("package", "wall") - median("dagster-floor", "wall")
+        print(
+            f"dagster-floor (Dagster's own run and events, nothing fetched or stored): "
+            f"{median('dagster-floor', 'wall'):.1f} s; the package beyond it: {own:.1f} s"
+            + (f" = {own / median('dlt', 'wall'):.2f}x dlt" if "dlt" in runs else "")
+        )
+    if "package-day" in runs and "floor-day" in runs:
+        print(
+            f"one day of every asset: {median('package-day', 'wall'):.1f} s, "
+            f"{median('package-day', 'wall') / median('floor-day', 'wall'):.2f}x Dagster's "
+            f"empty run of {EVERY_ASSET} assets ({median('floor-day', 'wall'):.1f} s)"
+        )
     # Where a scenario's requests differ from the lower bound's, say on which endpoints.
     if "fetch-only" in runs:
         reference = runs["fetch-only"][0]["by_path"]
@@ -471,6 +501,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0, 100])
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--patients", type=int, default=None, help="override the practice's patient count"
+    )
+    parser.add_argument(
+        "--requests-per-second",
+        type=float,
+        default=None,
+        help="the package's burst limit (default: as shipped, 10, drchrono's throttle)",
+    )
     args = parser.parse_args()
     # In the table's order whatever the command line's.
     args.scenarios = [name for name in SCENARIOS if name in args.scenarios]

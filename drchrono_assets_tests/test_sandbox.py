@@ -1223,6 +1223,8 @@ def test_practice_size_presets_and_cli() -> None:
     assert parse_args(["--size", "large"]).size == PracticeSize.LARGE
     with pytest.raises(SystemExit):
         parse_args(["--size", "huge"])
+    doubled = server_from_args(parse_args(["--size", "large", "--patients", "10000"]))
+    assert doubled.state.practice.size == PracticeSize(doctors=8, patients=10000, visits_per_day=12)
     # A smaller size works too: one doctor, whom the staff then both point at.
     tiny = PracticeSize(doctors=1, patients=20, visits_per_day=3)
     practice = Practice(7, LARGE_START, LARGE_START + timedelta(days=4), size=tiny)

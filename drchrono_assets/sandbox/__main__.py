@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import signal
@@ -61,6 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="practice size: small (3 doctors, 300 patients) or large (8 doctors, 5,000 "
         "patients, ~100 appointments a weekday)",
     )
+    parser.add_argument(
+        "--patients", type=int, default=None, help="the size's patient count, overridden"
+    )
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--access-token-ttl", type=float, default=172800)
     parser.add_argument(
@@ -114,7 +118,7 @@ def server_from_args(args: argparse.Namespace) -> SandboxServer:
         chaos=args.chaos,
         clock=args.clock,
         timezone=args.timezone,
-        size=args.size,
+        size=dataclasses.replace(args.size, patients=args.patients) if args.patients else args.size,
     )
 
 
