@@ -32,6 +32,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sync.changes import stored_days
 from drchrono_assets_tests.assets_support import SPECS, materialize, served
 
 PREFIX = "prod"
@@ -130,6 +131,13 @@ def test_a_week_lands_as_one_object_per_partition_and_reads_back(
             )
             assert table.num_rows == len(served(quiet_sandbox, name, day)), (name, day)
     assert sum(len(served(quiet_sandbox, "appointments", d)) for d in WEEK.partition_keys) > 50
+
+    # A sweep finds the days that store changed records, on object storage too.
+    io_manager = HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}")
+    day = WEEK.partition_keys[2]
+    some = [appointment["id"] for appointment in served(quiet_sandbox, "appointments", day)[:3]]
+    found = stored_days(io_manager, SPECS["appointments"], pa.array([*some, "no-such-id"]))
+    assert found == dict.fromkeys(some, day)
 
     # billing_report was built from the upstream partitions read back from S3.
     report = pq.read_table(f"{bucket}/{PREFIX}/billing_report", filesystem=fs, partitioning="hive")
