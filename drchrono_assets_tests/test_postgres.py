@@ -123,6 +123,12 @@ def test_api_pool_lets_one_api_step_run_at_a_time(
 ) -> None:
     home, pg_env = pg_home
     env = {**subprocess_env(sandbox_env, tmp_path), **pg_env, "DAGSTER_HOME": str(home)}
+    # Once per instance, as docs/deploy.md says: otherwise two runs starting together on a
+    # fresh instance race to create the pool's default limit (a UniqueViolation in Dagster).
+    subprocess.run(
+        [DAGSTER, "instance", "concurrency", "set", "drchrono_api", "1"],
+        env=env, check=True, capture_output=True, cwd=REPO,
+    )  # fmt: skip
     quiet_sandbox.state.latency_ms = 300  # long enough that unpooled steps would overlap
     try:
         # Two runs at once (each runs its steps one after another, in process).
