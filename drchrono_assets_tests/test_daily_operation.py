@@ -8,9 +8,11 @@ every dated asset and of ``billing_report`` must equal what the API serves that 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -90,102 +92,114 @@ def test_ninety_mornings_keep_every_partition_exact(tmp_path, monkeypatch) -> No
     assert requests <= 1.2 * floor
 
 
-def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(tmp_path, monkeypatch) -> None:
+@dataclasses.dataclass
+class AfterFirstMorning:
+    """Day 10 of the evolving practice, its morning swept and its runs done."""
+
+    sandbox: SandboxServer
+    morning: Morning
+    at: dt.datetime
+
+
+@pytest.fixture
+def after_first_morning(tmp_path, monkeypatch) -> Iterator[AfterFirstMorning]:
+    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
+    with SandboxServer(
+        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
+    ) as sandbox:
+        morning = Morning(sandbox, tmp_path)
+        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
+        morning.run()
+        yield AfterFirstMorning(sandbox, morning, first_morning)
+
+
+def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(
+    after_first_morning: AfterFirstMorning, monkeypatch
+) -> None:
     from drchrono_assets.assets import ingest
     from drchrono_assets.sync.changes import merge_changes
 
-    zone = zoneinfo.ZoneInfo(TIMEZONE)
-    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
-    with SandboxServer(
-        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
-    ) as sandbox:
-        morning = Morning(sandbox, tmp_path)
-        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
-        morning.run()
-        sandbox.state.clock.set(first_morning + dt.timedelta(days=1))
-        broken = {"merges": 0}
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    first_morning = after_first_morning.at
+    sandbox.state.clock.set(first_morning + dt.timedelta(days=1))
+    broken = {"merges": 0}
 
-        def failing_merge(*args: Any, **kwargs: Any) -> Any:
-            broken["merges"] += 1
-            raise RuntimeError("disk full")
+    def failing_merge(*args: Any, **kwargs: Any) -> Any:
+        broken["merges"] += 1
+        raise RuntimeError("disk full")
 
-        monkeypatch.setattr(ingest, "merge_changes", failing_merge)
-        sensor = morning.defs.resolve_sensor_def("drchrono_changes")
+    monkeypatch.setattr(ingest, "merge_changes", failing_merge)
+    sensor = morning.defs.resolve_sensor_def("drchrono_changes")
 
-        def tick() -> Any:
-            with dg.build_sensor_context(
-                instance=morning.instance,
-                cursor=morning.sensor_cursors["drchrono_changes"],
-                resources=morning.resources,
-            ) as context:
-                result = sensor.evaluate_tick(context)
-            morning.sensor_cursors["drchrono_changes"] = result.cursor
-            return result
+    def tick() -> Any:
+        with dg.build_sensor_context(
+            instance=morning.instance,
+            cursor=morning.sensor_cursors["drchrono_changes"],
+            resources=morning.resources,
+        ) as context:
+            result = sensor.evaluate_tick(context)
+        morning.sensor_cursors["drchrono_changes"] = result.cursor
+        return result
 
-        def cursor() -> sync_sensor.SyncCursor:
-            return sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
+    def cursor() -> sync_sensor.SyncCursor:
+        return sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
 
-        before = cursor().since
-        result = tick()
-        for request in result.run_requests:
-            tags = {**request.tags, "dagster/run_key": request.run_key}
-            dg.materialize(
-                morning.every_asset,
-                selection=request.asset_selection,
-                tags=tags,
-                instance=morning.instance,
-                resources=morning.resources,
-                raise_on_error=False,
-            )
-        assert broken["merges"] > 0
-        retried = tick().run_requests
-        assert retried and all(request.run_key.endswith("#2") for request in retried)
-        assert cursor().since == before  # nothing skipped while runs failed
-        monkeypatch.setattr(ingest, "merge_changes", merge_changes)
-        for request in retried:
-            morning.execute(
-                request.asset_selection, {**request.tags, "dagster/run_key": request.run_key}
-            )
-        tick()
-        assert cursor().sweep is None and cursor().since > before
+    before = cursor().since
+    result = tick()
+    for request in result.run_requests:
+        tags = {**request.tags, "dagster/run_key": request.run_key}
+        dg.materialize(
+            morning.every_asset,
+            selection=request.asset_selection,
+            tags=tags,
+            instance=morning.instance,
+            resources=morning.resources,
+            raise_on_error=False,
+        )
+    assert broken["merges"] > 0
+    retried = tick().run_requests
+    assert retried and all(request.run_key.endswith("#2") for request in retried)
+    assert cursor().since == before  # nothing skipped while runs failed
+    monkeypatch.setattr(ingest, "merge_changes", merge_changes)
+    for request in retried:
+        morning.execute(
+            request.asset_selection, {**request.tags, "dagster/run_key": request.run_key}
+        )
+    tick()
+    assert cursor().sweep is None and cursor().since > before
 
 
-def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(tmp_path, monkeypatch) -> None:
+def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(
+    after_first_morning: AfterFirstMorning,
+) -> None:
     """A document uploaded today for tomorrow's visit is in today's change set only: it waits
     for the sweep whose yesterday it belongs to, though it never changes again."""
-    zone = zoneinfo.ZoneInfo(TIMEZONE)
-    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
-    with SandboxServer(
-        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
-    ) as sandbox:
-        morning = Morning(sandbox, tmp_path)
-        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    first_morning = after_first_morning.at
+    sandbox.state.clock.advance(dt.timedelta(hours=2))
+    visit_day = first_morning.date() + dt.timedelta(days=1)
+    practice = sandbox.state.practice
+    some = practice.current("documents")[0]
+    document = practice.create_document(
+        doctor=some["doctor"],
+        patient=some["patient"],
+        description="Intake form",
+        day=visit_day,
+        metatags=[],
+        filename="intake.pdf",
+        content=b"%PDF-1.4",
+        content_type="application/pdf",
+    )
+    stored_ids: list[set[int]] = []
+    for number in (1, 2):
+        sandbox.state.clock.set(first_morning + dt.timedelta(days=number))
         morning.run()
-        sandbox.state.clock.advance(dt.timedelta(hours=2))
-        visit_day = first_morning.date() + dt.timedelta(days=1)
-        practice = sandbox.state.practice
-        some = practice.current("documents")[0]
-        document = practice.create_document(
-            doctor=some["doctor"],
-            patient=some["patient"],
-            description="Intake form",
-            day=visit_day,
-            metatags=[],
-            filename="intake.pdf",
-            content=b"%PDF-1.4",
-            content_type="application/pdf",
-        )
-        stored_ids: list[set[int]] = []
-        for number in (1, 2):
-            sandbox.state.clock.set(first_morning + dt.timedelta(days=number))
-            morning.run()
-            path = partition_file(morning.data_root, "documents", visit_day.isoformat())
-            stored_ids.append(
-                set(pq.read_table(path)["id"].to_pylist()) if path.exists() else set()
-            )
-        assert document["id"] not in stored_ids[0]  # its day was no partition yet
-        assert document["id"] in stored_ids[1]
-        spec = next(spec for spec in RESOURCES if spec.name == "documents")
-        table = read_partition(morning.data_root, "documents", visit_day.isoformat())
-        current = records_by_day("documents", practice.current("documents"))
-        assert_partition_matches(table, spec, current[visit_day.isoformat()])
+        path = partition_file(morning.data_root, "documents", visit_day.isoformat())
+        stored_ids.append(set(pq.read_table(path)["id"].to_pylist()) if path.exists() else set())
+    assert document["id"] not in stored_ids[0]  # its day was no partition yet
+    assert document["id"] in stored_ids[1]
+    spec = next(spec for spec in RESOURCES if spec.name == "documents")
+    table = read_partition(morning.data_root, "documents", visit_day.isoformat())
+    current = records_by_day("documents", practice.current("documents"))
+    assert_partition_matches(table, spec, current[visit_day.isoformat()])
