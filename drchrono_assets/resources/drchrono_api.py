@@ -503,6 +503,10 @@ class DrchronoApiResource(dg.ConfigurableResource):
         status = response.status_code
         if status == 429 or (status >= 500 and call.idempotent):
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            if status == 429:
+                # Published at once, so other users of the ledger stop before this thread's
+                # retry logic runs; the retry's wait then extends the pause.
+                connection.budget.pause(retry_after or self.backoff_initial_seconds)
             raise _TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
         if status < 400:
             _note_answer_time(connection, response)
