@@ -52,8 +52,7 @@ def extract(
     taken_at = dt.datetime.now(dt.UTC)
     fetched = fetch(spec, api, spec.rule.queries(window, api), log)
     # Ordered once: each day's slice keeps the order (a snapshot is one table for all days).
-    by_day = spec.rule.split(spec.in_key_order(fetched.table), window, taken_at)
-    return {key: by_day[key] for key in window.partition_keys}
+    return spec.rule.split(spec.in_key_order(fetched.table), window, taken_at)
 
 
 @dataclass
