@@ -4,7 +4,7 @@ import dagster as dg
 
 from drchrono_assets import settings
 from drchrono_assets.assets.bi import bi_duckdb
-from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager

@@ -61,7 +61,7 @@ def materialize(
 def every_asset() -> list[Any]:
     """All assets and checks of the code location."""
     from drchrono_assets.assets.bi import bi_duckdb
-    from drchrono_assets.assets.billing import ar_aging, billing_report
+    from drchrono_assets.assets.billing_reports import ar_aging, billing_report
     from drchrono_assets.checks import billing_checks
 
     return [*resource_assets, billing_report, ar_aging, bi_duckdb, *billing_checks]

@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.aging import AGING_SCHEMA
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.io_managers import HiveParquetIOManager

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
-from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.io_managers import HiveParquetIOManager

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from drchrono_assets.assets.billing import billing_report
+from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
 from drchrono_assets.catalog.records import records_to_table

@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from drchrono_assets.assets.billing import billing_report
+from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.definitions import defs

@@ -25,7 +25,7 @@ import s3fs
 from moto.server import ThreadedMotoServer
 
 from drchrono_assets.assets import resource_assets
-from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.io_managers import HiveParquetIOManager

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from drchrono_assets.catalog.resources import APPOINTMENTS, DOCTORS, DOCUMENTS, TRANSACTIONS
+from drchrono_assets.catalog.endpoints import APPOINTMENTS, DOCTORS, DOCUMENTS, TRANSACTIONS
 from drchrono_assets.partitions import DayWindow
 
 MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from drchrono_assets.catalog.endpoints import APPOINTMENTS, OFFICES, PATIENTS, TRANSACTIONS
 from drchrono_assets.catalog.records import records_to_table, unknown_fields
-from drchrono_assets.catalog.resources import APPOINTMENTS, OFFICES, PATIENTS, TRANSACTIONS
 from drchrono_assets.errors import SchemaChangedError
 
 APPOINTMENT = {

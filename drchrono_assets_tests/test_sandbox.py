@@ -25,7 +25,7 @@ from starlette.datastructures import QueryParams
 
 from drchrono_assets.sandbox import SandboxServer, filters
 from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
-from drchrono_assets.sandbox.billing import MONEY_FIELDS, is_consistent
+from drchrono_assets.sandbox.charges import MONEY_FIELDS, is_consistent
 from drchrono_assets.sandbox.faults import (
     Fault,
     FaultInjector,
@@ -33,7 +33,7 @@ from drchrono_assets.sandbox.faults import (
     RandomFaults,
     RequestStats,
 )
-from drchrono_assets.sandbox.oauth import OAuthState
+from drchrono_assets.sandbox.oauth_server import OAuthState
 from drchrono_assets.sandbox.practice import Practice
 from drchrono_assets.sandbox.synthetic import PracticeSize, ref
 from drchrono_assets_tests.conftest import authorization_code_token

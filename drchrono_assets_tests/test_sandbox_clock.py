@@ -17,7 +17,7 @@ import requests
 
 from drchrono_assets.sandbox import SandboxServer, SandboxState
 from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
-from drchrono_assets.sandbox.billing import is_consistent
+from drchrono_assets.sandbox.charges import is_consistent
 from drchrono_assets.sandbox.evolution import history_end
 from drchrono_assets.sandbox.practice import RESOURCES, Practice
 from drchrono_assets.sandbox.synthetic import PAST_STATUS_WEIGHTS

@@ -8,7 +8,7 @@ import duckdb
 from upath import UPath
 
 from drchrono_assets import settings
-from drchrono_assets.assets.billing import ar_aging, billing_report
+from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.io_managers import HiveParquetIOManager

@@ -1,5 +1,5 @@
 """Asset checks."""
 
-from drchrono_assets.checks.billing import billing_checks
+from drchrono_assets.checks.billing_checks import billing_checks
 
 __all__ = ["billing_checks"]

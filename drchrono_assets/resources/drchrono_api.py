@@ -30,7 +30,7 @@ from drchrono_assets.errors import (
     MalformedPageError,
     TokenRejectedError,
 )
-from drchrono_assets.resources.oauth import ClientCredentials, TokenManager
+from drchrono_assets.resources.oauth_tokens import ClientCredentials, TokenManager
 from drchrono_assets.resources.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.resources.token_store import (
     FileTokenStore,

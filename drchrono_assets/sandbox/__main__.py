@@ -14,7 +14,7 @@ from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from drchrono_assets.sandbox.oauth_server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.server import SandboxServer
 from drchrono_assets.sandbox.synthetic import SIZES, PracticeSize
 

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from drchrono_assets.sandbox import filters, writes
 from drchrono_assets.sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
 from drchrono_assets.sandbox.middleware import SandboxMiddleware
-from drchrono_assets.sandbox.oauth import OAuthError
+from drchrono_assets.sandbox.oauth_server import OAuthError
 from drchrono_assets.sandbox.pagination import paginate
 from drchrono_assets.sandbox.practice import RESOURCES, ConflictError
 from drchrono_assets.sandbox.state import SandboxState

@@ -31,7 +31,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from drchrono_assets.sandbox import billing, synthetic
+from drchrono_assets.sandbox import charges, synthetic
 from drchrono_assets.sandbox.history import RecordHistory, Timeline
 from drchrono_assets.sandbox.synthetic import PracticeData, Record
 
@@ -174,8 +174,8 @@ def _transaction(
     visit = datetime.fromisoformat(line["date"])
     posted = {
         **line,
-        **billing.format_amounts(
-            billing.posted_amounts(Decimal(line["price"]), line["quantity"], self_pay=self_pay)
+        **charges.format_amounts(
+            charges.posted_amounts(Decimal(line["price"]), line["quantity"], self_pay=self_pay)
         ),
         "billing_status": "",
         "denied_flag": False,
@@ -194,7 +194,7 @@ def _transaction(
         paid_at = adjudicated_at + _days(rng, PATIENT_PAYMENT_DAYS)
         if paid_at <= until:
             paid = dict(line)
-            billing.apply_payment(paid, pt_paid=balance_pt)
+            charges.apply_payment(paid, pt_paid=balance_pt)
             steps.append((paid_at, paid))
     return _history(steps)
 

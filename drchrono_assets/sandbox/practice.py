@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, overload
 
-from drchrono_assets.sandbox import billing, evolution, synthetic
+from drchrono_assets.sandbox import charges, evolution, synthetic
 from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.history import Change
 
@@ -450,7 +450,7 @@ class Practice:
             return self._change(
                 "transactions",
                 record["id"],
-                lambda line: billing.apply_payment(line, **amounts),
+                lambda line: charges.apply_payment(line, **amounts),
                 when,
             )
 

@@ -13,7 +13,7 @@ import uvicorn
 
 from drchrono_assets.sandbox.app import create_app
 from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from drchrono_assets.sandbox.oauth_server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.state import SandboxState
 from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 

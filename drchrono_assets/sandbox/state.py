@@ -13,7 +13,11 @@ from drchrono_assets.sandbox.faults import (
     RandomFaults,
     RequestStats,
 )
-from drchrono_assets.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthState
+from drchrono_assets.sandbox.oauth_server import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    OAuthState,
+)
 from drchrono_assets.sandbox.practice import Practice
 from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 from drchrono_assets.sandbox.throttle import HourlyBudget

@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
-from drchrono_assets.sandbox import billing
+from drchrono_assets.sandbox import charges
 
 Record = dict[str, Any]
 
@@ -881,8 +881,8 @@ class _Generator:
     ) -> list[Record]:
         """One to three line items for a visit: the visit code plus extras."""
         count = rng.choices((1, 2, 3), weights=(55, 30, 15))[0]
-        procedures = [rng.choice(billing.VISIT_PROCEDURES)]
-        procedures += rng.sample(billing.EXTRA_PROCEDURES, count - 1)
+        procedures = [rng.choice(charges.VISIT_PROCEDURES)]
+        procedures += rng.sample(charges.EXTRA_PROCEDURES, count - 1)
         return [
             self._line(
                 rng,
@@ -907,7 +907,7 @@ class _Generator:
         doctor: Record,
         office: int,
         patient: Record | None,
-        procedure: billing.Procedure,
+        procedure: charges.Procedure,
         seq: int,
         multiple: bool,
     ) -> Record:
@@ -931,8 +931,8 @@ class _Generator:
         if seq == 0:
             share = Decimal(rng.choice((0, 10, 20, 25, 40)))  # copay on the visit line
         else:
-            share = billing.q(procedure.price * Decimal(rng.choice((0, 10, 20))) / 100)
-        amounts = billing.line_amounts(
+            share = charges.q(procedure.price * Decimal(rng.choice((0, 10, 20))) / 100)
+        amounts = charges.line_amounts(
             rng,
             price=procedure.price,
             quantity=quantity,
@@ -942,10 +942,10 @@ class _Generator:
             self_pay=self_pay,
         )
         if rng.random() < 0.01:
-            billing.corrupt(rng, amounts)
-        denied = status in billing.DENIED_STATUSES
+            charges.corrupt(rng, amounts)
+        denied = status in charges.DENIED_STATUSES
         if denied:
-            edi_note = rng.choice(billing.DENIAL_NOTES)
+            edi_note = rng.choice(charges.DENIAL_NOTES)
         elif status == "Coordination of Benefits":
             edi_note = "Secondary claim sent"
         else:
@@ -958,7 +958,7 @@ class _Generator:
         pointers: list[int | None] = [1, None, None, None]
         if rng.random() < 0.3:
             pointers[1] = 2
-        settled = status in billing.PAID_STATUSES or denied
+        settled = status in charges.PAID_STATUSES or denied
         delay = rng.randint(14, 45) if settled else rng.randint(0, 6)
         updated = when + timedelta(days=delay, hours=rng.randint(0, 10))
         return {
@@ -974,7 +974,7 @@ class _Generator:
             "units": "UN",
             "modifiers": modifiers,
             "diagnosis_pointers": pointers,
-            **billing.format_amounts(amounts),
+            **charges.format_amounts(amounts),
             "billing_status": status,
             "denied_flag": denied,
             "edi_note": edi_note,
@@ -1018,7 +1018,7 @@ class _Generator:
                         doctor=doctors[doctor_id],
                         office=doctor_location(doctor_id, day.weekday())[0],
                         patient=rng.choice(data.patients),
-                        procedure=rng.choice(billing.VISIT_PROCEDURES),
+                        procedure=rng.choice(charges.VISIT_PROCEDURES),
                         seq=0,
                         multiple=False,
                     )

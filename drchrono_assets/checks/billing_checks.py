@@ -11,7 +11,7 @@ import dagster as dg
 import pyarrow as pa
 
 from drchrono_assets import settings
-from drchrono_assets.assets.billing import billing_report
+from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.billing.report import MONEY_FIELDS
 from drchrono_assets.partitions import daily_partitions
 
