@@ -16,12 +16,10 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from drchrono_assets.catalog.endpoints import TRANSACTIONS
 from drchrono_assets.catalog.fields import column, list_of
 
-MONEY_FIELDS = (
-    "price", "billed", "allowed", "adjustment", "ins1_paid", "ins2_paid", "ins3_paid",
-    "ins_total", "pt_paid", "paid_total", "balance_ins", "balance_pt", "balance_total",
-)  # fmt: skip
+MONEY_FIELDS = TRANSACTIONS.money_fields  # summed per visit
 REPORT_MONEY = pa.decimal128(18, 2)
 VISIT_STATUSES = ("Complete", "Arrived", "In Session")
 
