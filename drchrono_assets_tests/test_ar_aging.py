@@ -34,7 +34,7 @@ BOUNDARIES = {
 def write_report_day(io: HiveParquetIOManager, day: dt.date, rows: list[dict]) -> None:
     blank = dict.fromkeys(REPORT_SCHEMA.names)
     table = pa.Table.from_pylist([{**blank, **row} for row in rows], REPORT_SCHEMA)
-    path = Path(io.file_path(billing_report.key, day.isoformat()).path)
+    path = Path(io.dataset(billing_report.key).file(day.isoformat()).path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 
@@ -42,7 +42,7 @@ def write_report_day(io: HiveParquetIOManager, day: dt.date, rows: list[dict]) -
 def run_aging(io: HiveParquetIOManager) -> tuple[list[dict], dict]:
     result = dg.materialize([ar_aging], resources={"parquet_io_manager": io})
     (event,) = result.get_asset_materialization_events()
-    table = pq.read_table(io.file_path(ar_aging.key, None).path)
+    table = pq.read_table(io.dataset(ar_aging.key).file().path)
     assert table.schema.equals(AGING_SCHEMA, check_metadata=True)
     return table.to_pylist(), {k: v.value for k, v in event.materialization.metadata.items()}
 

@@ -18,7 +18,7 @@ import pytest
 from upath import UPath
 
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.io_managers.hive_parquet import remove_abandoned_files
+from drchrono_assets.io_managers.hive_dataset import remove_abandoned_files
 from drchrono_assets.partitions import DayWindow
 
 days = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-10")
@@ -111,7 +111,7 @@ import sys
 import pyarrow as pa
 import pyarrow.compute as pc
 from upath import UPath
-from drchrono_assets.io_managers.hive_parquet import (
+from drchrono_assets.io_managers.hive_dataset import (
     STAGING_FOLDER, parquet_bytes, write_atomically,
 )
 

@@ -195,8 +195,8 @@ def test_every_file_of_a_dataset_has_one_schema_empty_days_included(
 
 
 def test_existing_partitions_sees_objects_another_writer_just_put(bucket: str) -> None:
-    io_manager = HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}")
-    assert io_manager.existing_partitions(billing_report.key) == []
+    reports = HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}").dataset(billing_report.key)
+    assert reports.partition_keys() == []
 
     def put(day: str) -> None:
         # Another process (a parallel run, a restore) writes behind this process's back.
@@ -206,8 +206,8 @@ def test_existing_partitions_sees_objects_another_writer_just_put(bucket: str) -
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
 
     put("2024-03-04")
-    assert io_manager.existing_partitions(billing_report.key) == ["2024-03-04"]
+    assert reports.partition_keys() == ["2024-03-04"]
     put("2024-03-05")
-    assert io_manager.existing_partitions(billing_report.key) == ["2024-03-04", "2024-03-05"]
-    table = io_manager.read_partitions(billing_report.key, ["2024-03-04", "2024-03-05"])
+    assert reports.partition_keys() == ["2024-03-04", "2024-03-05"]
+    table = reports.read(["2024-03-04", "2024-03-05"])
     assert table.num_rows == 0 and table.schema.field("date").type == pa.date32()

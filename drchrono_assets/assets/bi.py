@@ -12,7 +12,6 @@ from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.io_managers.hive_parquet import FILE_NAME, PARTITION_COLUMN
 
 DATABASE_NAME = "drchrono.duckdb"
 PARTITIONED = [*resource_assets, billing_report]
@@ -42,13 +41,13 @@ def bi_duckdb(
     root = UPath(os.path.abspath(root.path))
     views = {}
     for node in PARTITIONED:
-        if parquet_io_manager.existing_partitions(node.key):
-            files = parquet_io_manager.dataset_path(node.key) / f"{PARTITION_COLUMN}=*" / FILE_NAME
+        dataset = parquet_io_manager.dataset(node.key)
+        if dataset.partition_keys():
             views[node.key.to_python_identifier()] = (
-                f"read_parquet({_sql_string(files.path)}, hive_partitioning = true, "
-                f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
+                f"read_parquet({_sql_string(dataset.glob.path)}, hive_partitioning = true, "
+                f"hive_types = {{'{dataset.partition_column}': DATE}})"
             )
-    aging = parquet_io_manager.file_path(ar_aging.key, None)
+    aging = parquet_io_manager.dataset(ar_aging.key).file()
     if aging.exists():
         views[ar_aging.key.to_python_identifier()] = f"read_parquet({_sql_string(aging.path)})"
 

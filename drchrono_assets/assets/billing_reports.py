@@ -86,11 +86,9 @@ def ar_aging(
     Buckets of 0-30, 31-60, 61-90, 91-120 and over 120 days, aged as of the latest
     billing_report partition. Rebuilt from every billing_report partition that exists.
     """
-    keys = parquet_io_manager.existing_partitions(billing_report.key)
-    if keys:
-        report = parquet_io_manager.read_partitions(billing_report.key, keys)
-    else:
-        report = REPORT_SCHEMA.append(pa.field("date", pa.date32())).empty_table()
+    reports = parquet_io_manager.dataset(billing_report.key)
+    keys = reports.partition_keys()
+    report = reports.read(keys) if keys else reports.empty_table(REPORT_SCHEMA)
     context.add_output_metadata(
         {
             "partitions_read": len(keys),

@@ -21,10 +21,9 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from drchrono_assets.catalog import ResourceSpec
-from drchrono_assets.io_managers.hive_parquet import (
-    PARTITION_COLUMN,
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers.hive_dataset import (
     STAGING_FOLDER,
-    HiveParquetIOManager,
     parquet_bytes,
     write_atomically,
 )
@@ -64,10 +63,9 @@ def stored_days(
     (key,) = spec.primary_key
     if not len(keys):
         return {}
-    found = io_manager.scan(
-        dg.AssetKey(spec.name), [key, PARTITION_COLUMN], pc.field(key).isin(keys)
-    )
-    days = (day.isoformat() for day in found[PARTITION_COLUMN].to_pylist())
+    dataset = io_manager.dataset(dg.AssetKey(spec.name))
+    found = dataset.scan([key, dataset.partition_column], pc.field(key).isin(keys))
+    days = (day.isoformat() for day in found[dataset.partition_column].to_pylist())
     return dict(zip(found[key].to_pylist(), days, strict=True))
 
 
@@ -75,13 +73,9 @@ def stored_partitions(
     io_manager: HiveParquetIOManager, spec: ResourceSpec, window: DayWindow
 ) -> dict[str, pa.Table]:
     """The stored tables of the days of ``window`` that have a file."""
-    asset_key = dg.AssetKey(spec.name)
-    existing = set(io_manager.existing_partitions(asset_key))
-    return {
-        day: io_manager.read_partitions(asset_key, [day])
-        for day in window.partition_keys
-        if day in existing
-    }
+    dataset = io_manager.dataset(dg.AssetKey(spec.name))
+    existing = set(dataset.partition_keys())
+    return {day: dataset.read([day]) for day in window.partition_keys if day in existing}
 
 
 def dirty_days(spec: ResourceSpec, changes: pa.Table, stored_days: Mapping[str, str]) -> set[str]:

@@ -1,0 +1,226 @@
+"""One asset's Parquet files in a hive layout BI engines read as one dataset.
+
+Layout: ``<root>/<asset>/date=<day>/part-0.parquet``, or ``<root>/<asset>/part-0.parquet`` for
+an unpartitioned asset. Files being written on a local disk are staged in ``<root>/.staging/``
+and renamed into place, so no reader's glob ever meets a half-written file, even after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import ClassVar
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from upath import UPath
+
+from drchrono_assets import settings
+from drchrono_assets.errors import ConfigurationError
+
+PARTITION_COLUMN = "date"
+FILE_NAME = "part-0.parquet"  # one file per partition, so a re-run replaces it
+STAGING_FOLDER = ".staging"  # beside the datasets, never inside one
+
+
+class HiveDataset:
+    """The Parquet files of one asset under ``root``: where they go, which partitions exist,
+    reading them as one table and writing them atomically.
+
+    ``root`` is a local folder or any fsspec location (``s3://bucket/prefix``); ``key`` an asset
+    key or, for a top-level asset, its name.
+    """
+
+    # Hive key of every partition folder; readers see it as a DATE column.
+    partition_column: ClassVar[str] = PARTITION_COLUMN
+
+    def __init__(self, root: UPath, key: dg.AssetKey | str) -> None:
+        self.root = root
+        self.asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
+        self.folder = root.joinpath(*self.asset_key.path)
+
+    @property
+    def glob(self) -> UPath:
+        """Every partition's file, as a pattern for ``read_parquet(..., hive_partitioning)``."""
+        return self.folder / f"{PARTITION_COLUMN}=*" / FILE_NAME
+
+    def file(self, partition_key: str | None = None) -> UPath:
+        """The file of partition ``partition_key``, or of an unpartitioned asset."""
+        folder = self.folder
+        if partition_key is not None:
+            folder = folder / f"{PARTITION_COLUMN}={partition_key}"
+        return folder / FILE_NAME
+
+    def partition_keys(self) -> list[str]:
+        """Keys of the partitions that have a file, in order."""
+        self._forget_listings()
+        if not self.folder.exists():
+            return []
+        prefix = f"{PARTITION_COLUMN}="
+        return sorted(
+            child.name.removeprefix(prefix)
+            for child in self.folder.iterdir()
+            if child.name.startswith(prefix) and (child / FILE_NAME).exists()
+        )
+
+    def read(
+        self, partition_keys: Iterable[str | None], columns: list[str] | None = None
+    ) -> pa.Table:
+        """The files of ``partition_keys`` (``columns`` of them, or all) as one table, with the
+        partition column added back."""
+        tables = []
+        for key in partition_keys:
+            path = self.file(key)
+            try:
+                with path.open("rb") as handle:
+                    table = pq.read_table(handle, columns=columns)
+            except FileNotFoundError:
+                missing = True
+            else:
+                missing = False
+            if missing:  # raised outside the handler: one clear error, nothing chained
+                raise FileNotFoundError(
+                    f"{self.asset_key.to_user_string()}{f' partition {key}' if key else ''} "
+                    f"has not been materialized ({path})"
+                )
+            if key is not None:
+                day = dt.date.fromisoformat(key)
+                table = table.append_column(
+                    PARTITION_COLUMN, pa.array([day] * table.num_rows, pa.date32())
+                )
+            tables.append(table)
+        return pa.concat_tables(tables)
+
+    def empty_table(self, file_schema: pa.Schema) -> pa.Table:
+        """What ``read`` returns for files of ``file_schema`` when no partition is read."""
+        return file_schema.append(pa.field(PARTITION_COLUMN, pa.date32())).empty_table()
+
+    def scan(self, columns: list[str], predicate: pc.Expression) -> pa.Table:
+        """``columns`` (the partition column among them, if wanted) of the rows of every
+        partition that match ``predicate``; Arrow reads the files in parallel, which matters
+        on object storage, and keeps only the matches."""
+        self._forget_listings()
+        if not self.folder.exists():
+            return pa.table({name: [] for name in columns})
+        dataset = ds.dataset(
+            self.folder.path,
+            filesystem=self.folder.fs,
+            format="parquet",
+            partitioning=ds.partitioning(
+                pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive"
+            ),
+        )
+        return dataset.to_table(columns=columns, filter=predicate)
+
+    def write(self, tables: Mapping[str | None, pa.Table]) -> None:
+        """Write each table as the file of its partition key (``None``: unpartitioned), each
+        atomically; a re-run replaces the files."""
+        name = self.asset_key.to_user_string()
+        if any(PARTITION_COLUMN in table.column_names for table in tables.values()):
+            raise TypeError(
+                f"{name}: a '{PARTITION_COLUMN}' column would clash with the hive partition "
+                "column; drop or rename it"
+            )
+        if len({table.schema for table in tables.values()}) != 1:
+            raise TypeError(f"{name}: partitions differ in schema")
+        staging = self.root / STAGING_FOLDER
+        if settings.is_local(staging):
+            remove_abandoned_files(staging)
+        encoded: tuple[pa.Table, pa.Buffer] | None = None
+        for key, table in tables.items():
+            # A snapshot is one table for every day of the run: encoded once, written to each.
+            if encoded is None or encoded[0] is not table:
+                encoded = (table, parquet_bytes(table))
+            write_atomically(encoded[1], self.file(key), staging)
+
+    def _forget_listings(self) -> None:
+        # s3fs keeps directory listings for the life of the process (no expiry), so partitions
+        # another process wrote since the last look would be missed.
+        self.folder.fs.invalidate_cache(self.folder.path)
+
+
+def check_writable(root: UPath) -> None:
+    """Raise a ``ConfigurationError`` naming ``DRCHRONO_DATA_ROOT`` unless files can be
+    written under ``root``."""
+    probe = root / STAGING_FOLDER / f"probe-{uuid.uuid4().hex}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        with contextlib.suppress(FileNotFoundError):  # another writer's clean-up took it
+            probe.unlink()
+    except OSError as error:
+        problem = type(error).__name__
+    else:
+        return
+    raise ConfigurationError(
+        f"the data root {root} is not writable ({problem}): set DRCHRONO_DATA_ROOT to a "
+        "folder or bucket this process can write"
+    )
+
+
+@contextlib.contextmanager
+def _staged_file(staging: UPath) -> Iterator[str]:
+    """A new file in ``staging``, locked while this process writes it (see below)."""
+    while True:
+        path = os.path.join(staging.path, f"{uuid.uuid4().hex}.parquet.partial")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # not removed as abandoned before we locked it
+            break
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def remove_abandoned_files(staging: UPath) -> None:
+    """Remove staged files no live process holds: a crash left them behind."""
+    if not staging.exists():
+        return
+    for child in staging.iterdir():
+        try:
+            fd = os.open(child.path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # being written right now
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(child.path)
+        finally:
+            os.close(fd)
+
+
+def parquet_bytes(table: pa.Table) -> pa.Buffer:
+    """``table`` encoded as a Parquet file."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def write_atomically(data: pa.Buffer, path: UPath, staging: UPath) -> None:
+    """Write a Parquet file's bytes so no reader ever sees half a file, and a re-run
+    replaces the partition's file."""
+    if settings.is_local(path):
+        staging.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _staged_file(staging) as partial:
+            with open(partial, "wb") as handle:
+                handle.write(data)
+            os.replace(partial, path.path)  # same file system: atomic
+    else:
+        # An object store PUT (single or multipart) becomes visible whole or not at all.
+        with path.open("wb") as handle:
+            handle.write(data)
