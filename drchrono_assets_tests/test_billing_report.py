@@ -21,6 +21,7 @@ from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.checks import billing_checks
+from drchrono_assets.checks.billing_checks import billing_report_orphans_and_unbilled
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import (
@@ -470,3 +471,18 @@ def test_line_items_of_a_non_numeric_appointment_join_it_by_doctor_time_and_offi
     assert rows["7777"]["is_orphan"] and rows["9999"]["is_orphan"]
     assert rows["8813_20240305"]["is_unbilled"] and rows["8814_20240305"]["is_unbilled"]
     assert len(rows) == 5
+
+
+def test_a_warning_check_says_which_days_and_why(monkeypatch) -> None:
+    monkeypatch.setenv("DRCHRONO_UNBILLED_WARN_THRESHOLD", "1")
+    report = pa.table(
+        {
+            "date": ["2024-03-05", "2024-03-05", "2024-03-06"],
+            "is_orphan": [False, False, False],
+            "is_unbilled": [True, True, True],
+        }
+    )
+    result = billing_report_orphans_and_unbilled(report)
+    assert result.passed is False
+    assert result.description.startswith("2024-03-05: 0 orphan row(s), 2 unbilled visit(s)")
+    assert "unbilled visits a day" in result.description

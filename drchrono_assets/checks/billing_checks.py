@@ -49,6 +49,12 @@ def billing_report_reconciles(
     )
     return dg.AssetCheckResult(
         passed=not mismatches,
+        description=(
+            f"{len(mismatches)} money total(s) differ from the transactions' "
+            f"(first: {mismatches[0][1]} on {mismatches[0][0]})"
+            if mismatches
+            else None
+        ),
         metadata={
             "days_checked": len({day for day, _ in source.keys() | report.keys()}),
             "mismatches": len(mismatches),
@@ -68,6 +74,12 @@ def billing_report_one_row_per_appointment(billing_report: pa.Table) -> dg.Asset
     ]
     return dg.AssetCheckResult(
         passed=not repeated,
+        description=(
+            f"{len(repeated)} appointment(s) appear more than once in a day "
+            f"(first: {repeated[0][1]} on {repeated[0][0]})"
+            if repeated
+            else None
+        ),
         metadata={
             "repeated_appointments": len(repeated),
             "details": _markdown(("day", "appointment", "rows"), repeated[:50]),
@@ -92,6 +104,13 @@ def billing_report_orphans_and_unbilled(billing_report: pa.Table) -> dg.AssetChe
     return dg.AssetCheckResult(
         passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(
+            f"{day}: {orphans} orphan row(s), {unbilled} unbilled visit(s)"
+            for day, orphans, unbilled in over
+        )
+        + f" (warns above {orphan_limit} orphans or {unbilled_limit} unbilled visits a day)"
+        if over
+        else None,
         metadata={
             "orphan_rows": sum(orphans for orphans, _ in per_day.values()),
             "unbilled_visits": sum(unbilled for _, unbilled in per_day.values()),
