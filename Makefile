@@ -6,10 +6,12 @@ PY := $(VENV)/bin/python
 .PHONY: setup demo test lint
 
 $(VENV)/.installed: pyproject.toml setup.cfg
+	@echo "Setting up $(VENV) with the package and its test tools (the first time: about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+	@echo "$(VENV) is ready."
 
 setup: $(VENV)/.installed
 

@@ -1,7 +1,9 @@
 """``make demo``: materialize a week of every asset from the bundled sandbox API.
 
-Starts the sandbox on a free port, points the real ``dagster asset materialize`` CLI at it,
-then prints where the Parquet files are and how many rows each asset got.
+Starts the sandbox on a free port and points the real ``dagster asset materialize`` CLI at it.
+The console shows progress and a summary on one screen: each step as it finishes, the rows of
+every dataset, and each check's verdict with its reason. Dagster's full log goes to a file the
+summary names.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.dataset as ds
 
 from drchrono_assets.assets.bi import DATABASE_NAME
@@ -20,7 +25,10 @@ from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
 
-DEMO_WEEK = ("2024-03-04", "2024-03-10")
+# Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
+DEMO_WEEK = ("2024-03-04", "2024-03-08")
+LOG_NAME = "demo-run.log"
+STEP_DONE = re.compile(r'(STEP_SUCCESS|STEP_FAILURE) - .*step "([^"]+)"(?: in ([\d.]+m?s))?')
 
 
 def main() -> None:
@@ -32,8 +40,17 @@ def main() -> None:
 
     dagster_home = Path(".dagster_home").resolve()
     dagster_home.mkdir(exist_ok=True)
+    # An instance file of our own: Dagster's default local storage, without the notice that
+    # none was found.
+    (dagster_home / "dagster.yaml").touch()
     data_root = Path(args.data_root).resolve()
+    log_path = dagster_home / LOG_NAME
+    window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
+    print(f"drchrono_assets demo: every asset for {args.first}...{args.last}")
+    started = time.monotonic()
     with SandboxServer(start=dt.date(2024, 1, 1), end=dt.date(2024, 6, 30)) as sandbox:
+        print(f"  sandbox drchrono API at {sandbox.url} (synthetic practice, no credentials)")
+        print(f"  dagster asset materialize ... (full log: {log_path})", flush=True)
         env = {
             **os.environ,
             **sandbox.env(),
@@ -42,30 +59,73 @@ def main() -> None:
             "DRCHRONO_START_DATE": "2024-01-01",
             "DRCHRONO_TOKEN_STORE": str(dagster_home / "sandbox-tokens.json"),
         }
-        print(f"sandbox drchrono API at {sandbox.url}", flush=True)
         command = [
             "dagster", "asset", "materialize",
             "-m", "drchrono_assets.definitions",
             "--select", "*",
             "--partition-range", f"{args.first}...{args.last}",
         ]  # fmt: skip
-        bin_dir = Path(sys.executable).parent
-        subprocess.run([str(bin_dir / command[0]), *command[1:]], env=env, check=True)
+        succeeded = _run_logged(command, env, log_path)
         requests = sandbox.state.stats.snapshot()["api_requests"]
+    seconds = time.monotonic() - started
+    if not succeeded:
+        sys.exit(f"\nThe run failed; the error is in {log_path}")
 
-    print(f"\nMaterialized {args.first}...{args.last} with {requests} API requests.")
-    print(f"Parquet datasets under {data_root}:")
-    window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
+    print(f"  done in {seconds:.0f} s with {requests} API requests\n")
+    print(f"Datasets under {data_root}:")
     for name in [spec.name for spec in RESOURCES] + ["billing_report"]:
         folder = data_root / name
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
         rows = dataset.count_rows(filter=ds.field("date").isin(window.partition_keys))
-        print(f"  {name:<22} {rows:>6} rows  {folder}/date=*/part-0.parquet")
+        print(f"  {name:<22} {rows:>6} rows  {folder.name}/date=*/part-0.parquet")
     aging = data_root / "ar_aging" / "part-0.parquet"
-    print(f"  {'ar_aging':<22} {ds.dataset(aging).count_rows():>6} rows  {aging}")
-    print(f"  {'bi_duckdb':<22} {'':>11} {data_root / DATABASE_NAME} (views for BI tools)")
+    print(f"  {'ar_aging':<22} {ds.dataset(aging).count_rows():>6} rows  ar_aging/part-0.parquet")
+    print(f"  {'bi_duckdb':<22} {'':>11} {DATABASE_NAME} (views for BI tools)")
+    print("\nChecks on billing_report:")
+    for line in _check_verdicts(dagster_home):
+        print(f"  {line}")
     dagster = Path(sys.executable).parent / "dagster"
-    print(f"\nBrowse the runs: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
+    print(f"\nOpen the UI: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
+
+
+def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> bool:
+    """Runs the Dagster CLI with its output in ``log_path``; prints each step as it ends."""
+    executable = Path(sys.executable).parent / command[0]
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            [str(executable), *command[1:]],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            step = STEP_DONE.search(line)
+            if step:
+                verdict, name, took = step.groups()
+                status = "done" if verdict == "STEP_SUCCESS" else "FAILED"
+                print(f"    {name:<54} {status} {took or ''}", flush=True)
+    return process.returncode == 0
+
+
+def _check_verdicts(dagster_home: Path) -> list[str]:
+    """Each check of the last run: passed, or its severity and the reason it gives."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        (run,) = instance.get_runs(limit=1)
+        records = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    lines = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        verdict = "passed" if evaluation.passed else f"{evaluation.severity.value}: "
+        reason = "" if evaluation.passed else evaluation.description or "see the UI"
+        lines.append(f"{evaluation.check_name:<40} {verdict}{reason}")
+    return lines
 
 
 if __name__ == "__main__":
