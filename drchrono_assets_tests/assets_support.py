@@ -9,9 +9,11 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
 
@@ -29,7 +31,8 @@ def served(sandbox: SandboxServer, resource: str, day: str) -> list[dict[str, An
 
 
 def partition_file(data_root: str | Path, resource: str, day: str) -> Path:
-    return Path(data_root) / resource / f"date={day}" / "part-0.parquet"
+    """The local file of partition ``day`` of ``resource``."""
+    return Path(HiveDataset(UPath(data_root), resource).file(day).path)
 
 
 def read_partition(data_root: str | Path, resource: str, day: str) -> pa.Table:

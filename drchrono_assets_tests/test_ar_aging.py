@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -34,9 +33,7 @@ BOUNDARIES = {
 def write_report_day(io: HiveParquetIOManager, day: dt.date, rows: list[dict]) -> None:
     blank = dict.fromkeys(REPORT_SCHEMA.names)
     table = pa.Table.from_pylist([{**blank, **row} for row in rows], REPORT_SCHEMA)
-    path = Path(io.dataset(billing_report.key).file(day.isoformat()).path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    io.dataset(billing_report.key).write({day.isoformat(): table})
 
 
 def run_aging(io: HiveParquetIOManager) -> tuple[list[dict], dict]:

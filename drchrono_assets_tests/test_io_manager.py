@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from upath import UPath
 
-from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 from drchrono_assets.io_managers.hive_dataset import remove_abandoned_files
 from drchrono_assets.partitions import DayWindow
 
@@ -70,13 +70,13 @@ def test_writes_every_partition_of_a_range_and_reports_each(tmp_path: Path) -> N
         "id",
         "amount",
     ]
-    empty = pq.read_table(tmp_path / "charges" / "date=2024-03-03" / "part-0.parquet")
+    empty = pq.read_table(HiveDataset(UPath(tmp_path), "charges").file("2024-03-03").path)
     assert empty.num_rows == 0 and empty.schema == SCHEMA
 
 
 def test_loads_a_range_as_one_dataframe_with_exact_decimals(tmp_path: Path) -> None:
     result = run(tmp_path, "2024-03-01", "2024-03-06")
-    totals = pq.read_table(tmp_path / "charge_totals" / "date=2024-03-05" / "part-0.parquet")
+    totals = pq.read_table(HiveDataset(UPath(tmp_path), "charge_totals").file("2024-03-05").path)
     assert totals["total"].to_pylist() == [Decimal("20.20")]
     loaded = [
         e.materialization.metadata["loaded_rows"].value
@@ -89,10 +89,10 @@ def test_loads_a_range_as_one_dataframe_with_exact_decimals(tmp_path: Path) -> N
 def test_rerun_replaces_files_and_leaves_no_partial_files(tmp_path: Path) -> None:
     run(tmp_path, "2024-03-01", "2024-03-03")
     run(tmp_path, "2024-03-02", "2024-03-04")
+    charges_dataset = HiveDataset(UPath(tmp_path), "charges")
     for day in ("2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"):
-        assert [p.name for p in (tmp_path / "charges" / f"date={day}").iterdir()] == [
-            "part-0.parquet"
-        ]
+        folder = charges_dataset.file(day).parent
+        assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
 
 
 def test_missing_upstream_partition_is_a_clear_error(tmp_path: Path) -> None:
@@ -112,31 +112,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from upath import UPath
 from drchrono_assets.io_managers.hive_dataset import (
-    STAGING_FOLDER, parquet_bytes, write_atomically,
+    STAGING_FOLDER, HiveDataset, parquet_bytes, write_atomically,
 )
 
 root = UPath(sys.argv[1])
+big = HiveDataset(root, "big")
 ids = pa.array(range({ROWS}), pa.int64())
 table = parquet_bytes(pa.table({{"id": ids, "name": pc.cast(ids, pa.string())}}))
 while True:
     for day in ("2024-03-01", "2024-03-02"):
-        path = root / "big" / f"date={{day}}" / "part-0.parquet"
-        write_atomically(table, path, root / STAGING_FOLDER)
+        write_atomically(table, big.file(day), root / STAGING_FOLDER)
 """
 
 
 def _killed_mid_write(root: Path) -> None:
     """Start the writer, SIGKILL it while a staged file is being written."""
     staging = root / ".staging"
+    second_day = HiveDataset(UPath(root), "big").file("2024-03-02")
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while True:
             assert writer.poll() is None, writer.stderr.read().decode()
             assert time.monotonic() < deadline, "the writer never staged a file"
-            if (root / "big" / "date=2024-03-02" / "part-0.parquet").exists() and list(
-                staging.glob("*.partial")
-            ):
+            if second_day.exists() and list(staging.glob("*.partial")):
                 # Stopped, it cannot rename the file between our look and the kill.
                 writer.send_signal(signal.SIGSTOP)
                 os.waitpid(writer.pid, os.WUNTRACED)

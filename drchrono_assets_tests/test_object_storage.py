@@ -23,12 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
+from upath import UPath
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
@@ -86,6 +87,12 @@ def expected_keys(window: DayWindow) -> list[str]:
     return sorted([*daily, f"{PREFIX}/ar_aging/part-0.parquet"])
 
 
+def object_path(bucket: str, name: str, day: str | None = None) -> str:
+    """The object of partition ``day`` of ``name`` (or of unpartitioned ``name``), as pyarrow's
+    S3 client names it."""
+    return HiveDataset(UPath(f"s3://{bucket}/{PREFIX}"), name).file(day).path
+
+
 def arrow_s3(endpoint: str) -> pafs.S3FileSystem:
     """pyarrow's own S3 client: an independent reader of what s3fs wrote."""
     host = endpoint.removeprefix("http://")
@@ -126,9 +133,7 @@ def test_a_week_lands_as_one_object_per_partition_and_reads_back(
     fs = arrow_s3(s3_endpoint)
     for name in ("appointments", "transactions", "patients"):
         for day in WEEK.partition_keys:
-            table = pq.read_table(
-                f"{bucket}/{PREFIX}/{name}/date={day}/part-0.parquet", filesystem=fs
-            )
+            table = pq.read_table(object_path(bucket, name, day), filesystem=fs)
             assert table.num_rows == len(served(quiet_sandbox, name, day)), (name, day)
     assert sum(len(served(quiet_sandbox, "appointments", d)) for d in WEEK.partition_keys) > 50
 
@@ -151,7 +156,7 @@ def test_a_week_lands_as_one_object_per_partition_and_reads_back(
     metadata = aging_event.materialization.metadata
     assert metadata["partitions_read"].value == len(WEEK.partition_keys)
     assert metadata["as_of"].value == WEEK.partition_keys[-1]
-    assert pq.read_table(f"{bucket}/{PREFIX}/ar_aging/part-0.parquet", filesystem=fs).num_rows > 0
+    assert pq.read_table(object_path(bucket, "ar_aging"), filesystem=fs).num_rows > 0
 
 
 def test_rematerializing_an_overlapping_range_replaces_objects(
@@ -185,12 +190,9 @@ def test_every_file_of_a_dataset_has_one_schema_empty_days_included(
     for name in PARTITIONED:
         expected = REPORT_SCHEMA if name == "billing_report" else SPECS[name].schema
         for day in WEEK.partition_keys:
-            path = f"{bucket}/{PREFIX}/{name}/date={day}/part-0.parquet"
-            schema = pq.read_schema(path, filesystem=fs)
+            schema = pq.read_schema(object_path(bucket, name, day), filesystem=fs)
             assert schema.equals(expected, check_metadata=True), (name, day)
-    sunday = pq.read_table(
-        f"{bucket}/{PREFIX}/appointments/date=2024-03-10/part-0.parquet", filesystem=fs
-    )
+    sunday = pq.read_table(object_path(bucket, "appointments", "2024-03-10"), filesystem=fs)
     assert sunday.num_rows == 0
 
 
