@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drchrono_assets.sandbox import PracticeSize, SandboxServer
+from drchrono_assets.sandbox import PracticeSize, SandboxConfig, SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.simulation import Morning, incremental_floor
 
@@ -33,7 +33,9 @@ def simulate(size: PracticeSize, start: dt.date, mornings: int, seed: int) -> tu
     total_requests = total_floor = 0
     with (
         tempfile.TemporaryDirectory() as folder,
-        SandboxServer(seed=seed, start=start, end=end, clock=first, size=size) as sandbox,
+        SandboxServer(
+            SandboxConfig(seed=seed, start=start, end=end, clock=first, size=size)
+        ) as sandbox,
     ):
         morning = Morning(sandbox, Path(folder))
         sync_sensor.clock = sandbox.state.clock.now

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -17,8 +16,9 @@ import requests
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox.config import DEFAULTS
 
-SANDBOX_SPAN = (dt.date(2024, 1, 1), dt.date(2024, 6, 30))
+SANDBOX_SPAN = (DEFAULTS.start, DEFAULTS.end)
 # Fast retries so fault-injection tests take milliseconds, a budget that never waits.
 TEST_TUNING: dict[str, Any] = {
     "backoff_initial_seconds": 0.01,
@@ -70,7 +70,7 @@ def fresh_refresh_token(sandbox: SandboxServer) -> str:
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """One sandbox for tests that only read (tests that write data start their own)."""
-    with SandboxServer(seed=7, start=SANDBOX_SPAN[0], end=SANDBOX_SPAN[1]) as server:
+    with SandboxServer() as server:
         yield server
 
 

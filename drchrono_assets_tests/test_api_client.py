@@ -24,7 +24,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource, ReminderConflictError
 from drchrono_assets.resources.drchrono_api import MAX_REFRESHES_PER_REQUEST
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests import assets_support
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 
@@ -223,7 +223,7 @@ def test_current_user_follows_the_redirect(quiet_sandbox, api) -> None:
 def test_write_calls(sandbox_env) -> None:
     from drchrono_assets.sandbox import SandboxServer
 
-    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+    with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8))) as own:
         api = api_for({**sandbox_env, **own.env()})
         doctor = own.state.practice.doctors[0]["id"]
         office = own.state.practice.offices[0]["id"]
@@ -347,7 +347,7 @@ def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_tok
 
 
 def test_write_whose_answer_is_cut_is_not_repeated(sandbox_env) -> None:
-    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+    with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8))) as own:
         api = api_for({**sandbox_env, **own.env()})
         api.current_user()
         own.state.faults.add(path_prefix="/api/appointments", times=1, cut_body=True)
@@ -409,7 +409,7 @@ def test_parallel_queries_survive_access_tokens_that_expire_after_three_uses(
     window = DayWindow(dt.date(2024, 3, 4), dt.date(2024, 3, 17))
     transactions = next(a for a in resource_assets if a.key.path == ["transactions"])
     with SandboxServer(
-        seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 31), access_token_max_uses=3
+        SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 31), access_token_max_uses=3)
     ) as own:
         for round_ in range(3):  # a race: one lucky run proves little
             own.state.stats.reset()
@@ -441,7 +441,7 @@ _PAGING_SCRIPT = (
 
 def test_two_processes_sharing_tokens_that_expire_after_seven_uses(sandbox_env, tmp_path) -> None:
     with SandboxServer(
-        seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8), access_token_max_uses=7
+        SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8), access_token_max_uses=7)
     ) as own:
         env = subprocess_env({**sandbox_env, **own.env(), "DRCHRONO_PAGE_SIZE": "15"}, tmp_path)
         processes = [

@@ -16,7 +16,7 @@ from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.errors import ConfigurationError, MalformedPageError, SchemaChangedError
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,
     assert_partition_matches,
@@ -119,10 +119,10 @@ def test_rematerialization_replaces_and_never_duplicates(
     assert materialize(dagster_resources, "2024-03-06").success
     for spec in RESOURCES:
         for day in ("2024-03-05", "2024-03-06"):
-            path = partition_file(root, spec.name, day)
-            assert [p.name for p in path.parent.iterdir()] == ["part-0.parquet"]
+            folder = root / spec.name / f"date={day}"
+            assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
             expected = len(served(quiet_sandbox, spec.name, day))
-            assert pq.read_table(path).num_rows == expected
+            assert pq.read_table(folder / "part-0.parquet").num_rows == expected
 
 
 def test_failed_run_loses_nothing_already_written(
@@ -159,7 +159,7 @@ def test_field_the_api_stops_sending_fails_the_run_and_keeps_the_files(
     sandbox_env, tmp_path
 ) -> None:
     days = ["2024-03-04", "2024-03-05", "2024-03-06"]
-    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8)) as own:
+    with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8))) as own:
         root = tmp_path / "own-data"
         resources = {
             "drchrono": api_for({**sandbox_env, **own.env()}),

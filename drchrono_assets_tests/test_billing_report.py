@@ -23,7 +23,7 @@ from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.checks.billing_checks import billing_report_orphans_and_unbilled
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,
     materialize,
@@ -286,7 +286,7 @@ def own_sandbox_resources(
 
 def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
     day = "2024-03-05"
-    with SandboxServer(seed=7, start=dt.date(2024, 3, 4), end=dt.date(2024, 3, 8)) as own:
+    with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 4), end=dt.date(2024, 3, 8))) as own:
         breaks = [a for a in served(own, "appointments", day) if a["patient"] is None]
         assert breaks
         # Front desks do check breaks in: a patient-less slot with a visit status.
@@ -303,7 +303,7 @@ def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
 
 def test_new_payments_change_the_totals_on_rematerialization(sandbox_env, tmp_path) -> None:
     day = "2024-03-05"
-    with SandboxServer(seed=7, start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 15)) as own:
+    with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 15))) as own:
         resources, root = own_sandbox_resources(own, sandbox_env, tmp_path)
         assert run_billing(resources, day).success
         before = report_rows(root, day)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
@@ -40,7 +40,7 @@ def test_ninety_mornings_keep_every_partition_exact(tmp_path, monkeypatch) -> No
     zone = zoneinfo.ZoneInfo(TIMEZONE)
     first_morning = dt.datetime.combine(START + dt.timedelta(days=1), dt.time(4, 30), zone)
     with SandboxServer(
-        seed=7, start=START, end=START + dt.timedelta(days=MORNINGS), clock=first_morning
+        SandboxConfig(start=START, end=START + dt.timedelta(days=MORNINGS), clock=first_morning)
     ) as sandbox:
         morning = Morning(sandbox, tmp_path)
         monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
@@ -106,7 +106,7 @@ def after_first_morning(tmp_path, monkeypatch) -> Iterator[AfterFirstMorning]:
     zone = zoneinfo.ZoneInfo(TIMEZONE)
     first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
     with SandboxServer(
-        seed=7, start=START, end=START + dt.timedelta(days=20), clock=first_morning
+        SandboxConfig(start=START, end=START + dt.timedelta(days=20), clock=first_morning)
     ) as sandbox:
         morning = Morning(sandbox, tmp_path)
         monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)

@@ -7,16 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.partitions import DayWindow
-from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
-from drchrono_assets_tests.conftest import SANDBOX_SPAN
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 RANGES = [("2024-02-01", "2024-02-21"), ("2024-02-22", "2024-03-13")]
@@ -64,10 +62,6 @@ def _backfill_by_two_processes(sandbox: SandboxServer, folder: Path) -> list[str
     return outputs
 
 
-def _sandbox(**options: Any) -> SandboxServer:
-    return SandboxServer(seed=7, start=SANDBOX_SPAN[0], end=SANDBOX_SPAN[1], **options)
-
-
 def _assert_every_record_lands_once(sandbox: SandboxServer, data_root: Path) -> None:
     days = DayWindow.from_partition_keys([RANGES[0][0], RANGES[-1][1]]).partition_keys
     for spec in RESOURCES:
@@ -80,10 +74,10 @@ def _assert_every_record_lands_once(sandbox: SandboxServer, data_root: Path) -> 
 def test_backfill_under_every_fault_at_once(tmp_path) -> None:
     """Compared with the same backfill where only the access token expires: network faults
     may cost retries, never a record, a duplicate, a failed run or a spent refresh token."""
-    with _sandbox(access_token_max_uses=TOKEN_USES) as calm:
+    with SandboxServer(SandboxConfig(access_token_max_uses=TOKEN_USES)) as calm:
         _backfill_by_two_processes(calm, tmp_path / "calm")
         calm_stats = calm.state.stats.snapshot()
-    with _sandbox(access_token_max_uses=TOKEN_USES, chaos=ALL_FAULTS) as stormy:
+    with SandboxServer(SandboxConfig(access_token_max_uses=TOKEN_USES, chaos=ALL_FAULTS)) as stormy:
         _backfill_by_two_processes(stormy, tmp_path / "stormy")
         stats = stormy.state.stats.snapshot()
         _assert_every_record_lands_once(stormy, tmp_path / "stormy" / "data")

@@ -23,9 +23,10 @@ import pytest
 import requests
 from starlette.datastructures import QueryParams
 
-from drchrono_assets.sandbox import SandboxServer, filters
-from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
+from drchrono_assets.sandbox import SandboxServer, SandboxState, filters
+from drchrono_assets.sandbox.__main__ import config_from_args, parse_args
 from drchrono_assets.sandbox.charges import MONEY_FIELDS, is_consistent
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.faults import (
     Fault,
     FaultInjector,
@@ -38,13 +39,13 @@ from drchrono_assets.sandbox.practice import Practice
 from drchrono_assets.sandbox.synthetic import PracticeSize, ref
 from drchrono_assets_tests.conftest import authorization_code_token
 
-START, END = date(2024, 1, 1), date(2024, 6, 30)
+START, END = DEFAULTS.start, DEFAULTS.end
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=7, start=START, end=END) as server:
+    with SandboxServer() as server:
         yield server
 
 
@@ -161,7 +162,7 @@ def test_refresh_tokens_rotate_and_reuse_is_rejected_and_counted(
 
 def test_expired_access_token_is_rejected() -> None:
     with SandboxServer(
-        seed=1, start=START, end=START + timedelta(days=6), access_token_ttl=1
+        SandboxConfig(seed=1, start=START, end=START + timedelta(days=6), access_token_ttl=1)
     ) as sb:
         token = refresh(requests.Session(), sb, sb.initial_refresh_token).json()
         assert token["expires_in"] == 1
@@ -175,7 +176,7 @@ def test_expired_access_token_is_rejected() -> None:
 
 def test_access_token_expires_after_max_uses() -> None:
     with SandboxServer(
-        seed=1, start=START, end=START + timedelta(days=6), access_token_max_uses=2
+        SandboxConfig(seed=1, start=START, end=START + timedelta(days=6), access_token_max_uses=2)
     ) as sb:
         http = requests.Session()
         token = refresh(http, sb, sb.initial_refresh_token).json()
@@ -189,13 +190,13 @@ def test_access_token_expires_after_max_uses() -> None:
         again = http.get(f"{sb.url}/api/doctors", headers={"Authorization": f"Bearer {fresh}"})
         assert again.status_code == 200
 
-    oauth = OAuthState(access_token_max_uses=1)
+    oauth = OAuthState(SandboxConfig(access_token_max_uses=1))
     access = oauth.refresh(oauth.initial_refresh_token).access_token
     assert oauth.check_access_token("bogus") == "Invalid token."  # rejections use nothing
     assert oauth.check_access_token(access) is None
     assert oauth.check_access_token(access) == "Token expired."
     with pytest.raises(ValueError):
-        OAuthState(access_token_max_uses=0)
+        OAuthState(SandboxConfig(access_token_max_uses=0))
 
 
 def test_authorization_code_flow(http: requests.Session, sandbox: SandboxServer) -> None:
@@ -701,7 +702,7 @@ def test_stats_and_admin_routes(
 
 
 def test_hourly_budget_answers_bare_429() -> None:
-    with SandboxServer(seed=2, start=START, end=START, requests_per_hour=3) as sb:
+    with SandboxServer(SandboxConfig(seed=2, start=START, end=START, requests_per_hour=3)) as sb:
         token = refresh(requests.Session(), sb, sb.initial_refresh_token).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         codes = [requests.get(f"{sb.url}/api/doctors", headers=auth) for _ in range(4)]
@@ -734,7 +735,7 @@ def test_latency_overlaps_concurrent_requests(
 @pytest.mark.parametrize("implementation", ["h11", "httptools"])
 def test_cut_body_and_drop_connection(implementation: str) -> None:
     with (
-        SandboxServer(seed=1, start=START, end=START, http=implementation) as sb,
+        SandboxServer(SandboxConfig(seed=1, start=START, end=START, http=implementation)) as sb,
         uvicorn_errors() as errors,
     ):
         http = requests.Session()
@@ -925,7 +926,7 @@ def test_fault_rates_are_validated() -> None:
 
 
 def test_chaos_over_http_matches_the_seeded_draws() -> None:
-    with SandboxServer(seed=1, start=START, end=START, chaos=CHAOS) as sb:
+    with SandboxServer(SandboxConfig(seed=1, start=START, end=START, chaos=CHAOS)) as sb:
         http = requests.Session()
         # /o/ is outside the default `paths`: the token request is never faulted.
         token = refresh(http, sb, sb.initial_refresh_token).json()["access_token"]
@@ -1027,7 +1028,7 @@ def served_practice(http: requests.Session, server: SandboxServer) -> dict[str, 
     for resource in ("appointment_profiles", "appointment_templates", "doctors", "documents",
                      "offices", "patients", "reminder_profiles", "users"):  # fmt: skip
         data[resource] = fetch_all(http, f"{server.url}/api/{resource}", auth, page_size=250)
-    span = f"{server.state.practice.start}/{server.state.practice.end}"
+    span = f"{server.config.start}/{server.config.end}"
     data["appointments"] = fetch_all(
         http, f"{server.url}/api/appointments", auth, date_range=span, page_size=250
     )
@@ -1041,8 +1042,8 @@ def served_practice(http: requests.Session, server: SandboxServer) -> dict[str, 
 def test_same_seed_serves_identical_data(http: requests.Session) -> None:
     end = START + timedelta(days=41)
     with (
-        SandboxServer(seed=11, start=START, end=end) as one,
-        SandboxServer(seed=11, start=START, end=end) as two,
+        SandboxServer(SandboxConfig(seed=11, start=START, end=end)) as one,
+        SandboxServer(SandboxConfig(seed=11, start=START, end=end)) as two,
     ):
         assert one.url != two.url
         assert one.initial_refresh_token != two.initial_refresh_token
@@ -1054,7 +1055,7 @@ def test_same_seed_serves_identical_data(http: requests.Session) -> None:
         assert one.state.practice.updated_at_map("transactions") == (
             two.state.practice.updated_at_map("transactions")
         )
-    with SandboxServer(seed=12, start=START, end=end) as other:
+    with SandboxServer(SandboxConfig(seed=12, start=START, end=end)) as other:
         assert other.state.practice.patients != one.state.practice.patients
 
 
@@ -1167,7 +1168,9 @@ LARGE_START, LARGE_END, LARGE_TODAY = date(2024, 3, 4), date(2024, 3, 15), date(
 
 @pytest.fixture(scope="module")
 def large() -> Practice:
-    return Practice(7, LARGE_START, LARGE_END, today=LARGE_TODAY, size=PracticeSize.LARGE)
+    return Practice(
+        SandboxConfig(start=LARGE_START, end=LARGE_END, today=LARGE_TODAY, size=PracticeSize.LARGE)
+    )
 
 
 def test_large_practice_has_the_size_asked_for(large: Practice) -> None:
@@ -1176,7 +1179,7 @@ def test_large_practice_has_the_size_asked_for(large: Practice) -> None:
     assert doctor_ids == list(range(101, 109))
     assert len({d["npi_number"] for d in doctors}) == 8
     # The named three are those of the small practice.
-    small = Practice(7, LARGE_START, LARGE_START, today=LARGE_TODAY)
+    small = Practice(SandboxConfig(start=LARGE_START, end=LARGE_START, today=LARGE_TODAY))
     assert doctors[:3] == small.doctors
 
     users = large.users
@@ -1223,11 +1226,15 @@ def test_practice_size_presets_and_cli() -> None:
     assert parse_args(["--size", "large"]).size == PracticeSize.LARGE
     with pytest.raises(SystemExit):
         parse_args(["--size", "huge"])
-    doubled = server_from_args(parse_args(["--size", "large", "--patients", "10000"]))
-    assert doubled.state.practice.size == PracticeSize(doctors=8, patients=10000, visits_per_day=12)
+    doubled = config_from_args(parse_args(["--size", "large", "--patients", "10000"]))
+    assert SandboxState(doubled).practice.config.size == PracticeSize(
+        doctors=8, patients=10000, visits_per_day=12
+    )
     # A smaller size works too: one doctor, whom the staff then both point at.
     tiny = PracticeSize(doctors=1, patients=20, visits_per_day=3)
-    practice = Practice(7, LARGE_START, LARGE_START + timedelta(days=4), size=tiny)
+    practice = Practice(
+        SandboxConfig(start=LARGE_START, end=LARGE_START + timedelta(days=4), size=tiny)
+    )
     assert [d["id"] for d in practice.doctors] == [101] and len(practice.patients) == 20
     assert {u["doctor"] for u in practice.users} == {ref("doctors", 101)}
 
@@ -1235,7 +1242,9 @@ def test_practice_size_presets_and_cli() -> None:
 def test_large_evolving_practice_filters_and_pages_like_a_scan(http: requests.Session) -> None:
     clock = datetime(2024, 3, 13, 9, 0)
     server = SandboxServer(
-        seed=3, start=LARGE_START, end=LARGE_END, clock=clock, size=PracticeSize.LARGE
+        SandboxConfig(
+            seed=3, start=LARGE_START, end=LARGE_END, clock=clock, size=PracticeSize.LARGE
+        )
     )
     with server:
         practice = server.state.practice
@@ -1267,7 +1276,9 @@ def test_large_evolving_practice_filters_and_pages_like_a_scan(http: requests.Se
 
 
 def test_list_selections_are_remembered_until_a_write() -> None:
-    practice = Practice(7, LARGE_START, LARGE_START + timedelta(days=2), today=LARGE_TODAY)
+    practice = Practice(
+        SandboxConfig(start=LARGE_START, end=LARGE_START + timedelta(days=2), today=LARGE_TODAY)
+    )
     day = LARGE_START.isoformat()
 
     def select(resource: str, query: str) -> list[str]:
@@ -1297,10 +1308,10 @@ def test_cli_options_for_chaos_and_token_uses(capsys: pytest.CaptureFixture[str]
     short = ["--end", "2024-01-05"]  # little data to generate
     chaos = '{"seed": 4, "cut_body": 0.25, "paths": ["/api/", "/o/token/"]}'
     args = parse_args([*short, "--chaos", chaos, "--access-token-max-uses", "5"])
-    state = server_from_args(args).state
+    state = SandboxState(config_from_args(args))
     assert state.chaos == FaultRates(seed=4, cut_body=0.25, paths=("/api/", "/o/token/"))
     assert state.oauth.access_token_max_uses == 5
-    defaults = server_from_args(parse_args(short)).state
+    defaults = SandboxState(config_from_args(parse_args(short)))
     assert defaults.chaos is None and defaults.oauth.access_token_max_uses is None
     with pytest.raises(SystemExit):
         parse_args(["--chaos", '{"seed": 4, "cut_body": 0.8, "drop_connection": 0.8}'])

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from drchrono_assets.sandbox import SandboxServer, SandboxState
-from drchrono_assets.sandbox.__main__ import parse_args, server_from_args
+from drchrono_assets.sandbox import SandboxConfig, SandboxServer, SandboxState
+from drchrono_assets.sandbox.__main__ import config_from_args, parse_args
 from drchrono_assets.sandbox.charges import is_consistent
 from drchrono_assets.sandbox.evolution import history_end
 from drchrono_assets.sandbox.practice import RESOURCES, Practice
@@ -38,7 +38,7 @@ History = list[tuple[datetime, dict[str, Any]]]
 @pytest.fixture(scope="module")
 def histories() -> dict[str, dict[Any, History]]:
     """Every versioned record's history, from a practice whose clock is past them all."""
-    practice = Practice(7, START, END, clock=history_end(END), timezone=ZONE)
+    practice = Practice(SandboxConfig(start=START, end=END, clock=history_end(END), timezone=ZONE))
     return {
         name: {r["id"]: practice.history(name, r["id"]) for r in practice.current(name)}
         for name in VERSIONED
@@ -53,7 +53,9 @@ def http() -> Iterator[requests.Session]:
 
 @contextmanager
 def evolving(clock: datetime = FIRST, seed: int = 7) -> Iterator[SandboxServer]:
-    with SandboxServer(seed=seed, start=START, end=END, clock=clock, timezone=ZONE) as server:
+    with SandboxServer(
+        SandboxConfig(seed=seed, start=START, end=END, clock=clock, timezone=ZONE)
+    ) as server:
         yield server
 
 
@@ -124,7 +126,11 @@ def visit_day(record: dict[str, Any]) -> date:
 
 
 def test_frozen_mode_is_the_default_and_unchanged() -> None:
-    practice = Practice(7, date(2024, 1, 1), date(2024, 3, 31), today=date(2024, 3, 1))
+    # Every input pinned: the digest is of this exact practice, whatever the defaults.
+    pinned = SandboxConfig(
+        seed=7, start=date(2024, 1, 1), end=date(2024, 3, 31), today=date(2024, 3, 1)
+    )
+    practice = Practice(pinned)
     data = {
         "records": {n: practice.resource(n) for n in RESOURCES},
         "updated": {
@@ -134,7 +140,7 @@ def test_frozen_mode_is_the_default_and_unchanged() -> None:
     }
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     assert digest == FROZEN_DIGEST
-    state = SandboxState(end=date(2024, 1, 5))
+    state = SandboxState(SandboxConfig(end=date(2024, 1, 5)))
     assert not state.clock.evolving
     assert abs(state.clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
     with pytest.raises(ValueError, match="frozen"):
@@ -170,7 +176,8 @@ def test_records_exist_only_from_their_first_version(
             served = detail(http, server, headers, name, key)
             assert served is not None and relative(served, server) == histories[name][key][0][1]
     early = datetime(2023, 6, 1)
-    registered = Practice(7, START, END, clock=early, timezone=ZONE).current("patients")
+    early_config = SandboxConfig(start=START, end=END, clock=early, timezone=ZONE)
+    registered = Practice(early_config).current("patients")
     born = {key: history[0][0] for key, history in histories["patients"].items()}
     assert {p["id"] for p in registered} == {key for key, when in born.items() if when <= early}
     assert 0 < len(registered) < len(born)
@@ -381,7 +388,7 @@ def test_date_header_follows_the_clock(http: requests.Session) -> None:
         missing = http.get(f"{server.url}/api/doctors/1", headers=headers)
         assert missing.status_code == 404
         assert date_header(missing) == datetime(2024, 2, 3, 15, 15, tzinfo=UTC)
-    with SandboxServer(start=START, end=date(2024, 1, 5)) as frozen:
+    with SandboxServer(SandboxConfig(start=START, end=date(2024, 1, 5))) as frozen:
         answer = http.get(f"{frozen.url}/api/doctors", headers=auth(http, frozen))
         assert abs(date_header(answer) - datetime.now(UTC)) < timedelta(seconds=5)
 
@@ -421,7 +428,7 @@ def test_clock_admin_route_moves_forward_only_and_is_not_counted(
         assert http.get(f"{server.url}/_sandbox/stats").json()["requests"] == 0
         with pytest.raises(ValueError, match="forward"):
             server.state.clock.set(FIRST)
-    with SandboxServer(start=START, end=date(2024, 1, 5)) as frozen:
+    with SandboxServer(SandboxConfig(start=START, end=date(2024, 1, 5))) as frozen:
         url = f"{frozen.url}/_sandbox/clock"
         assert http.get(url).json()["evolving"] is False
         refused = http.post(url, json={"advance_seconds": 60})
@@ -504,9 +511,9 @@ def test_writes_add_versions_at_the_clock(
 def test_cli_clock_and_timezone(capsys: pytest.CaptureFixture[str]) -> None:
     short = ["--end", "2024-01-05"]
     args = parse_args([*short, "--clock", "2024-01-03T09:00", "--timezone", "Europe/Berlin"])
-    clock = server_from_args(args).state.clock
+    clock = SandboxState(config_from_args(args)).clock
     assert clock.evolving and clock.now() == datetime(2024, 1, 3, 8, 0, tzinfo=UTC)
-    assert not server_from_args(parse_args(short)).state.clock.evolving
+    assert not SandboxState(config_from_args(parse_args(short))).clock.evolving
     with pytest.raises(SystemExit):
         parse_args(["--timezone", "Mars/Olympus"])
     assert "unknown time zone" in capsys.readouterr().err

@@ -13,8 +13,8 @@ from datetime import date, datetime
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.oauth_server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from drchrono_assets.sandbox.server import SandboxServer
 from drchrono_assets.sandbox.synthetic import SIZES, PracticeSize
 
@@ -45,19 +45,21 @@ def time_zone(text: str) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's flags; unset ones take `SandboxConfig`'s defaults, except that
+    the command line serves on port 8765 and logs at info level."""
     parser = argparse.ArgumentParser(
         prog="python -m drchrono_assets.sandbox",
         description="A drchrono-compatible API server with deterministic synthetic data.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=DEFAULTS.host)
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2024, 6, 30))
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--start", type=date.fromisoformat, default=DEFAULTS.start)
+    parser.add_argument("--end", type=date.fromisoformat, default=DEFAULTS.end)
     parser.add_argument(
         "--size",
         type=practice_size,
-        default="small",
+        default=DEFAULTS.size,
         metavar="{" + ",".join(SIZES) + "}",
         help="practice size: small (3 doctors, 300 patients) or large (8 doctors, 5,000 "
         "patients, ~100 appointments a weekday)",
@@ -65,16 +67,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--patients", type=int, default=None, help="the size's patient count, overridden"
     )
-    parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--access-token-ttl", type=float, default=172800)
+    parser.add_argument("--latency-ms", type=float, default=DEFAULTS.latency_ms)
+    parser.add_argument("--access-token-ttl", type=float, default=DEFAULTS.access_token_ttl)
     parser.add_argument(
         "--access-token-max-uses", type=int, default=None, help="expire access tokens after N uses"
     )
     parser.add_argument(
         "--requests-per-hour", type=int, default=None, help="answer 429 over this budget"
     )
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
+    parser.add_argument("--client-id", default=DEFAULTS.client_id)
+    parser.add_argument("--client-secret", default=DEFAULTS.client_secret)
     parser.add_argument(
         "--refresh-token", default=None, help="initial refresh token (default: random)"
     )
@@ -93,38 +95,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="evolving mode: serve the practice as of this instant (naive: in --timezone)",
     )
     parser.add_argument(
-        "--timezone", type=time_zone, default="UTC", help="the practice's IANA time zone"
+        "--timezone",
+        type=time_zone,
+        default=DEFAULTS.timezone,
+        help="the practice's IANA time zone",
     )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
 
-def server_from_args(args: argparse.Namespace) -> SandboxServer:
-    """The (unstarted) server the command line asks for."""
-    return SandboxServer(
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The sandbox the command line asks for."""
+    return SandboxConfig(
         seed=args.seed,
         start=args.start,
         end=args.end,
-        latency_ms=args.latency_ms,
-        access_token_ttl=args.access_token_ttl,
-        port=args.port,
-        requests_per_hour=args.requests_per_hour,
-        host=args.host,
+        size=dataclasses.replace(args.size, patients=args.patients) if args.patients else args.size,
+        clock=args.clock,
+        timezone=args.timezone,
         client_id=args.client_id,
         client_secret=args.client_secret,
         refresh_token=args.refresh_token,
-        log_level=args.log_level,
+        access_token_ttl=args.access_token_ttl,
         access_token_max_uses=args.access_token_max_uses,
+        latency_ms=args.latency_ms,
+        requests_per_hour=args.requests_per_hour,
         chaos=args.chaos,
-        clock=args.clock,
-        timezone=args.timezone,
-        size=dataclasses.replace(args.size, patients=args.patients) if args.patients else args.size,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve until Ctrl-C (or SIGTERM), after printing the credentials to export."""
-    server = server_from_args(parse_args(argv))
+    server = SandboxServer(config_from_args(parse_args(argv)))
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

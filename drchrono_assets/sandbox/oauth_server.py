@@ -15,12 +15,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
+
 DEFAULT_SCOPE = (
     "user:read calendar:read calendar:write patients:read patients:write "
     "patients:summary:read billing:read clinical:read"
 )
-DEFAULT_CLIENT_ID = "sandbox-client-id"
-DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
 #: Authorization codes "expire extremely quickly": a minute here.
 CODE_TTL_SECONDS = 60.0
 
@@ -72,36 +72,33 @@ def _token() -> str:
 class OAuthState:
     """Clients, codes and tokens; thread-safe.
 
-    An access token expires `access_token_ttl` seconds after it is issued or, when
-    `access_token_max_uses` is set, after that many accepted requests, whichever comes
-    first. The token response announces only the TTL: like a revocation on the real
-    service, a use limit is something a client cannot predict.
+    The application's credentials, the initial refresh token and the access tokens'
+    limits come from `config`. An access token expires `access_token_ttl` seconds after
+    it is issued or, when `access_token_max_uses` is set, after that many accepted
+    requests, whichever comes first. The token response announces only the TTL: like a
+    revocation on the real service, a use limit is something a client cannot predict.
     """
 
     def __init__(
         self,
+        config: SandboxConfig = DEFAULTS,
         *,
-        client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        access_token_ttl: float = 172800,
-        refresh_token: str | None = None,
         scope: str = DEFAULT_SCOPE,
         code_ttl: float = CODE_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        access_token_max_uses: int | None = None,
     ) -> None:
-        if access_token_max_uses is not None and access_token_max_uses < 1:
+        if config.access_token_max_uses is not None and config.access_token_max_uses < 1:
             raise ValueError("access_token_max_uses must be >= 1")
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.access_token_ttl = access_token_ttl
-        self.access_token_max_uses = access_token_max_uses
+        self.client_id = config.client_id
+        self.client_secret = config.client_secret
+        self.access_token_ttl = config.access_token_ttl
+        self.access_token_max_uses = config.access_token_max_uses
         self.scope = scope
         self.code_ttl = code_ttl
         self._clock = clock
         self._lock = threading.Lock()
         #: The refresh token a user starts with (random unless given).
-        self.initial_refresh_token = refresh_token or _token()
+        self.initial_refresh_token = config.refresh_token or _token()
         self._refresh_tokens: dict[str, str] = {self.initial_refresh_token: scope}
         self._spent_refresh_tokens: set[str] = set()
         self._access_tokens: dict[str, float] = {}

@@ -32,6 +32,7 @@ from typing import Any, TypeVar, overload
 
 from drchrono_assets.sandbox import charges, evolution, synthetic
 from drchrono_assets.sandbox.clock import SandboxClock
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.history import Change
 
 Record = dict[str, Any]
@@ -94,9 +95,9 @@ class _Served:
 class Practice:
     """The deterministic synthetic practice and its in-memory store.
 
-    `clock` (aware, or naive in `timezone`, the practice's IANA zone) turns evolving mode
-    on, starting at that instant; `self.clock` moves it (see `SandboxClock`). `size`
-    says how big the practice is (`synthetic.PracticeSize`; default the small one).
+    `config` says which practice (`seed`, `start`, `end`, `size`, `today`) and whether it
+    evolves: its `clock` turns evolving mode on, starting at that instant; `self.clock`
+    moves it (see `SandboxClock`).
     """
 
     appointments = _Served()
@@ -110,28 +111,14 @@ class Practice:
     users = _Served()
     transactions = _Served()
 
-    def __init__(
-        self,
-        seed: int = 7,
-        start: date = date(2024, 1, 1),
-        end: date = date(2024, 6, 30),
-        *,
-        today: date | None = None,
-        base_url: str = "",
-        clock: datetime | None = None,
-        timezone: str = "UTC",
-        size: synthetic.PracticeSize = synthetic.SMALL,
-    ) -> None:
+    def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
+        self.config = config
         self.lock = threading.RLock()
-        self.clock = SandboxClock(clock, timezone, lock=self.lock)
+        self.clock = SandboxClock(config.clock, config.timezone, lock=self.lock)
         evolving = self.clock.evolving
-        data = synthetic.generate(
-            seed, start, end, evolution.final_day(end) if evolving else today, size
-        )
-        self.seed = seed
-        self.start = start
-        self.end = end
-        self.size = size
+        seed, start, end = config.seed, config.start, config.end
+        today = evolution.final_day(end) if evolving else config.today
+        data = synthetic.generate(seed, start, end, today, config.size)
         self._timeline = evolution.evolve(data, seed, start, end) if evolving else None
         versioned = evolution.VERSIONED if evolving else ()
         # Frozen: every resource's live list. Evolving: only those that never change.
@@ -153,8 +140,8 @@ class Practice:
         #: Bumped by every write: what `memo` results depend on, with the clock.
         self._version = 0
         self._memo: dict[Hashable, tuple[tuple[int, datetime | None], Any]] = {}
+        #: The server's URL, which makes document URLs absolute (see `set_base_url`).
         self.base_url = ""
-        self.set_base_url(base_url)
 
     # Reading ------------------------------------------------------------------------
 

@@ -5,86 +5,36 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import date, datetime
 from types import TracebackType
-from typing import Literal
 
 import uvicorn
 
 from drchrono_assets.sandbox.app import create_app
-from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.oauth_server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.state import SandboxState
-from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 
 class SandboxServer:
-    """A drchrono-compatible API server on `host` (loopback by default).
+    """A drchrono-compatible API server on `config.host` (loopback by default).
 
     Use it as a context manager (or call `start()` / `stop()`)::
 
-        with SandboxServer(seed=7, start=date(2024, 1, 1), end=date(2024, 6, 30)) as sandbox:
+        config = SandboxConfig(start=date(2024, 3, 1), end=date(2024, 3, 31))
+        with SandboxServer(config) as sandbox:
             requests.post(f"{sandbox.url}/o/token/", data={...})
 
-    `port=0` picks a free port. The data depends only on `seed`, `start`, `end`, `size`
-    (`PracticeSize.LARGE` for a busy practice) and `today` (default the real date); the
-    refresh token is random per server unless `refresh_token` is given.
-    `access_token_max_uses` makes access tokens expire after that many requests too,
-    `chaos` turns random faults on, and `http` picks uvicorn's HTTP implementation.
-    `state` is usable before `start()`.
-
-    `clock` (aware, or naive in `timezone`, the practice's IANA time zone) turns evolving
-    mode on: the practice is served as of that instant, which only moves when told to
-    (`state.clock.advance(...)` or `POST /_sandbox/clock`); `today` is then ignored. Every
-    answer's `Date` header is the clock's time (the real time in frozen mode).
+    `config` holds every setting (see `SandboxConfig`); `SandboxServer()` serves the
+    defaults. `port` is the bound one once started (`config.port=0` picks a free port).
+    `state` is usable before `start()`. Every answer's `Date` header is the sandbox
+    clock's time (the real time unless `config.clock` turns evolving mode on).
     """
 
-    def __init__(
-        self,
-        seed: int = 7,
-        start: date = date(2024, 1, 1),
-        end: date = date(2024, 6, 30),
-        latency_ms: float = 0,
-        access_token_ttl: float = 172800,
-        port: int = 0,
-        requests_per_hour: int | None = None,
-        *,
-        host: str = "127.0.0.1",
-        client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        refresh_token: str | None = None,
-        today: date | None = None,
-        log_level: str = "warning",
-        access_token_max_uses: int | None = None,
-        chaos: FaultRates | None = None,
-        http: Literal["auto", "h11", "httptools"] = "auto",
-        clock: datetime | None = None,
-        timezone: str = "UTC",
-        size: PracticeSize = SMALL,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.log_level = log_level
-        self.http = http
-        self.state = SandboxState(
-            seed=seed,
-            start=start,
-            end=end,
-            today=today,
-            latency_ms=latency_ms,
-            access_token_ttl=access_token_ttl,
-            requests_per_hour=requests_per_hour,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            access_token_max_uses=access_token_max_uses,
-            chaos=chaos,
-            clock=clock,
-            timezone=timezone,
-            size=size,
-        )
+    def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
+        self.config = config
+        self.port = config.port
+        self.state = SandboxState(config)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -96,7 +46,8 @@ class SandboxServer:
         """`http://<host>:<port>` of the running server (no trailing slash)."""
         if self._socket is None:
             raise RuntimeError("the sandbox server is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host  # IPv6 literal
         return f"http://{host}:{self.port}"
 
     @property
@@ -128,9 +79,9 @@ class SandboxServer:
         if self._thread is not None:
             raise RuntimeError("the sandbox server is already started")
         # Bind here, not in uvicorn, so port=0 is resolved before anyone needs the URL.
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock.bind((self.config.host, self.port))
         sock.listen(128)
         sock.setblocking(False)
         self._socket = sock
@@ -139,9 +90,9 @@ class SandboxServer:
         self.state.practice.set_base_url(self.url)
         config = uvicorn.Config(
             create_app(self.state),
-            log_level=self.log_level,
+            log_level=self.config.log_level,
             access_log=False,
-            http=self.http,
+            http=self.config.http,
             # The app stamps Date itself, from the sandbox clock.
             date_header=False,
             lifespan="off",
@@ -159,7 +110,9 @@ class SandboxServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the sandbox server did not start on {self.host}:{self.port}")
+                raise RuntimeError(
+                    f"the sandbox server did not start on {self.config.host}:{self.port}"
+                )
             time.sleep(0.01)
         return self
 

@@ -4,8 +4,8 @@ settings."""
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime
 
+from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.faults import (
     Fault,
     FaultInjector,
@@ -13,13 +13,8 @@ from drchrono_assets.sandbox.faults import (
     RandomFaults,
     RequestStats,
 )
-from drchrono_assets.sandbox.oauth_server import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    OAuthState,
-)
+from drchrono_assets.sandbox.oauth_server import OAuthState
 from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
 from drchrono_assets.sandbox.throttle import HourlyBudget
 
 
@@ -32,53 +27,20 @@ class SandboxState:
     (tokens), `faults` (fault injection), `stats` (request counts),
     `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live),
     `budget` (the hourly request budget, None when off) and `chaos` (the rates of random
-    faults, None when off; setting it restarts the draws from its seed). `size` says how
-    big the practice is (default: the small one).
+    faults, None when off; setting it restarts the draws from its seed). `config` is
+    what it was set up with (`latency_ms` and `chaos` start from it).
     """
 
-    def __init__(
-        self,
-        *,
-        seed: int = 7,
-        start: date = date(2024, 1, 1),
-        end: date = date(2024, 6, 30),
-        today: date | None = None,
-        latency_ms: float = 0,
-        access_token_ttl: float = 172800,
-        requests_per_hour: int | None = None,
-        client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        refresh_token: str | None = None,
-        base_url: str = "",
-        access_token_max_uses: int | None = None,
-        chaos: FaultRates | None = None,
-        clock: datetime | None = None,
-        timezone: str = "UTC",
-        size: PracticeSize = SMALL,
-    ) -> None:
-        self.practice = Practice(
-            seed,
-            start,
-            end,
-            today=today,
-            base_url=base_url,
-            clock=clock,
-            timezone=timezone,
-            size=size,
-        )
+    def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
+        self.config = config
+        self.practice = Practice(config)
         self.clock = self.practice.clock
-        self.oauth = OAuthState(
-            client_id=client_id,
-            client_secret=client_secret,
-            access_token_ttl=access_token_ttl,
-            refresh_token=refresh_token,
-            access_token_max_uses=access_token_max_uses,
-        )
+        self.oauth = OAuthState(config)
         self.faults = FaultInjector()
         self.stats = RequestStats()
-        self.latency_ms = latency_ms
-        self.budget = HourlyBudget(requests_per_hour) if requests_per_hour else None
-        self.chaos = chaos
+        self.latency_ms = config.latency_ms
+        self.budget = HourlyBudget(config.requests_per_hour) if config.requests_per_hour else None
+        self.chaos = config.chaos
         #: Set when the server stops: cuts sleeps short so shutdown is not held up.
         self.closing = threading.Event()
 
