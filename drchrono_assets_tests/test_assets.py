@@ -119,10 +119,10 @@ def test_rematerialization_replaces_and_never_duplicates(
     assert materialize(dagster_resources, "2024-03-06").success
     for spec in RESOURCES:
         for day in ("2024-03-05", "2024-03-06"):
-            folder = root / spec.name / f"date={day}"
-            assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+            path = partition_file(root, spec.name, day)
+            assert [p.name for p in path.parent.iterdir()] == ["part-0.parquet"]
             expected = len(served(quiet_sandbox, spec.name, day))
-            assert pq.read_table(folder / "part-0.parquet").num_rows == expected
+            assert pq.read_table(path).num_rows == expected
 
 
 def test_failed_run_loses_nothing_already_written(
