@@ -196,7 +196,7 @@ def test_every_file_of_a_dataset_has_one_schema_empty_days_included(
     assert sunday.num_rows == 0
 
 
-def test_existing_partitions_sees_objects_another_writer_just_put(bucket: str) -> None:
+def test_partition_keys_sees_objects_another_writer_just_put(bucket: str) -> None:
     reports = HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}").dataset(billing_report.key)
     assert reports.partition_keys() == []
 
