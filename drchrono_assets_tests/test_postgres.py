@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy
 
 from drchrono_assets import settings
+from drchrono_assets.api.rate_budget import LEDGER_TABLE, RequestBudget, open_request_ledger
+from drchrono_assets.api.shared_documents import PostgresDocument
+from drchrono_assets.api.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets.definitions import defs
 from drchrono_assets.errors import ConfigurationError
-from drchrono_assets.resources.rate_budget import LEDGER_TABLE, RequestBudget, open_request_ledger
-from drchrono_assets.resources.shared_documents import PostgresDocument
-from drchrono_assets.resources.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets_tests.assets_support import every_asset, materialize

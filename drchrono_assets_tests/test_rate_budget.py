@@ -1,6 +1,6 @@
 """Unit tests: the request budget waits instead of overrunning the API's limits."""
 
-from drchrono_assets.resources.rate_budget import RequestBudget
+from drchrono_assets.api.rate_budget import RequestBudget
 
 
 class FakeClock:

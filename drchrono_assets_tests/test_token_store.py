@@ -7,8 +7,8 @@ import stat
 import time
 from pathlib import Path
 
-from drchrono_assets.resources.rate_budget import RequestBudget, open_request_ledger
-from drchrono_assets.resources.token_store import FileTokenStore, TokenSet
+from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
+from drchrono_assets.api.token_store import FileTokenStore, TokenSet
 
 
 def test_store_is_owner_only_and_leaves_no_partial_files(tmp_path: Path) -> None:

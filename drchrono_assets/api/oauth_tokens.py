@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from drchrono_assets.api.token_store import TokenSet, TokenStore, fingerprint
 from drchrono_assets.errors import ConfigurationError, TokenRejectedError
-from drchrono_assets.resources.token_store import TokenSet, TokenStore, fingerprint
 
 # Posts a form to the token endpoint and returns (HTTP status, parsed JSON body or None).
 TokenEndpoint = Callable[[Mapping[str, str]], tuple[int, Any]]

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drchrono_assets.resources.shared_documents import (
+from drchrono_assets.api.shared_documents import (
     FileDocument,
     MemoryDocument,
     PostgresDocument,
     SharedDocument,
 )
-from drchrono_assets.resources.token_store import is_database_url
+from drchrono_assets.api.token_store import is_database_url
 
 LEDGER_TABLE = "drchrono_request_ledger"
 

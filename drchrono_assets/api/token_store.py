@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drchrono_assets.errors import ConfigurationError
-from drchrono_assets.resources.shared_documents import (
+from drchrono_assets.api.shared_documents import (
     FileDocument,
     PostgresDocument,
     SharedDocument,
 )
+from drchrono_assets.errors import ConfigurationError
 
 
 def fingerprint(secret: str) -> str:

@@ -24,19 +24,19 @@ from pydantic import Field, PrivateAttr
 from upath import UPath
 
 from drchrono_assets import settings
+from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
+from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
+from drchrono_assets.api.token_store import (
+    FileTokenStore,
+    TokenSet,
+    TokenStore,
+    open_token_store,
+)
 from drchrono_assets.errors import (
     ApiRequestError,
     ConfigurationError,
     MalformedPageError,
     TokenRejectedError,
-)
-from drchrono_assets.resources.oauth_tokens import ClientCredentials, TokenManager
-from drchrono_assets.resources.rate_budget import RequestBudget, open_request_ledger
-from drchrono_assets.resources.token_store import (
-    FileTokenStore,
-    TokenSet,
-    TokenStore,
-    open_token_store,
 )
 
 JsonRecord = Mapping[str, Any]
