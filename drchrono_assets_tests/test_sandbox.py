@@ -34,9 +34,10 @@ from drchrono_assets.sandbox.faults import (
     RandomFaults,
     RequestStats,
 )
+from drchrono_assets.sandbox.generate.base import ref
+from drchrono_assets.sandbox.generate.size import PracticeSize
 from drchrono_assets.sandbox.oauth_server import OAuthState
 from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.synthetic import PracticeSize, ref
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = DEFAULTS.start, DEFAULTS.end

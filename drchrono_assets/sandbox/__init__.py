@@ -13,8 +13,8 @@ practice instead of the small default: 8 doctors, 5,000 patients, ~100 visits a 
 
 from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.config import SandboxConfig
+from drchrono_assets.sandbox.generate.size import PracticeSize
 from drchrono_assets.sandbox.server import SandboxServer
 from drchrono_assets.sandbox.state import SandboxState
-from drchrono_assets.sandbox.synthetic import PracticeSize
 
 __all__ = ["PracticeSize", "SandboxClock", "SandboxConfig", "SandboxServer", "SandboxState"]

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.faults import FaultRates
+from drchrono_assets.sandbox.generate.size import SIZES, PracticeSize
 from drchrono_assets.sandbox.server import SandboxServer
-from drchrono_assets.sandbox.synthetic import SIZES, PracticeSize
 
 
 def chaos_rates(text: str) -> FaultRates:

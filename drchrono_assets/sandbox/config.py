@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.synthetic import SMALL, PracticeSize
+from drchrono_assets.sandbox.generate.size import SMALL, PracticeSize
 
 
 @dataclass(frozen=True)

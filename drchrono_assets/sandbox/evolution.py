@@ -31,9 +31,17 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from drchrono_assets.sandbox import charges, synthetic
+from drchrono_assets.sandbox import charges
+from drchrono_assets.sandbox.generate.base import (
+    PracticeData,
+    Record,
+    appointment_order,
+    part_rng,
+    ts,
+    weighted,
+)
+from drchrono_assets.sandbox.generate.patients import CITIES, phone_number, street_address, zip_code
 from drchrono_assets.sandbox.history import RecordHistory, Timeline
-from drchrono_assets.sandbox.synthetic import PracticeData, Record
 
 #: Days after `end` over which the practice keeps changing (late adjudications, edits).
 HISTORY_DAYS = 130
@@ -80,7 +88,7 @@ def evolve(data: PracticeData, seed: int, start: date, end: date) -> Timeline:
     until = history_end(end)
 
     def rng(part: str) -> random.Random:
-        return synthetic.part_rng(seed, f"history:{part}")
+        return part_rng(seed, f"history:{part}")
 
     appointments_rng = rng("appointments")
     settled = data.updated_at["appointments"]
@@ -103,7 +111,7 @@ def evolve(data: PracticeData, seed: int, start: date, end: date) -> Timeline:
             for t in data.transactions
         },
     }
-    return Timeline(histories, order={"appointments": synthetic.appointment_order})
+    return Timeline(histories, order={"appointments": appointment_order})
 
 
 def _history(steps: list[tuple[datetime, Record]]) -> RecordHistory:
@@ -140,7 +148,7 @@ def _appointment(rng: random.Random, record: Record, settled: datetime) -> Recor
     start = datetime.fromisoformat(record["scheduled_time"])
     booked = {
         **record,
-        "status": synthetic.weighted(rng, BOOKED_STATUS_WEIGHTS),
+        "status": weighted(rng, BOOKED_STATUS_WEIGHTS),
         "blood_pressure": "",
         "icd9_codes": "",
         "notes": "",
@@ -153,7 +161,7 @@ def _appointment(rng: random.Random, record: Record, settled: datetime) -> Recor
     shortest, longest = BOOKING_LEAD_MINUTES
     shortest += (first_start - earliest) // timedelta(minutes=1)
     booked_at = first_start - timedelta(minutes=rng.randint(shortest, longest))
-    steps = [(booked_at, {**booked, "scheduled_time": synthetic.ts(first_start)})]
+    steps = [(booked_at, {**booked, "scheduled_time": ts(first_start)})]
     if first_start != start:
         moved_at = booked_at + (earliest - booked_at) * rng.uniform(0.2, 0.9)
         steps.append((moved_at.replace(microsecond=0), booked))
@@ -211,10 +219,10 @@ def _patient(rng: random.Random, patient: Record, start: date, until: datetime) 
         edit: Record
         if rng.random() < 0.5:  # moved house
             edit = {
-                "address": synthetic.street_address(rng),
-                "city": rng.choice(synthetic.CITIES),
-                "zip_code": synthetic.zip_code(rng),
+                "address": street_address(rng),
+                "city": rng.choice(CITIES),
+                "zip_code": zip_code(rng),
             }
         else:
-            edit = {"cell_phone": synthetic.phone_number(rng)}
+            edit = {"cell_phone": phone_number(rng)}
         steps.append((when, {**steps[-1][1], **edit}))

@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from starlette.datastructures import QueryParams
 
+from drchrono_assets.sandbox.generate.base import ref
 from drchrono_assets.sandbox.practice import Practice, Record
-from drchrono_assets.sandbox.synthetic import ref
 
 #: Widest `date_range` accepted for appointments, in days between its two dates.
 MAX_DATE_RANGE_DAYS = 190

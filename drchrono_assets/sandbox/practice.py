@@ -30,12 +30,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, overload
 
-from drchrono_assets.sandbox import charges, evolution, synthetic
+from drchrono_assets.sandbox import charges, evolution
 from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_assets.sandbox.generate import generate
+from drchrono_assets.sandbox.generate.base import MEDIA_ROOT, Record, appointment_order, ts
 from drchrono_assets.sandbox.history import Change
 
-Record = dict[str, Any]
 T = TypeVar("T")
 
 #: How many results `memo` keeps (one per query a client is paging through).
@@ -118,7 +119,7 @@ class Practice:
         evolving = self.clock.evolving
         seed, start, end = config.seed, config.start, config.end
         today = evolution.final_day(end) if evolving else config.today
-        data = synthetic.generate(seed, start, end, today, config.size)
+        data = generate(seed, start, end, today, config.size)
         self._timeline = evolution.evolve(data, seed, start, end) if evolving else None
         versioned = evolution.VERSIONED if evolving else ()
         # Frozen: every resource's live list. Evolving: only those that never change.
@@ -293,7 +294,7 @@ class Practice:
             self._timeline.add(name, record["id"], record, self.clock.local_now())
             return
         if name == "appointments":
-            bisect.insort(self._records[name], record, key=synthetic.appointment_order)
+            bisect.insort(self._records[name], record, key=appointment_order)
         else:
             self._records[name].append(record)
         self._index[name][record["id"]] = record
@@ -358,7 +359,7 @@ class Practice:
             document_id = self._next_document_id
             self._next_document_id += 1
             safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
-            path = f"{synthetic.MEDIA_ROOT}/uploads/{document_id}/{safe_name or 'document'}"
+            path = f"{MEDIA_ROOT}/uploads/{document_id}/{safe_name or 'document'}"
             self._files[path] = StoredFile(content, content_type or "application/octet-stream")
             self._document_paths[document_id] = path
             record: Record = {
@@ -394,7 +395,7 @@ class Practice:
                 reminders.append(
                     {
                         "id": self._next_reminder_id,
-                        "scheduled_time": synthetic.ts(
+                        "scheduled_time": ts(
                             start - rule["amount"] * _REMINDER_UNITS[rule["unit"]]
                         ),
                         "type": rule["type"],

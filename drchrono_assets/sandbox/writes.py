@@ -12,8 +12,9 @@ from datetime import date, datetime
 from typing import Any
 
 from drchrono_assets.sandbox.filters import parse_date, parse_timestamp
+from drchrono_assets.sandbox.generate.base import ref, ts
+from drchrono_assets.sandbox.generate.calendar import APPOINTMENT_STATUSES
 from drchrono_assets.sandbox.practice import Practice, Record
-from drchrono_assets.sandbox.synthetic import APPOINTMENT_STATUSES, ref, ts
 
 _PATH = re.compile(r"^(?:https?://[^/]+)?/api/(?P<resource>[a-z_]+)/(?P<id>[^/]+)/?$")
 _TEXT_FIELDS = ("color", "reason", "notes", "blood_pressure", "icd9_codes")
