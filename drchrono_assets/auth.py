@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from drchrono_assets import settings
+from drchrono_assets.api import ClientSettings, DrchronoClient
 from drchrono_assets.errors import ConfigurationError, DrchronoError, TokenRejectedError
-from drchrono_assets.resources import DrchronoApiResource
 
 #: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
 #: ``user`` (users, doctors, offices), ``calendar`` (appointments, profiles, templates,
@@ -127,7 +127,7 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
 
 
 def authorize_url(
-    base_url: str, client_id: str, redirect_uri: str, scopes: Sequence[str], state: str
+    base_url: str, *, client_id: str, redirect_uri: str, scopes: Sequence[str], state: str
 ) -> str:
     """``<base>/o/authorize/?response_type=code&client_id=..&redirect_uri=..&scope=..&state=..``."""
     query = urlencode(
@@ -225,9 +225,9 @@ def _account(user: Any) -> str:
     return f"{username or '(no username)'} (user id {user_id if user_id is not None else '?'})"
 
 
-def store_location(api: DrchronoApiResource) -> str:
-    """Where ``api`` keeps its tokens, without the password a database URL may carry."""
-    return api.open_token_store().location
+def store_location(client: DrchronoClient) -> str:
+    """Where ``client`` keeps its tokens, without the password a database URL may carry."""
+    return client.open_token_store().location
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -235,10 +235,9 @@ def store_location(api: DrchronoApiResource) -> str:
 
 def login(args: argparse.Namespace) -> int:
     """Run the authorization-code flow and store the tokens; 0 once an account is connected."""
-    api = DrchronoApiResource.from_env()
-    location = store_location(api)
-    api.stored_tokens()  # fails early on missing credentials or an unreadable token store
-    client_id = api.resolved_client_id or ""
+    client = DrchronoClient(ClientSettings.from_env())
+    location = store_location(client)
+    client.stored_tokens()  # fails early on missing credentials or an unreadable token store
     scopes = requested_scopes(args.scope)
     try:
         server = _CallbackServer(args.host, args.port, state=secrets.token_urlsafe(32))
@@ -249,7 +248,13 @@ def login(args: argparse.Namespace) -> int:
         ) from None
     with server:
         redirect_uri = redirect_uri_for(args.host, server.server_address[1])
-        url = authorize_url(api.base_url, client_id, redirect_uri, scopes, server.state)
+        url = authorize_url(
+            client.config.base_url,
+            client_id=client.config.client_id or "",
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            state=server.state,
+        )
         print(f"Redirect URI (must be listed in the drchrono API application): {redirect_uri}")
         print(f"Requesting scopes: {' '.join(scopes)}")
         print("Open this URL in a browser and approve the application:", flush=True)
@@ -258,9 +263,9 @@ def login(args: argparse.Namespace) -> int:
             print("(no browser could be opened: open the URL above yourself)", flush=True)
         print(f"Waiting up to {args.timeout:g} seconds for the redirect...", flush=True)
         code = wait_for_code(server, args.timeout)
-    tokens = api.authorize_with_code(code, redirect_uri)
+    tokens = client.authorize_with_code(code, redirect_uri)
     try:
-        user = api.current_user()
+        user = client.current_user()
     except DrchronoError as error:
         raise type(error)(
             f"tokens stored in {location}, but checking the account failed: {error}"
@@ -278,9 +283,9 @@ def login(args: argparse.Namespace) -> int:
 
 def status(_args: argparse.Namespace) -> int:
     """Show the token store, the connected account, scope and expiry; 1 if not connected."""
-    api = DrchronoApiResource.from_env()
-    print(f"Token store: {store_location(api)}")
-    if api.stored_tokens() is None:
+    client = DrchronoClient(ClientSettings.from_env())
+    print(f"Token store: {store_location(client)}")
+    if client.stored_tokens() is None:
         print("No drchrono account is connected: the token store holds no tokens.")
         if settings.env("DRCHRONO_REFRESH_TOKEN"):
             print(
@@ -291,7 +296,7 @@ def status(_args: argparse.Namespace) -> int:
         return 1
     connected = True
     try:
-        print(f"Account: {_account(api.current_user())}")
+        print(f"Account: {_account(client.current_user())}")
     except TokenRejectedError:
         connected = False
         print(
@@ -301,7 +306,7 @@ def status(_args: argparse.Namespace) -> int:
     except DrchronoError as error:
         connected = False
         print(f"Account: could not be checked: {error}")
-    tokens = api.stored_tokens()  # reloaded: checking the account may have refreshed them
+    tokens = client.stored_tokens()  # reloaded: checking the account may have refreshed them
     if tokens is not None:
         print(f"Granted scope: {tokens.scope or '(not reported)'}")
         note = "" if connected else " (as stored; drchrono did not accept it)"

@@ -119,7 +119,7 @@ def dagster_resources(api: DrchronoApiResource, sandbox_env: dict[str, str]) -> 
 
 _CLIENT_SCRIPT = (
     "from drchrono_assets.resources import DrchronoApiResource as R; "
-    "r = R.from_env(); r.current_user(); print(r.requests_used)"
+    "r = R.from_env().client; r.current_user(); print(r.requests_used)"
 )
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from drchrono_assets.api import ReminderConflictError
+from drchrono_assets.api.client import MAX_REFRESHES_PER_REQUEST
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.errors import (
     ApiRequestError,
@@ -22,8 +24,7 @@ from drchrono_assets.errors import (
 )
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import DayWindow
-from drchrono_assets.resources import DrchronoApiResource, ReminderConflictError
-from drchrono_assets.resources.drchrono_api import MAX_REFRESHES_PER_REQUEST
+from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests import assets_support
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
@@ -36,14 +37,14 @@ def _ids(records) -> list:
 def test_pagination_follows_next_across_many_pages(quiet_sandbox, sandbox_env) -> None:
     api = api_for(sandbox_env, page_size=7)
     patients = quiet_sandbox.state.practice.patients
-    pages = list(api.iter_pages("/api/patients"))
+    pages = list(api.client.iter_pages("/api/patients"))
     assert len(pages) == math.ceil(len(patients) / 7) > 10
     assert _ids(r for page in pages for r in page) == _ids(patients)
     assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == len(pages)
 
 
 def test_largest_page_is_asked_for(quiet_sandbox, api) -> None:
-    pages = list(api.iter_pages("/api/patients"))
+    pages = list(api.client.iter_pages("/api/patients"))
     assert [len(page) for page in pages[:-1]] == [250] * (len(pages) - 1)
 
 
@@ -52,8 +53,8 @@ def test_appointment_date_and_date_range_filters(quiet_sandbox, api) -> None:
     day = [a for a in served if a["scheduled_time"].startswith("2024-03-05")]
     march = [a for a in served if a["scheduled_time"].startswith("2024-03")]
     assert day and march
-    assert _ids(api.list_records("/api/appointments", {"date": "2024-03-05"})) == _ids(day)
-    got = api.list_records("/api/appointments", {"date_range": "2024-03-01/2024-03-31"})
+    assert _ids(api.client.list_records("/api/appointments", {"date": "2024-03-05"})) == _ids(day)
+    got = api.client.list_records("/api/appointments", {"date_range": "2024-03-01/2024-03-31"})
     assert _ids(got) == _ids(march)
 
 
@@ -61,13 +62,13 @@ def test_transactions_by_doctor_since_and_documents_since(quiet_sandbox, api) ->
     practice = quiet_sandbox.state.practice
     doctor = practice.doctors[0]["id"]
     since = "2024-05-01T00:00:00"
-    transactions = api.list_records("/api/transactions", {"doctor": doctor, "since": since})
+    transactions = api.client.list_records("/api/transactions", {"doctor": doctor, "since": since})
     assert transactions and {t["doctor"] for t in transactions} == {doctor}
     dated_after = {
         t["id"] for t in practice.transactions if t["doctor"] == doctor and t["date"] >= since
     }
     assert dated_after <= {t["id"] for t in transactions}  # the sweep's stated assumption
-    documents = api.list_records("/api/documents", {"since": since})
+    documents = api.client.list_records("/api/documents", {"since": since})
     assert {d["id"] for d in practice.documents if d["date"] >= "2024-05-01"} <= {
         d["id"] for d in documents
     }
@@ -78,17 +79,17 @@ def test_too_wide_date_range_is_a_clear_error(api) -> None:
     with pytest.raises(
         ApiRequestError, match=r"GET /api/appointments answered HTTP 400.*date_range"
     ):
-        api.list_records("/api/appointments", {"date_range": "2024-01-01/2024-12-31"})
+        api.client.list_records("/api/appointments", {"date_range": "2024-01-01/2024-12-31"})
 
 
 def test_401_in_the_middle_of_pagination_refreshes_once_and_continues(
     quiet_sandbox, sandbox_env
 ) -> None:
     api = api_for(sandbox_env, page_size=50)
-    api.current_user()
+    api.client.current_user()
     quiet_sandbox.state.stats.reset()
     quiet_sandbox.state.faults.add(path_prefix="/api/patients", times=1, skip=2, status=401)
-    records = api.list_records("/api/patients")
+    records = api.client.list_records("/api/patients")
     assert _ids(records) == _ids(quiet_sandbox.state.practice.patients)
     stats = quiet_sandbox.state.stats.snapshot()
     assert stats["refresh_grants"] == 1
@@ -96,9 +97,9 @@ def test_401_in_the_middle_of_pagination_refreshes_once_and_continues(
 
 
 def test_revoked_access_token_is_refreshed(quiet_sandbox, api) -> None:
-    api.current_user()
+    api.client.current_user()
     quiet_sandbox.state.oauth.revoke_access_tokens()
-    assert api.current_user()["username"]
+    assert api.client.current_user()["username"]
 
 
 @pytest.mark.parametrize(
@@ -114,22 +115,26 @@ def test_revoked_access_token_is_refreshed(quiet_sandbox, api) -> None:
 )
 def test_transient_failures_are_retried(quiet_sandbox, api, fault) -> None:
     quiet_sandbox.state.faults.add(path_prefix="/api/doctors", times=2, **fault)
-    assert _ids(api.list_records("/api/doctors")) == _ids(quiet_sandbox.state.practice.doctors)
+    assert _ids(api.client.list_records("/api/doctors")) == _ids(
+        quiet_sandbox.state.practice.doctors
+    )
     assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/doctors"] == 3
 
 
 def test_timeouts_are_retried(quiet_sandbox, sandbox_env) -> None:
     api = api_for(sandbox_env, timeout_seconds=0.5)
-    api.current_user()
+    api.client.current_user()
     quiet_sandbox.state.faults.add(path_prefix="/api/offices", times=1, delay_seconds=2.0)
-    assert _ids(api.list_records("/api/offices")) == _ids(quiet_sandbox.state.practice.offices)
+    assert _ids(api.client.list_records("/api/offices")) == _ids(
+        quiet_sandbox.state.practice.offices
+    )
 
 
 def test_exhausted_retries_name_the_endpoint_not_the_token(quiet_sandbox, sandbox_env) -> None:
     api = api_for(sandbox_env, max_attempts=3)
     quiet_sandbox.state.faults.add(path_prefix="/api/users", times=3, status=503)
     with pytest.raises(ApiRequestError) as raised:
-        api.list_records("/api/users")
+        api.client.list_records("/api/users")
     assert str(raised.value) == "GET /api/users failed after 3 attempts: HTTP 503"
     tokens = Path(sandbox_env["DRCHRONO_TOKEN_STORE"]).read_text()
     for secret in json.loads(tokens).values():
@@ -140,25 +145,25 @@ def test_exhausted_retries_name_the_endpoint_not_the_token(quiet_sandbox, sandbo
 def test_malformed_page_is_a_clear_error(quiet_sandbox, api) -> None:
     quiet_sandbox.state.faults.add(path_prefix="/api/offices", times=1, malformed_page=True)
     with pytest.raises(MalformedPageError, match=r"GET /api/offices: page 1 has no 'results'"):
-        api.list_records("/api/offices")
+        api.client.list_records("/api/offices")
 
 
 def test_missing_credentials_name_the_variables(sandbox_env) -> None:
     api = DrchronoApiResource(base_url=sandbox_env["DRCHRONO_BASE_URL"])
     with pytest.raises(ConfigurationError, match="DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET"):
-        api.current_user()
+        api.client.current_user()
 
 
 def test_missing_refresh_token_says_how_to_connect(sandbox_env) -> None:
     api = api_for(sandbox_env, refresh_token=None)
     with pytest.raises(ConfigurationError, match="DRCHRONO_REFRESH_TOKEN"):
-        api.current_user()
+        api.client.current_user()
 
 
 def test_rejected_refresh_token_is_a_clear_error_without_the_token(sandbox_env) -> None:
     api = api_for(sandbox_env, refresh_token="not-a-real-refresh-token")
     with pytest.raises(TokenRejectedError, match="refused the refresh_token grant") as raised:
-        api.current_user()
+        api.client.current_user()
     assert "not-a-real" not in str(raised.value)
 
 
@@ -171,7 +176,7 @@ def test_api_version_header_is_sent(sandbox_env, monkeypatch) -> None:
         return original(self, method, url, **kwargs)
 
     monkeypatch.setattr(requests.Session, "request", spy)
-    api_for(sandbox_env, api_version="2014_08").current_user()
+    api_for(sandbox_env, api_version="2014_08").client.current_user()
     assert sent[-1]["X-DRC-API-Version"] == "2014_08"
 
 
@@ -209,14 +214,14 @@ def test_token_store_inside_the_data_root_is_refused(sandbox_env, monkeypatch, t
     monkeypatch.setenv("DRCHRONO_DATA_ROOT", str(tmp_path))
     api = api_for(sandbox_env, token_store=str(tmp_path / "tokens.json"))
     with pytest.raises(ConfigurationError, match="inside the data root"):
-        api.current_user()
+        api.client.current_user()
 
 
 # -- write calls ------------------------------------------------------------------------
 
 
 def test_current_user_follows_the_redirect(quiet_sandbox, api) -> None:
-    user = api.current_user()
+    user = api.client.current_user()
     assert user["id"] == quiet_sandbox.state.practice.users[0]["id"]
 
 
@@ -228,7 +233,7 @@ def test_write_calls(sandbox_env) -> None:
         doctor = own.state.practice.doctors[0]["id"]
         office = own.state.practice.offices[0]["id"]
         patient = own.state.practice.patients[0]["id"]
-        created = api.create_appointment(
+        created = api.client.create_appointment(
             doctor=doctor,
             office=office,
             patient=patient,
@@ -237,10 +242,10 @@ def test_write_calls(sandbox_env) -> None:
             exam_room=1,
         )
         assert created["scheduled_time"] == "2024-03-06T15:00:00"
-        listed = api.list_records("/api/appointments", {"date": "2024-03-06"})
+        listed = api.client.list_records("/api/appointments", {"date": "2024-03-06"})
         assert created["id"] in {a["id"] for a in listed}
 
-        document = api.upload_document(
+        document = api.client.upload_document(
             doctor=doctor,
             patient=patient,
             description="Referral letter",
@@ -252,11 +257,11 @@ def test_write_calls(sandbox_env) -> None:
         assert document["metatags"] == ["referral"]
 
         profile = own.state.practice.reminder_profiles[0]["id"]
-        api.apply_reminder_profile(profile, created["id"])
+        api.client.apply_reminder_profile(profile, created["id"])
         with pytest.raises(ReminderConflictError, match="HTTP 409"):
-            api.apply_reminder_profile(profile, created["id"])
+            api.client.apply_reminder_profile(profile, created["id"])
         with pytest.raises(ApiRequestError, match="HTTP 400"):
-            api.apply_reminder_profile(profile, "no-such-appointment")
+            api.client.apply_reminder_profile(profile, "no-such-appointment")
 
 
 def test_resource_repr_shows_no_secret() -> None:
@@ -274,13 +279,13 @@ def test_connection_errors_are_retried_then_reported(sandbox_env) -> None:
     with pytest.raises(
         ApiRequestError, match=r"^POST /o/token/ failed after 3 attempts: connection"
     ):
-        api.current_user()
+        api.client.current_user()
 
 
 def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
     import tenacity
 
-    from drchrono_assets.resources.drchrono_api import _retry_after_seconds, _TransientFailure
+    from drchrono_assets.api.client import _retry_after_seconds, _TransientFailure
 
     api = DrchronoApiResource(backoff_initial_seconds=1, backoff_max_seconds=8)
 
@@ -288,7 +293,7 @@ def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
         state = tenacity.RetryCallState(None, None, (), {})
         state.attempt_number = attempt
         state.set_exception((type(failure), failure, None))
-        return api._backoff(state)
+        return api.client._backoff(state)
 
     assert wait_after(_TransientFailure("HTTP 429", retry_after=42), 1) == 42
     assert 0 < wait_after(_TransientFailure("HTTP 429"), 1) <= 2
@@ -325,7 +330,7 @@ def test_lost_or_broken_answers_to_a_read_are_retried_and_the_list_is_complete(
     api = api_for(sandbox_env, page_size=50)
     patients = quiet_sandbox.state.practice.patients
     faults.add(path_prefix="/api/patients", times=2, skip=1, **fault)
-    assert _ids(api.list_records("/api/patients")) == _ids(patients)
+    assert _ids(api.client.list_records("/api/patients")) == _ids(patients)
     assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == (
         math.ceil(len(patients) / 50) + 2
     )
@@ -339,7 +344,7 @@ def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_tok
 ) -> None:
     quiet_sandbox.state.stats.reset()  # the fixture's authorization-code grant
     faults.add(path_prefix="/o/token/", times=1, **fault)
-    assert api.current_user()["username"]
+    assert api.client.current_user()["username"]
     stats = quiet_sandbox.state.stats.snapshot()
     assert stats["by_path"]["/o/token/"] == 2
     assert stats["refresh_grants"] == 1
@@ -349,10 +354,10 @@ def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_tok
 def test_write_whose_answer_is_cut_is_not_repeated(sandbox_env) -> None:
     with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 8))) as own:
         api = api_for({**sandbox_env, **own.env()})
-        api.current_user()
+        api.client.current_user()
         own.state.faults.add(path_prefix="/api/appointments", times=1, cut_body=True)
         with pytest.raises(ApiRequestError) as raised:
-            api.create_appointment(
+            api.client.create_appointment(
                 doctor=own.state.practice.doctors[0]["id"],
                 office=own.state.practice.offices[0]["id"],
                 patient=own.state.practice.patients[0]["id"],
@@ -372,10 +377,12 @@ def test_401_on_the_refreshed_token_too_refreshes_again_and_succeeds(
     quiet_sandbox, faults, sandbox_env
 ) -> None:
     api = api_for(sandbox_env)
-    api.current_user()
+    api.client.current_user()
     quiet_sandbox.state.stats.reset()
     faults.add(path_prefix="/api/offices", times=2, status=401)
-    assert _ids(api.list_records("/api/offices")) == _ids(quiet_sandbox.state.practice.offices)
+    assert _ids(api.client.list_records("/api/offices")) == _ids(
+        quiet_sandbox.state.practice.offices
+    )
     stats = quiet_sandbox.state.stats.snapshot()
     assert stats["by_path"]["/api/offices"] == 3
     assert stats["refresh_grants"] == 2
@@ -386,11 +393,11 @@ def test_tokens_refused_through_every_retry_are_a_rejection_after_bounded_refres
     quiet_sandbox, faults, sandbox_env
 ) -> None:
     api = api_for(sandbox_env, max_attempts=3)
-    api.current_user()
+    api.client.current_user()
     quiet_sandbox.state.stats.reset()
     faults.add(path_prefix="/api/offices", times=1000, status=401)
     with pytest.raises(TokenRejectedError) as raised:
-        api.list_records("/api/offices")
+        api.client.list_records("/api/offices")
     message = str(raised.value)
     assert message.startswith("GET /api/offices: drchrono refused (HTTP 401) every access token")
     stats = quiet_sandbox.state.stats.snapshot()
@@ -435,7 +442,7 @@ def test_parallel_queries_survive_access_tokens_that_expire_after_three_uses(
 
 _PAGING_SCRIPT = (
     "from drchrono_assets.resources import DrchronoApiResource as R; "
-    "r = R.from_env(); print(sum(1 for _ in r.iter_pages('/api/patients')))"
+    "r = R.from_env(); print(sum(1 for _ in r.client.iter_pages('/api/patients')))"
 )
 
 

@@ -158,7 +158,7 @@ def test_login_connects_an_account_through_the_sandbox(
     monkeypatch.delenv("DRCHRONO_REFRESH_TOKEN", raising=False)
     api = DrchronoApiResource.from_env()
     assert api.refresh_token is None
-    assert api.list_records("/api/doctors")
+    assert api.client.list_records("/api/doctors")
     assert code_grants(quiet_sandbox) == grants_before + 1
 
 

@@ -221,9 +221,9 @@ def test_token_store_url_stays_an_env_reference(monkeypatch) -> None:
 def test_api_resource_uses_the_postgres_store(postgres, quiet_sandbox, sandbox_env) -> None:
     url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
     api = api_for({**sandbox_env, "DRCHRONO_TOKEN_STORE": url})
-    api.current_user()
-    assert isinstance(api.open_token_store(), PostgresTokenStore)
-    assert api.stored_tokens().refresh_token
+    api.client.current_user()
+    assert isinstance(api.client.open_token_store(), PostgresTokenStore)
+    assert api.client.stored_tokens().refresh_token
 
 
 def _open_store_and_update(url: str, start: Any) -> None:

@@ -19,7 +19,7 @@ LISTING = (
     "from drchrono_assets.resources import DrchronoApiResource\n"
     "api = DrchronoApiResource.from_env()\n"
     "for _ in range(int(sys.argv[1])):\n"
-    "    api.list_records('/api/doctors')\n"
+    "    api.client.list_records('/api/doctors')\n"
 )
 
 

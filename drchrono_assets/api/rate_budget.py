@@ -48,6 +48,7 @@ class RequestBudget:
         self,
         per_hour: int,
         per_second: float,
+        *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         on_wait: Callable[[float], None] | None = None,

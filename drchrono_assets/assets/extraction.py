@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drchrono_assets.api import DrchronoClient
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.catalog.partition_rules import Query
 from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
 from drchrono_assets.errors import SchemaChangedError
 from drchrono_assets.partitions import DayWindow
-from drchrono_assets.resources import DrchronoApiResource
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,13 @@ class Fetched:
 
 
 def fetch(
-    spec: ResourceSpec, api: DrchronoApiResource, queries: list[Query], log: logging.Logger
+    spec: ResourceSpec, client: DrchronoClient, queries: list[Query], log: logging.Logger
 ) -> Fetched:
     """Run ``queries`` against ``spec``'s endpoint; separate queries go side by side."""
     # Each query pages sequentially (cursors).
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(api.max_parallel_requests, len(queries)))
-    ) as pool:
-        results = list(pool.map(lambda query: _fetch(spec, api, query), queries))
+    parallel = client.config.max_parallel_requests
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(queries)))) as pool:
+        results = list(pool.map(lambda query: _fetch(spec, client, query), queries))
     ignored = set().union(*(result.unknown for result in results))
     if ignored:
         log.info(f"drchrono {spec.name}: ignoring fields not in the catalog: {sorted(ignored)}")
@@ -46,11 +45,11 @@ def fetch(
 
 
 def extract(
-    spec: ResourceSpec, api: DrchronoApiResource, window: DayWindow, log: logging.Logger
+    spec: ResourceSpec, client: DrchronoClient, window: DayWindow, log: logging.Logger
 ) -> dict[str, pa.Table]:
     """One table per day of ``window`` (empty days included), each with ``spec.schema``."""
     taken_at = dt.datetime.now(dt.UTC)
-    fetched = fetch(spec, api, spec.rule.queries(window, api), log)
+    fetched = fetch(spec, client, spec.rule.queries(window, client), log)
     # Ordered once: each day's slice keeps the order (a snapshot is one table for all days).
     return spec.rule.split(spec.in_key_order(fetched.table), window, taken_at)
 
@@ -62,12 +61,12 @@ class _QueryResult:
     answered_at: dt.datetime | None = None
 
 
-def _fetch(spec: ResourceSpec, api: DrchronoApiResource, query: Query) -> _QueryResult:
+def _fetch(spec: ResourceSpec, client: DrchronoClient, query: Query) -> _QueryResult:
     # Pages become Arrow at once, so a long backfill never holds its JSON in memory.
     result = _QueryResult()
-    for page in api.iter_pages(spec.path, query):
+    for page in client.iter_pages(spec.path, query):
         if result.answered_at is None:
-            result.answered_at = api.last_answer_time()
+            result.answered_at = client.last_answer_time()
         missing = missing_fields(page, spec.api_schema)
         if missing:
             raise SchemaChangedError(

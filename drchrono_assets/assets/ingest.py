@@ -66,7 +66,8 @@ def _resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
     ) -> TablesByDay:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
-        before = drchrono.requests_used
+        client = drchrono.client
+        before = client.requests_used
         sweep = context.run.tags.get(MERGE_TAG)
         if sweep and spec.rule.captures_changes:
             # Daily operation: the sweep fetched what changed; merge it, fetch nothing.
@@ -74,8 +75,8 @@ def _resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
             stored = stored_partitions(parquet_io_manager, spec, window)
             tables = merge_changes(spec, changes, stored, window)
         else:
-            tables = extract(spec, drchrono, window, context.log)
-        requests = drchrono.requests_used - before
+            tables = extract(spec, client, window, context.log)
+        requests = client.requests_used - before
         context.add_asset_metadata({"drchrono/requests": requests})
         context.log.info(
             f"{spec.name}: {sum(t.num_rows for t in tables.values())} rows for "

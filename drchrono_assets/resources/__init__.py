@@ -1,5 +1,5 @@
-"""Dagster resources: the drchrono API client and what it needs (tokens, rate budget)."""
+"""Dagster resources: the drchrono API resource, which owns a run's ``DrchronoClient``."""
 
-from drchrono_assets.resources.drchrono_api import DrchronoApiResource, ReminderConflictError
+from drchrono_assets.resources.drchrono_api import DrchronoApiResource
 
-__all__ = ["DrchronoApiResource", "ReminderConflictError"]
+__all__ = ["DrchronoApiResource"]

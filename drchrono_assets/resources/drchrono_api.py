@@ -1,201 +1,55 @@
-"""The one Dagster resource that talks to the drchrono API."""
+"""The Dagster resource that configures and owns the run's drchrono API client."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as dt
-import decimal
-import email.utils
-import hashlib
-import http.client
-import json
 import threading
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit
 
 import dagster as dg
-import requests
-import tenacity
-import urllib3
 from pydantic import Field, PrivateAttr
-from upath import UPath
 
 from drchrono_assets import settings
-from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
-from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
-from drchrono_assets.api.token_store import (
-    FileTokenStore,
-    TokenSet,
-    TokenStore,
-    open_token_store,
-)
-from drchrono_assets.errors import (
-    ApiRequestError,
-    ConfigurationError,
-    MalformedPageError,
-    TokenRejectedError,
+from drchrono_assets.api.client import (
+    BASE_URL_VARIABLE,
+    SECRET_VARIABLES,
+    TUNING_VARIABLES,
+    ClientSettings,
+    DrchronoClient,
 )
 
-JsonRecord = Mapping[str, Any]
-# Passed as EnvVar references so values never reach run config or the UI. A database URL
-# in DRCHRONO_TOKEN_STORE carries a password.
-SECRET_VARIABLES = {
-    "client_id": "DRCHRONO_CLIENT_ID",
-    "client_secret": "DRCHRONO_CLIENT_SECRET",
-    "refresh_token": "DRCHRONO_REFRESH_TOKEN",
-    "token_store": "DRCHRONO_TOKEN_STORE",
-}
-REQUIRED = ("client_id", "client_secret")
-# After a 401, how many times to refresh and resend before backing off like any failure.
-MAX_REFRESHES_PER_REQUEST = 3
 
-
-class ReminderConflictError(ApiRequestError):
-    """The appointment already has reminders (HTTP 409 from ``apply_to_appointment``)."""
-
-
-class _TransientFailure(Exception):
-    """A failure worth retrying; ``reason`` never holds a token or a record value."""
-
-    def __init__(
-        self,
-        reason: str,
-        retry_after: float | None = None,
-        *,
-        throttled: bool = False,
-        token_refused: bool = False,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.throttled = throttled
-        self.token_refused = token_refused
-
-
-@dataclasses.dataclass(frozen=True)
-class _Call:
-    """One logical request, however many attempts it takes."""
-
-    method: str
-    url: str
-    endpoint: str
-    auth: bool
-    kwargs: Mapping[str, Any]
-
-    @property
-    def idempotent(self) -> bool:
-        # Reads and token grants; a write may have been applied when its answer is lost.
-        return self.method == "GET" or not self.auth
-
-
-@dataclasses.dataclass(frozen=True)
-class _TransportFailure:
-    reason: str  # never the URL: it may carry a cursor
-    transient: bool
-    write_may_be_applied: bool
-
-
-def _transport_failure(error: Exception, call: _Call) -> _TransportFailure:
-    """Why no whole answer came back, and whether sending again is safe."""
-    cause = error.args[0] if error.args else None
-    if isinstance(error, requests.ConnectTimeout) or isinstance(
-        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
-    ):
-        return _TransportFailure("connection failed (nothing was sent)", True, False)
-    if isinstance(error, requests.Timeout):
-        reason = "timed out"
-    elif isinstance(error, requests.ConnectionError):
-        reason = "connection failed"
-    elif isinstance(
-        error,
-        requests.exceptions.ChunkedEncodingError
-        | requests.exceptions.ContentDecodingError
-        | urllib3.exceptions.HTTPError
-        | http.client.HTTPException,
-    ):
-        reason = "the answer was cut short"
-    else:
-        return _TransportFailure(f"request failed ({type(error).__name__})", False, False)
-    return _TransportFailure(reason, call.idempotent, not call.idempotent)
-
-
-def _retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds, from either of its two forms."""
-    if not header:
-        return None
-    if header.strip().isdigit():
-        return float(header)
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _note_answer_time(connection: _Connection, response: requests.Response) -> None:
-    # Without a usable Date header the last one stands.
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        connection.answered.at = email.utils.parsedate_to_datetime(response.headers["Date"])
-
-
-def _resolved(value: str | None) -> str | None:
+def _resolved(value: object) -> object:
     """A field's value; an ``EnvVar`` is only resolved by Dagster, not when used in a script."""
     return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
-class _Connection:
-    """Per-instance state: one keep-alive session, the token manager and the request budget."""
-
-    def __init__(self, resource: DrchronoApiResource) -> None:
-        self.session = requests.Session()
-        credentials = ClientCredentials(
-            _resolved(resource.client_id) or "",
-            _resolved(resource.client_secret) or "",
-            _resolved(resource.refresh_token),
-        )
-        self.store = resource.open_token_store()
-        self.budget = RequestBudget(
-            resource.requests_per_hour,
-            resource.requests_per_second,
-            on_wait=resource.log_wait,
-            ledger=open_request_ledger(resource.token_store_location(), resource.application_key()),
-            window_seconds=resource.request_budget_window_seconds,
-        )
-        self.tokens = TokenManager(credentials, self.store, resource.post_token_form)
-        # The API's clock as of each thread's last answer (its ``Date`` header).
-        self.answered = threading.local()
-
-
 class DrchronoApiResource(dg.ConfigurableResource):
-    """drchrono API client: OAuth 2.0 with rotating refresh tokens, pagination, retries, budget.
+    """drchrono API settings, and the one ``DrchronoClient`` a run shares (``client``).
 
     Secrets come from ``DRCHRONO_CLIENT_ID``, ``DRCHRONO_CLIENT_SECRET`` and
     ``DRCHRONO_REFRESH_TOKEN`` (the first refresh token; rotated ones live in the token store).
+    The fields are ``ClientSettings``'s, with its defaults.
     """
 
-    base_url: str = settings.DEFAULT_BASE_URL
+    base_url: str = ClientSettings.base_url
     client_id: str | None = None
     # Kept out of repr: pydantic would otherwise print them in tracebacks.
     client_secret: str | None = Field(default=None, repr=False)
     refresh_token: str | None = Field(default=None, repr=False)
     api_version: str | None = None
     token_store: str | None = Field(default=None, repr=False)
-    page_size: int = 250
-    timeout_seconds: float = 30.0
-    max_attempts: int = 10
-    backoff_initial_seconds: float = 2.0
-    backoff_max_seconds: float = 120.0
-    requests_per_hour: int = 500
-    requests_per_second: float = 10.0
-    # drchrono's quota window is an hour; shorter ones let tests watch the budget roll.
-    request_budget_window_seconds: float = 3600.0
-    max_parallel_requests: int = 4
+    page_size: int = ClientSettings.page_size
+    timeout_seconds: float = ClientSettings.timeout_seconds
+    max_attempts: int = ClientSettings.max_attempts
+    backoff_initial_seconds: float = ClientSettings.backoff_initial_seconds
+    backoff_max_seconds: float = ClientSettings.backoff_max_seconds
+    requests_per_hour: int = ClientSettings.requests_per_hour
+    requests_per_second: float = ClientSettings.requests_per_second
+    request_budget_window_seconds: float = ClientSettings.request_budget_window_seconds
+    max_parallel_requests: int = ClientSettings.max_parallel_requests
 
-    _connection: _Connection | None = PrivateAttr(default=None)
-    _connection_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _client: DrchronoClient | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
     def from_env(cls) -> DrchronoApiResource:
@@ -205,383 +59,34 @@ class DrchronoApiResource(dg.ConfigurableResource):
             for field, variable in SECRET_VARIABLES.items()
             if settings.env(variable)
         }
-        optional = {
-            "api_version": settings.env("DRCHRONO_API_VERSION"),
-            "page_size": settings.env("DRCHRONO_PAGE_SIZE"),
-            "requests_per_hour": settings.env("DRCHRONO_REQUESTS_PER_HOUR"),
-            "requests_per_second": settings.env("DRCHRONO_REQUESTS_PER_SECOND"),
-            "request_budget_window_seconds": settings.env("DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS"),
-            "backoff_initial_seconds": settings.env("DRCHRONO_RETRY_BACKOFF_SECONDS"),
-        }
+        optional = {field: settings.env(variable) for field, variable in TUNING_VARIABLES.items()}
         return cls(
-            base_url=settings.env("DRCHRONO_BASE_URL", settings.DEFAULT_BASE_URL),
+            base_url=settings.env(BASE_URL_VARIABLE, settings.DEFAULT_BASE_URL),
             **secrets,
             **{key: value for key, value in optional.items() if value is not None},
         )
 
-    # -- reading ---------------------------------------------------------------------------
-
-    def iter_pages(
-        self, path: str, params: Mapping[str, Any] | None = None
-    ) -> Iterator[list[JsonRecord]]:
-        """Every page of a list endpoint, following ``next`` until it is null."""
-        url: str | None = self.url(path)
-        query: dict[str, Any] | None = {**(params or {}), "page_size": self.page_size}
-        seen: set[str] = set()
-        while url:
-            body = self._request("GET", url, endpoint=path, params=query)
-            page = len(seen) + 1
-            if not isinstance(body, Mapping) or not isinstance(body.get("results"), list):
-                raise MalformedPageError(
-                    f"GET {path}: page {page} has no 'results' list; nothing from this "
-                    "request was written"
-                )
-            next_url = body.get("next")
-            if next_url is not None and not isinstance(next_url, str):
-                raise MalformedPageError(f"GET {path}: page {page} has a 'next' that is not a URL")
-            seen.add(url)
-            if next_url is not None:
-                self._check_next(path, next_url, seen)
-            yield body["results"]
-            url, query = next_url, None
-
-    def last_answer_time(self) -> dt.datetime | None:
-        """The API's time (``Date`` header, UTC) of this thread's last successful answer.
-
-        Change capture takes its cursor from the API's clock, never this machine's.
-        """
-        return getattr(self._connect().answered, "at", None)
-
-    def list_records(self, path: str, params: Mapping[str, Any] | None = None) -> list[JsonRecord]:
-        """All records of a list endpoint (for small lists; assets stream pages instead)."""
-        return [record for page in self.iter_pages(path, params) for record in page]
-
-    def get(self, path: str) -> JsonRecord:
-        """One record from a detail endpoint such as ``/api/doctors/12``."""
-        return self._request("GET", self.url(path), endpoint=path)
-
-    def current_user(self) -> JsonRecord:
-        """The connected account's user record (follows the ``/api/users/current`` redirect).
-
-        A cheap connection check: it proves the credentials and the token store work.
-        """
-        return self._request("GET", self.url("/api/users/current"), endpoint="/api/users/current")
-
-    # -- connecting an account -------------------------------------------------------------
-
-    def authorize_with_code(self, code: str, redirect_uri: str) -> TokenSet:
-        """Exchange an authorization code from ``/o/authorize/`` and store the tokens."""
-        return self._connect().tokens.exchange_code(code, redirect_uri)
-
-    def stored_tokens(self) -> TokenSet | None:
-        """What the token store holds for this application (``auth status``), if anything."""
-        return self._connect().store.load()
-
-    # -- writing (never retried after the request may have been applied) --------------------
-
-    def create_appointment(
-        self,
-        *,
-        doctor: int,
-        office: int,
-        patient: int | None,
-        scheduled_time: dt.datetime,
-        duration: int | None = None,
-        exam_room: int | None = None,
-        profile: int | None = None,
-        **fields: Any,
-    ) -> JsonRecord:
-        """Create an appointment (``POST /api/appointments``) and return it."""
-        data = {
-            "doctor": f"/api/doctors/{doctor}",
-            "office": f"/api/offices/{office}",
-            "patient": f"/api/patients/{patient}" if patient is not None else None,
-            "scheduled_time": scheduled_time.isoformat(timespec="seconds"),
-            "duration": duration,
-            "exam_room": exam_room,
-            "profile": f"/api/appointment_profiles/{profile}" if profile is not None else None,
-            **fields,
-        }
-        data = {key: value for key, value in data.items() if value is not None}
-        return self._request(
-            "POST", self.url("/api/appointments"), endpoint="/api/appointments", data=data
-        )
-
-    def upload_document(
-        self,
-        *,
-        doctor: int,
-        patient: int,
-        description: str,
-        date: dt.date,
-        document: IO[bytes] | Path,
-        filename: str | None = None,
-        metatags: list[str] | None = None,
-    ) -> JsonRecord:
-        """Upload a file into a patient's chart (multipart ``POST /api/documents``)."""
-        data = {
-            "doctor": f"/api/doctors/{doctor}",
-            "patient": f"/api/patients/{patient}",
-            "description": description,
-            "date": date.isoformat(),
-            "metatags": json.dumps(metatags or []),
-        }
-        if isinstance(document, Path):
-            with document.open("rb") as handle:
-                files = {"document": (filename or document.name, handle.read())}
-        else:
-            files = {"document": (filename or "document", document.read())}
-        return self._request(
-            "POST", self.url("/api/documents"), endpoint="/api/documents", data=data, files=files
-        )
-
-    def apply_reminder_profile(self, profile_id: int, appointment_id: str) -> None:
-        """Add a reminder profile's reminders to an appointment that has none (HTTP 204).
-
-        Raises ``ReminderConflictError`` when the appointment already has reminders (409) and
-        ``ApiRequestError`` when the appointment is missing or invalid (400).
-        """
-        endpoint = f"/api/reminder_profiles/{profile_id}/apply_to_appointment"
-        self._request(
-            "POST",
-            self.url(endpoint),
-            endpoint=endpoint,
-            data={"appointment": f"/api/appointments/{appointment_id}"},
-        )
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + path
-
     @property
-    def resolved_client_id(self) -> str | None:
-        """The client id, also when the resource is used outside a Dagster run."""
-        return _resolved(self.client_id)
+    def client(self) -> DrchronoClient:
+        """The client: one per run, shared by its in-process steps and their threads, so they
+        share one token manager, session and request budget.
 
-    def application_key(self) -> str:
-        """Names this application's tokens: one set per (API host, client id)."""
-        client = self.resolved_client_id
-        return hashlib.sha256(f"{self.base_url}|{client}".encode()).hexdigest()[:16]
+        Built on first use (Dagster copies the resource for each run, so runs never share
+        one). The client opens nothing until its first request: a run whose steps never call
+        the API needs no credentials, and a missing one fails the step that needs it.
+        """
+        with self._client_lock:
+            if self._client is None:
+                self._client = DrchronoClient(self.client_settings(), log=dg.get_dagster_logger())
+            return self._client
 
-    def token_store_location(self) -> str:
-        """``DRCHRONO_TOKEN_STORE`` (a file path or a ``postgresql+psycopg2://`` URL), else a
-        file per application in the home folder."""
-        return _resolved(self.token_store) or str(
-            settings.default_token_folder() / f"tokens-{self.application_key()}.json"
+    def client_settings(self) -> ClientSettings:
+        """This configuration as the client's settings, ``EnvVar`` references resolved."""
+        fields = dataclasses.fields(ClientSettings)
+        return ClientSettings(
+            **{field.name: _resolved(getattr(self, field.name)) for field in fields}
         )
-
-    def open_token_store(self) -> TokenStore:
-        """The token store; a file store may not sit in the data root."""
-        store = open_token_store(self.token_store_location(), self.application_key())
-        data_root = settings.data_root()
-        if (
-            isinstance(store, FileTokenStore)
-            and settings.data_root_is_local()
-            and store.path.resolve().is_relative_to(Path(UPath(data_root).path).resolve())
-        ):
-            raise ConfigurationError(
-                f"the token store {store.path} is inside the data root {data_root}: "
-                "set DRCHRONO_TOKEN_STORE to a path outside it"
-            )
-        return store
-
-    @property
-    def requests_used(self) -> int:
-        """Requests this instance sent (token endpoint included): the cost that matters."""
-        return self._connection.budget.used if self._connection else 0
-
-    def log_wait(self, seconds: float) -> None:
-        dg.get_dagster_logger().info(f"drchrono request budget spent; waiting {seconds:.0f}s")
-
-    def post_token_form(self, form: Mapping[str, str]) -> tuple[int, Any]:
-        """POST a grant to ``/o/token/``; transient failures are retried like any request."""
-        return self._request(
-            "POST",
-            self.url("/o/token/"),
-            endpoint="/o/token/",
-            data=dict(form),
-            auth=False,
-            status_and_body=True,
-        )
-
-    def _connect(self) -> _Connection:
-        with self._connection_lock:
-            if self._connection is None:
-                missing = [
-                    SECRET_VARIABLES[field]
-                    for field in REQUIRED
-                    if not _resolved(getattr(self, field))
-                ]
-                if missing:
-                    raise ConfigurationError(
-                        f"drchrono credentials missing: set {' and '.join(missing)} "
-                        "(see README, Configuration)"
-                    )
-                self._connection = _Connection(self)
-            return self._connection
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._connection is not None:
-            self._connection.session.close()
-
-    def _check_next(self, path: str, next_url: str, seen: set[str]) -> None:
-        base, nxt = urlsplit(self.base_url), urlsplit(next_url)
-        if (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
-            # Following it would send our bearer token to another host.
-            raise MalformedPageError(f"GET {path}: 'next' points outside {base.netloc}")
-        if next_url in seen:
-            raise MalformedPageError(f"GET {path}: 'next' repeats an earlier page")
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        endpoint: str,
-        auth: bool = True,
-        status_and_body: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        connection = self._connect()
-        call = _Call(method, url, endpoint, auth, kwargs)
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._backoff,
-            retry=tenacity.retry_if_exception_type(_TransientFailure),
-            before_sleep=lambda state: self._before_retry(connection, call, state),
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    status, body = self._attempt(connection, call)
-        except tenacity.RetryError as exhausted:
-            reason = exhausted.last_attempt.exception()
-            if isinstance(reason, _TransientFailure) and reason.token_refused:
-                raise TokenRejectedError(
-                    f"{method} {endpoint}: drchrono refused (HTTP 401) every access token it "
-                    f"issued, {self.max_attempts} times over; check the application's scopes "
-                    "and that it is still authorized"
-                ) from None
-            raise ApiRequestError(
-                f"{method} {endpoint} failed after {self.max_attempts} attempts: {reason}"
-            ) from None
-        if status_and_body:
-            return status, body
-        if status >= 400:
-            raise self._client_error(method, endpoint, status, body)
-        return body
-
-    def _backoff(self, state: tenacity.RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _TransientFailure) and failure.retry_after is not None:
-            return min(failure.retry_after, 3600.0)
-        jitter = tenacity.wait_exponential_jitter(
-            multiplier=self.backoff_initial_seconds, max=self.backoff_max_seconds
-        )
-        return jitter(state)
-
-    def _before_retry(
-        self, connection: _Connection, call: _Call, state: tenacity.RetryCallState
-    ) -> None:
-        failure = state.outcome.exception() if state.outcome else None
-        seconds = state.next_action.sleep if state.next_action else 0.0
-        if isinstance(failure, _TransientFailure) and failure.throttled:
-            # The quota is the practice's: every user of the ledger waits, not this thread only.
-            connection.budget.pause(seconds)
-        dg.get_dagster_logger().warning(
-            f"{call.method} {call.endpoint}: {failure}; "
-            f"retry {state.attempt_number}/{self.max_attempts - 1} in {seconds:.1f}s"
-        )
-
-    def _attempt(self, connection: _Connection, call: _Call) -> tuple[int, Any]:
-        """One try: send, refreshing the access token on 401; transient failures raise."""
-        if not call.auth:
-            response = self._send(connection, call, None)
-        else:
-            response = self._send_authorized(connection, call)
-        status = response.status_code
-        if status == 429 or (status >= 500 and call.idempotent):
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            if status == 429:
-                # Published at once, so other users of the ledger stop before this thread's
-                # retry logic runs; the retry's wait then extends the pause.
-                connection.budget.pause(retry_after or self.backoff_initial_seconds)
-            raise _TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
-        if status < 400:
-            _note_answer_time(connection, response)
-        if status == 204:
-            return status, None
-        return status, self._json(response, call.idempotent)
-
-    def _send_authorized(self, connection: _Connection, call: _Call) -> requests.Response:
-        """Send with the current access token; on 401, refresh and send again (bounded).
-
-        A token another thread or process refreshed may already be spent or expired when we
-        use it: that is no reason to fail. A 401 that outlasts several refreshes is retried
-        like any transient failure and reported as a rejected token only when retries run out.
-        """
-        tokens = connection.tokens
-        token = tokens.access_token()
-        response = self._send(connection, call, token)
-        for _ in range(MAX_REFRESHES_PER_REQUEST):
-            if response.status_code != 401:
-                return response
-            token = tokens.refresh(rejected=token)
-            response = self._send(connection, call, token)
-        if response.status_code == 401:
-            raise _TransientFailure(
-                f"HTTP 401 with {MAX_REFRESHES_PER_REQUEST} freshly refreshed access tokens",
-                token_refused=True,
-            )
-        return response
-
-    def _send(self, connection: _Connection, call: _Call, token: str | None) -> requests.Response:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if self.api_version:
-            headers["X-DRC-API-Version"] = self.api_version
-        ticket = connection.budget.acquire()
-        try:
-            return connection.session.request(
-                call.method, call.url, headers=headers, timeout=self.timeout_seconds, **call.kwargs
-            )
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            http.client.HTTPException,
-        ) as error:
-            failure = _transport_failure(error, call)
-        finally:
-            connection.budget.release(ticket)
-        # Outside the except block: requests' exceptions quote the URL, which may carry a cursor.
-        if failure.transient:
-            raise _TransientFailure(failure.reason)
-        advice = (
-            "; the write may have been applied, so it is not repeated: check in drchrono "
-            "before trying again"
-            if failure.write_may_be_applied
-            else ""
-        )
-        raise ApiRequestError(f"{call.method} {call.endpoint}: {failure.reason}{advice}")
-
-    @staticmethod
-    def _json(response: requests.Response, idempotent: bool) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json.loads(response.content, parse_float=decimal.Decimal)
-        except ValueError:
-            pass
-        if idempotent and response.status_code < 400:
-            raise _TransientFailure("response body is not valid JSON")
-        return None
-
-    @staticmethod
-    def _client_error(method: str, endpoint: str, status: int, body: Any) -> ApiRequestError:
-        # Validation errors are {"field": ["message"]}; messages may echo values: name fields only.
-        fields = ", ".join(sorted(body)) if isinstance(body, Mapping) else ""
-        detail = f" (problem with: {fields})" if fields else ""
-        error = ReminderConflictError if status == 409 else ApiRequestError
-        return error(f"{method} {endpoint} answered HTTP {status}{detail}")
+        if self._client is not None:
+            self._client.close()

@@ -17,10 +17,12 @@ import datetime as dt
 import json
 import zoneinfo
 from collections.abc import Callable
+from typing import Literal
 
 import dagster as dg
 
 from drchrono_assets import settings
+from drchrono_assets.api import DrchronoClient
 from drchrono_assets.assets.extraction import fetch
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.io_managers import HiveParquetIOManager
@@ -45,6 +47,8 @@ STOPPED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 # The clock that decides when a morning has come; tests move it with the sandbox's.
 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
+# A run either merges the sweep's staged changes or fetches its days from the API.
+RunMode = Literal["merge", "fetch"]
 
 
 @dataclasses.dataclass
@@ -95,11 +99,12 @@ def _run_request(sweep: str, key: str, attempt: int) -> dg.RunRequest:
 
 
 def _plan(
+    *,
     sweep: str,
     yesterday: str,
-    drchrono: DrchronoApiResource,
-    io_manager: HiveParquetIOManager,
     since: str,
+    client: DrchronoClient,
+    io_manager: HiveParquetIOManager,
     log: dg.DagsterLogManager,
 ) -> tuple[list[dg.RunRequest], dict[str, int], dt.datetime | None]:
     """Fetch and stage the changes since ``since``; the runs that bring them in."""
@@ -109,8 +114,7 @@ def _plan(
     runs: dict[str, int] = {}
     answered: list[dt.datetime] = []
 
-    def add(assets: list[str], window: DayWindow, merge: bool) -> None:
-        mode = "merge" if merge else "fetch"
+    def add(assets: list[str], window: DayWindow, mode: RunMode) -> None:
         key = f"{sweep}|{','.join(assets)}|{mode}|{window.first}|{window.last}"
         requests.append(_run_request(sweep, key, 1))
         runs[key] = 1
@@ -120,7 +124,7 @@ def _plan(
     for spec in RESOURCES:
         if not spec.rule.captures_changes:
             continue
-        fetched = fetch(spec, drchrono, spec.rule.change_queries(since, drchrono), log)
+        fetched = fetch(spec, client, spec.rule.change_queries(since, client), log)
         if fetched.answered_at is not None:
             answered.append(fetched.answered_at)
         changes = fetched.table
@@ -137,8 +141,8 @@ def _plan(
             days.discard(yesterday)
             fetched_whole.append(spec.name)
         for window in day_ranges(days):
-            add([spec.name], window, merge=True)
-    add(sorted(fetched_whole), DayWindow.from_partition_keys([yesterday]), merge=False)
+            add([spec.name], window, "merge")
+    add(sorted(fetched_whole), DayWindow.from_partition_keys([yesterday]), "fetch")
     return requests, runs, min(answered, default=None)
 
 
@@ -195,7 +199,12 @@ def drchrono_changes(
     since = cursor.since or f"{yesterday}T00:00:00"
     sweep = now.date().isoformat()
     requests, runs, answered = _plan(
-        sweep, yesterday, drchrono, parquet_io_manager, since, context.log
+        sweep=sweep,
+        yesterday=yesterday,
+        since=since,
+        client=drchrono.client,
+        io_manager=parquet_io_manager,
+        log=context.log,
     )
     until = local_since(answered, settings.timezone()) if answered else since
     cursor = SyncCursor(since=since, day=sweep, sweep=sweep, until=until, runs=runs)
