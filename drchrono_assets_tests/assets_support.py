@@ -16,15 +16,15 @@ from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox.resources import DAY_FIELDS
 
 SPECS = {spec.name: spec for spec in RESOURCES}
-DAY_FIELD = {"appointments": "scheduled_time", "transactions": "date", "documents": "date"}
 
 
 def served(sandbox: SandboxServer, resource: str, day: str) -> list[dict[str, Any]]:
     """The records partition ``day`` of ``resource`` should hold."""
     records = getattr(sandbox.state.practice, resource)
-    field = DAY_FIELD.get(resource)
+    field = DAY_FIELDS.get(resource)
     if field is None:
         return list(records)  # snapshot: the whole resource
     return [record for record in records if record[field][:10] == day]

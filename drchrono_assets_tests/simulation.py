@@ -16,13 +16,13 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox.resources import DAY_FIELDS
 from drchrono_assets.sync.changes import day_ranges
 from drchrono_assets_tests.assets_support import every_asset
 from drchrono_assets_tests.conftest import api_for
 
 PAGE = 250
 INGEST = {asset.key.to_user_string(): [asset] for asset in resource_assets}
-DAY_FIELD = {"appointments": "scheduled_time", "transactions": "date", "documents": "date"}
 
 
 class Morning:
@@ -121,7 +121,7 @@ class Morning:
 def records_by_day(resource: str, records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     days: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        days[record[DAY_FIELD[resource]][:10]].append(record)
+        days[record[DAY_FIELDS[resource]][:10]].append(record)
     return days
 
 
@@ -145,6 +145,6 @@ def incremental_floor(sandbox: SandboxServer, since: dt.datetime, until: dt.date
     for doctor in practice.current("doctors"):
         cost += _pages(sum(1 for line in lines if line["doctor"] == doctor["id"]))
     for spec in RESOURCES:
-        if spec.name not in DAY_FIELD:
+        if spec.name not in DAY_FIELDS:
             cost += _pages(len(practice.current(spec.name)))
     return cost

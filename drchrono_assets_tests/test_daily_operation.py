@@ -21,6 +21,7 @@ import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
+from drchrono_assets.sandbox.resources import DAY_FIELDS
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
@@ -28,7 +29,7 @@ from drchrono_assets_tests.assets_support import (
     read_partition,
 )
 from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
-from drchrono_assets_tests.simulation import DAY_FIELD, Morning, incremental_floor, records_by_day
+from drchrono_assets_tests.simulation import Morning, incremental_floor, records_by_day
 
 TIMEZONE = "UTC"
 START = dt.date(2024, 1, 1)
@@ -57,7 +58,7 @@ def test_ninety_mornings_keep_every_partition_exact(tmp_path, monkeypatch) -> No
         last = (now.date() - dt.timedelta(days=1)).isoformat()
         days = [(START + dt.timedelta(days=n)).isoformat() for n in range(MORNINGS)]
         for spec in RESOURCES:
-            if spec.name not in DAY_FIELD:
+            if spec.name not in DAY_FIELDS:
                 continue
             current = records_by_day(spec.name, practice.current(spec.name))
             for day in days:

@@ -38,6 +38,7 @@ from drchrono_assets.sandbox.generate.base import ref
 from drchrono_assets.sandbox.generate.size import PracticeSize
 from drchrono_assets.sandbox.oauth_server import OAuthState
 from drchrono_assets.sandbox.practice import Practice
+from drchrono_assets.sandbox.resources import BY_NAME
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = DEFAULTS.start, DEFAULTS.end
@@ -1284,7 +1285,8 @@ def test_list_selections_are_remembered_until_a_write() -> None:
 
     def select(resource: str, query: str) -> list[str]:
         with practice.lock:
-            return [r["id"] for r in filters.select(practice, resource, QueryParams(query))]
+            selected = filters.select(practice, BY_NAME[resource], QueryParams(query))
+            return [r["id"] for r in selected]
 
     first = select("appointments", f"date={day}")
     assert first and select("appointments", f"date={day}&page_size=5&cursor=bzo1") == first

@@ -29,7 +29,8 @@ from drchrono_assets.sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
 from drchrono_assets.sandbox.middleware import SandboxMiddleware
 from drchrono_assets.sandbox.oauth_server import OAuthError
 from drchrono_assets.sandbox.pagination import paginate
-from drchrono_assets.sandbox.practice import RESOURCES, ConflictError
+from drchrono_assets.sandbox.practice import ConflictError
+from drchrono_assets.sandbox.resources import BY_NAME, RESOURCES
 from drchrono_assets.sandbox.state import SandboxState
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -157,13 +158,13 @@ class _Routes:
 
     async def collection(self, request: Request) -> Response:
         """`GET` a page of a resource; `POST` creates appointments and documents."""
-        resource = request.path_params["resource"]
-        if resource not in RESOURCES:
+        resource = BY_NAME.get(request.path_params["resource"])
+        if resource is None:
             return _error(NOT_FOUND, 404)
         if request.method == "POST":
-            if resource == "appointments":
+            if resource.name == "appointments":
                 return await self.create_appointment(request)
-            if resource == "documents":
+            if resource.name == "documents":
                 return await self.create_document(request)
             return _error({"detail": 'Method "POST" not allowed.'}, 405)
         practice = self.state.practice

@@ -14,12 +14,15 @@ import bisect
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.datastructures import QueryParams
 
-from drchrono_assets.sandbox.generate.base import ref
-from drchrono_assets.sandbox.practice import Practice, Record
+from drchrono_assets.sandbox.generate.base import Record, ref
+
+if TYPE_CHECKING:  # both import this module (the practice by way of the resource table)
+    from drchrono_assets.sandbox.practice import Practice
+    from drchrono_assets.sandbox.resources import SandboxResource
 
 #: Widest `date_range` accepted for appointments, in days between its two dates.
 MAX_DATE_RANGE_DAYS = 190
@@ -29,6 +32,10 @@ PAGING_PARAMS = ("cursor", "page_size")
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 T = TypeVar("T")
+
+
+#: A list's filters: the records of a practice that a query's parameters keep.
+Selector = Callable[["Practice", "Params"], Iterable[Record]]
 
 
 class QueryError(Exception):
@@ -74,7 +81,7 @@ def parse_date_range(text: str) -> tuple[date, date]:
     return start, end
 
 
-class _Params:
+class Params:
     """Reads parameters, collecting every error before raising them together."""
 
     def __init__(self, params: QueryParams) -> None:
@@ -116,7 +123,7 @@ def _updated_since(
     return lambda record: (stamp := updated.get(record["id"])) is not None and stamp >= since
 
 
-def _appointments(practice: Practice, p: _Params) -> Iterable[Record]:
+def appointments(practice: Practice, p: Params) -> Iterable[Record]:
     on = p.day("date")
     span = p.get("date_range", parse_date_range, "")
     since = p.since()
@@ -163,7 +170,7 @@ def _start(record: Record) -> str:
     return record["scheduled_time"]
 
 
-def _appointment_templates(practice: Practice, p: _Params) -> Iterable[Record]:
+def appointment_templates(practice: Practice, p: Params) -> Iterable[Record]:
     # Templates repeat every week, so every template is available in any week.
     p.day("available")
     office = p.integer("office")
@@ -184,7 +191,7 @@ def _week_day(text: str) -> int:
     return value
 
 
-def _documents(practice: Practice, p: _Params) -> Iterable[Record]:
+def documents(practice: Practice, p: Params) -> Iterable[Record]:
     doctor, patient, since = p.integer("doctor"), p.integer("patient"), p.since()
     p.check()
     recent = _updated_since(practice, "documents", since)
@@ -203,7 +210,7 @@ def _gender(text: str) -> str:
     return text
 
 
-def _patients(practice: Practice, p: _Params) -> Iterable[Record]:
+def patients(practice: Practice, p: Params) -> Iterable[Record]:
     doctor, since = p.integer("doctor"), p.since()
     born = p.day("date_of_birth")
     gender = p.get("gender", _gender, "Select one of Male, Female or Other.")
@@ -226,7 +233,7 @@ def _patients(practice: Practice, p: _Params) -> Iterable[Record]:
             yield record
 
 
-def _transactions(practice: Practice, p: _Params) -> Iterable[Record]:
+def transactions(practice: Practice, p: Params) -> Iterable[Record]:
     doctor, since = p.integer("doctor"), p.since()
     if doctor is None and "doctor" not in p.errors:
         p.errors["doctor"] = ["This field is required."]
@@ -237,28 +244,19 @@ def _transactions(practice: Practice, p: _Params) -> Iterable[Record]:
             yield record
 
 
-_FILTERS: dict[str, Callable[[Practice, _Params], Iterable[Record]]] = {
-    "appointments": _appointments,
-    "appointment_templates": _appointment_templates,
-    "documents": _documents,
-    "patients": _patients,
-    "transactions": _transactions,
-}
-
-
-def select(practice: Practice, resource: str, params: QueryParams) -> list[Record]:
+def select(practice: Practice, resource: SandboxResource, params: QueryParams) -> list[Record]:
     """The records of `resource` that the query's filters keep, in list order.
 
     Call with `practice.lock` held: the records are the live ones. Raises
     `QueryError` for missing or malformed parameters. The selection is remembered
     (`Practice.memo`) for the query's next pages, which differ only in paging.
     """
-    selector = _FILTERS.get(resource)
+    selector = resource.select
     if selector is None:
-        return list(practice.resource(resource))
+        return list(practice.resource(resource.name))
     # In the order given: of a repeated parameter, the last one counts.
     query = tuple((k, v) for k, v in params.multi_items() if k not in PAGING_PARAMS)
     selected = practice.memo(
-        ("select", resource, query), lambda: list(selector(practice, _Params(params)))
+        ("select", resource.name, query), lambda: list(selector(practice, Params(params)))
     )
     return list(selected)  # the caller's own list: the remembered one is shared

@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from drchrono_assets.sandbox import charges, evolution
 from drchrono_assets.sandbox.clock import SandboxClock
@@ -36,25 +36,12 @@ from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.generate import generate
 from drchrono_assets.sandbox.generate.base import MEDIA_ROOT, Record, appointment_order, ts
 from drchrono_assets.sandbox.history import Change
+from drchrono_assets.sandbox.resources import RESOURCES
 
 T = TypeVar("T")
 
 #: How many results `memo` keeps (one per query a client is paging through).
 MEMO_ENTRIES = 16
-
-#: The ten list resources of the API, in the reference's order.
-RESOURCES: tuple[str, ...] = (
-    "appointments",
-    "appointment_profiles",
-    "appointment_templates",
-    "doctors",
-    "documents",
-    "offices",
-    "patients",
-    "reminder_profiles",
-    "users",
-    "transactions",
-)
 
 _REMINDER_UNITS = {
     "minutes": timedelta(minutes=1),
@@ -76,23 +63,6 @@ class StoredFile:
     content_type: str
 
 
-class _Served:
-    """`practice.<resource>`: the records served now, in list order (the live list when
-    frozen; a cached view when evolving, to read only)."""
-
-    def __set_name__(self, owner: type[Practice], name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, practice: None, owner: type[Practice]) -> _Served: ...
-
-    @overload
-    def __get__(self, practice: Practice, owner: type[Practice]) -> list[Record]: ...
-
-    def __get__(self, practice: Practice | None, owner: type[Practice]) -> _Served | list[Record]:
-        return self if practice is None else practice.resource(self.name)
-
-
 class Practice:
     """The deterministic synthetic practice and its in-memory store.
 
@@ -100,17 +70,6 @@ class Practice:
     evolves: its `clock` turns evolving mode on, starting at that instant; `self.clock`
     moves it (see `SandboxClock`).
     """
-
-    appointments = _Served()
-    appointment_profiles = _Served()
-    appointment_templates = _Served()
-    doctors = _Served()
-    documents = _Served()
-    offices = _Served()
-    patients = _Served()
-    reminder_profiles = _Served()
-    users = _Served()
-    transactions = _Served()
 
     def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
         self.config = config
@@ -156,6 +115,13 @@ class Practice:
                 view = self._timeline.view(name, at or self.clock.local_now())
                 return view.records, view.updated
             return self._records[name], self._updated_at.get(name, {})
+
+    def __getattr__(self, name: str) -> list[Record]:
+        """`practice.<resource>`: the records served now, in list order (the live list
+        when frozen; a cached view when evolving, to read only)."""
+        if name in RESOURCES:
+            return self.resource(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def resource(self, name: str) -> list[Record]:
         """The records of one resource served now, in list order (read only)."""
