@@ -105,26 +105,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    """The sandbox the command line asks for."""
-    return SandboxConfig(
-        seed=args.seed,
-        start=args.start,
-        end=args.end,
-        size=dataclasses.replace(args.size, patients=args.patients) if args.patients else args.size,
-        clock=args.clock,
-        timezone=args.timezone,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        refresh_token=args.refresh_token,
-        access_token_ttl=args.access_token_ttl,
-        access_token_max_uses=args.access_token_max_uses,
-        latency_ms=args.latency_ms,
-        requests_per_hour=args.requests_per_hour,
-        chaos=args.chaos,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-    )
+    """The sandbox the command line asks for: each flag sets the field of its name (those
+    without a flag, `today` and `http`, keep their defaults)."""
+    flags = vars(args)
+    names = [field.name for field in dataclasses.fields(SandboxConfig)]
+    settings = {name: flags[name] for name in names if name in flags}
+    if args.patients:
+        settings["size"] = dataclasses.replace(args.size, patients=args.patients)
+    return SandboxConfig(**settings)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -121,11 +121,9 @@ def posted_amounts(price: Decimal, quantity: float, *, self_pay: bool) -> dict[s
     """The money fields of a line as posted, before adjudication: billed in full, nothing
     paid, owed by the insurance (or, when there is none, by the patient)."""
     billed = q(price * quantity_decimal(quantity))
-    return _amounts(
-        price=price,
-        billed=billed,
-        allowed=billed,
-        ins=(ZERO, ZERO, ZERO),
+    return _unadjusted(
+        price,
+        billed,
         pt_paid=ZERO,
         balance_ins=ZERO if self_pay else billed,
         balance_pt=billed if self_pay else ZERO,
@@ -153,15 +151,7 @@ def line_amounts(
         # Nobody to bill but the patient: no contractual adjustment.
         if status != "Paid in Full":
             return posted
-        return _amounts(
-            price=price,
-            billed=billed,
-            allowed=billed,
-            ins=(ZERO, ZERO, ZERO),
-            pt_paid=billed,
-            balance_ins=ZERO,
-            balance_pt=ZERO,
-        )
+        return _unadjusted(price, billed, pt_paid=billed, balance_ins=ZERO, balance_pt=ZERO)
     if status not in PAID_STATUSES:
         # Denied and pending lines: nothing adjudicated, the whole amount sits with insurance.
         return posted
@@ -192,6 +182,21 @@ def line_amounts(
         pt_paid=pt_paid,
         balance_ins=ins_part - sum(ins, ZERO),
         balance_pt=pt_resp - pt_paid,
+    )
+
+
+def _unadjusted(
+    price: Decimal, billed: Decimal, *, pt_paid: Decimal, balance_ins: Decimal, balance_pt: Decimal
+) -> dict[str, Decimal]:
+    """Every money field of a line no payer has adjusted or paid: allowed as billed."""
+    return _amounts(
+        price=price,
+        billed=billed,
+        allowed=billed,
+        ins=(ZERO, ZERO, ZERO),
+        pt_paid=pt_paid,
+        balance_ins=balance_ins,
+        balance_pt=balance_pt,
     )
 
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from drchrono_assets.sandbox.filters import parse_date, parse_timestamp
-from drchrono_assets.sandbox.generate.base import ref, ts
+from drchrono_assets.sandbox.generate.base import Record, ref, ts
 from drchrono_assets.sandbox.generate.calendar import APPOINTMENT_STATUSES
-from drchrono_assets.sandbox.practice import Practice, Record
+from drchrono_assets.sandbox.practice import Practice
 
 _PATH = re.compile(r"^(?:https?://[^/]+)?/api/(?P<resource>[a-z_]+)/(?P<id>[^/]+)/?$")
 _TEXT_FIELDS = ("color", "reason", "notes", "blood_pressure", "icd9_codes")
 REQUIRED = "This field is required."
+T = TypeVar("T")
 
 
 class ValidationError(Exception):
@@ -81,27 +83,25 @@ class _Fields:
             return None
         return number
 
-    def timestamp(self, name: str) -> datetime | None:
+    def parsed(self, name: str, parse: Callable[[str], T], message: str) -> T | None:
+        """A required field read by `parse`; `message` when it cannot be."""
         value = self.payload.get(name)
         if _blank(value):
             self.fail(name, REQUIRED)
             return None
         try:
-            return parse_timestamp(str(value))
+            return parse(str(value))
         except ValueError:
-            self.fail(name, "Datetime has wrong format. Use YYYY-MM-DDThh:mm[:ss].")
+            self.fail(name, message)
             return None
 
+    def timestamp(self, name: str) -> datetime | None:
+        return self.parsed(
+            name, parse_timestamp, "Datetime has wrong format. Use YYYY-MM-DDThh:mm[:ss]."
+        )
+
     def day(self, name: str) -> date | None:
-        value = self.payload.get(name)
-        if _blank(value):
-            self.fail(name, REQUIRED)
-            return None
-        try:
-            return parse_date(str(value))
-        except ValueError:
-            self.fail(name, "Date has wrong format. Use YYYY-MM-DD.")
-            return None
+        return self.parsed(name, parse_date, "Date has wrong format. Use YYYY-MM-DD.")
 
     def text(self, name: str, *, required: bool = False) -> str | None:
         value = self.payload.get(name)
