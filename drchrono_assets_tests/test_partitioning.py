@@ -4,6 +4,7 @@ import datetime as dt
 
 import pyarrow as pa
 
+from drchrono_assets.assets.extraction import resolve_queries
 from drchrono_assets.catalog.endpoints import APPOINTMENTS, DOCTORS, DOCUMENTS, TRANSACTIONS
 from drchrono_assets.partitions import DayWindow
 
@@ -26,23 +27,26 @@ def test_window_chunks_cover_the_window_without_overlap() -> None:
 
 def test_appointments_one_date_range_per_190_days() -> None:
     rule = APPOINTMENTS.rule
-    assert rule.queries(DayWindow(dt.date(2024, 3, 5), dt.date(2024, 3, 5)), Doctors()) == [
-        {"date": "2024-03-05"}
+    day = DayWindow(dt.date(2024, 3, 5), dt.date(2024, 3, 5))
+    assert resolve_queries(rule.queries(day), Doctors()) == [{"date": "2024-03-05"}]
+    assert resolve_queries(rule.queries(MARCH), Doctors()) == [
+        {"date_range": "2024-03-01/2024-03-31"}
     ]
-    assert rule.queries(MARCH, Doctors()) == [{"date_range": "2024-03-01/2024-03-31"}]
     year = DayWindow(dt.date(2024, 1, 1), dt.date(2024, 12, 31))
-    assert [q["date_range"] for q in rule.queries(year, Doctors())] == [
+    assert [q["date_range"] for q in resolve_queries(rule.queries(year), Doctors())] == [
         "2024-01-01/2024-07-08",
         "2024-07-09/2024-12-31",
     ]
 
 
 def test_transactions_one_since_sweep_per_doctor() -> None:
-    assert TRANSACTIONS.rule.queries(MARCH, Doctors()) == [
+    assert resolve_queries(TRANSACTIONS.rule.queries(MARCH), Doctors()) == [
         {"since": "2024-03-01T00:00:00", "doctor": 101},
         {"since": "2024-03-01T00:00:00", "doctor": 102},
     ]
-    assert DOCUMENTS.rule.queries(MARCH, Doctors()) == [{"since": "2024-03-01T00:00:00"}]
+    assert resolve_queries(DOCUMENTS.rule.queries(MARCH), Doctors()) == [
+        {"since": "2024-03-01T00:00:00"}
+    ]
 
 
 def test_dated_rows_are_kept_by_their_day_and_outside_days_dropped() -> None:

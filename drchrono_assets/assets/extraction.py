@@ -1,5 +1,5 @@
 """Fetch one resource with the fewest requests: a window of days as Arrow tables per day, or
-what changed since a given time."""
+what changed since a given time. The partition rules plan the queries; this sends them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from drchrono_assets.api import DrchronoClient
 from drchrono_assets.catalog import ResourceSpec
-from drchrono_assets.catalog.partition_rules import Query
+from drchrono_assets.catalog.partition_rules import Query, QueryPlan
 from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
 from drchrono_assets.errors import SchemaChangedError
 from drchrono_assets.partitions import DayWindow
@@ -27,10 +27,21 @@ class Fetched:
     answered_at: dt.datetime | None  # the API's time when the first query's first page left
 
 
+def resolve_queries(plan: QueryPlan, client: DrchronoClient) -> list[Query]:
+    """The plan's queries, each once per record of its fan-out's path (listed once)."""
+    if plan.fan_out is None:
+        return list(plan.queries)
+    parameter, path = plan.fan_out
+    parents = client.list_records(path)
+    return [{**query, parameter: parent["id"]} for query in plan.queries for parent in parents]
+
+
 def fetch(
-    spec: ResourceSpec, client: DrchronoClient, queries: list[Query], log: logging.Logger
+    spec: ResourceSpec, client: DrchronoClient, plan: QueryPlan, log: logging.Logger
 ) -> Fetched:
-    """Run ``queries`` against ``spec``'s endpoint; separate queries go side by side."""
+    """Run the queries of ``plan`` against ``spec``'s endpoint; separate queries go side by
+    side."""
+    queries = resolve_queries(plan, client)
     # Each query pages sequentially (cursors).
     parallel = client.config.max_parallel_requests
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(queries)))) as pool:
@@ -49,7 +60,7 @@ def extract(
 ) -> dict[str, pa.Table]:
     """One table per day of ``window`` (empty days included), each with ``spec.schema``."""
     taken_at = dt.datetime.now(dt.UTC)
-    fetched = fetch(spec, client, spec.rule.queries(window, client), log)
+    fetched = fetch(spec, client, spec.rule.queries(window), log)
     # Ordered once: each day's slice keeps the order (a snapshot is one table for all days).
     return spec.rule.split(spec.in_key_order(fetched.table), window, taken_at)
 

@@ -3,13 +3,13 @@
 A run covers a window of days (one day, or a whole backfill with ``BackfillPolicy.single_run``).
 Each rule turns the window into the fewest queries the API allows, then assigns the rows it
 got back to days. The request count is the cost: the API allows a practice a few hundred
-requests an hour.
+requests an hour. Rules only plan: they send no request (a fan-out over the values of a
+required filter is declared, and the extractor resolves it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,12 +21,16 @@ from drchrono_assets.partitions import DayWindow
 Query = dict[str, Any]
 
 
-class PageSource(Protocol):
-    """What a rule needs from the API client."""
+@dataclass(frozen=True)
+class QueryPlan:
+    """The queries a rule asks for.
 
-    def list_records(
-        self, path: str, params: Mapping[str, Any] | None = None
-    ) -> list[Mapping[str, Any]]: ...
+    With a ``fan_out`` = (filter, path), each query is sent once per record that ``path``
+    lists, with that record's ``id`` as ``filter`` (transactions require ``doctor``).
+    """
+
+    queries: tuple[Query, ...]
+    fan_out: tuple[str, str] | None = None
 
 
 class PartitionRule(Protocol):
@@ -37,9 +41,9 @@ class PartitionRule(Protocol):
     extra_fields: tuple[pa.Field, ...]  # columns the rule adds to the API's
     captures_changes: bool  # whether ``change_queries`` can tell what changed
 
-    def queries(self, window: DayWindow, api: PageSource) -> list[Query]: ...
+    def queries(self, window: DayWindow) -> QueryPlan: ...
 
-    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
+    def change_queries(self, since: str) -> QueryPlan | None:
         """Queries for the records updated since ``since`` (practice-local ISO time), or None
         when the API cannot tell what changed (the resource is then a daily snapshot)."""
         ...
@@ -77,16 +81,18 @@ class ScheduledOn(_DatedRows):
     def summary(self) -> str:
         return f"partition D = records whose `{self.day_column}` falls on D"
 
-    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
-        return [
-            {"date": chunk.first.isoformat()}
-            if chunk.first == chunk.last
-            else {"date_range": f"{chunk.first.isoformat()}/{chunk.last.isoformat()}"}
-            for chunk in window.chunks(self.max_window_days)
-        ]
+    def queries(self, window: DayWindow) -> QueryPlan:
+        return QueryPlan(
+            tuple(
+                {"date": chunk.first.isoformat()}
+                if chunk.first == chunk.last
+                else {"date_range": f"{chunk.first.isoformat()}/{chunk.last.isoformat()}"}
+                for chunk in window.chunks(self.max_window_days)
+            )
+        )
 
-    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
-        return [{"since": since}]
+    def change_queries(self, since: str) -> QueryPlan:
+        return QueryPlan(({"since": since},))
 
 
 @dataclass(frozen=True)
@@ -111,14 +117,11 @@ class DatedSinceSweep(_DatedRows):
     def summary(self) -> str:
         return f"partition D = records whose `{self.day_column}` falls on D (`since` sweep)"
 
-    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
-        return self.change_queries(dt.datetime.combine(window.first, dt.time()).isoformat(), api)
+    def queries(self, window: DayWindow) -> QueryPlan:
+        return self.change_queries(dt.datetime.combine(window.first, dt.time()).isoformat())
 
-    def change_queries(self, since: str, api: PageSource) -> list[Query]:
-        if self.fan_out is None:
-            return [{"since": since}]
-        parameter, path = self.fan_out
-        return [{"since": since, parameter: record["id"]} for record in api.list_records(path)]
+    def change_queries(self, since: str) -> QueryPlan:
+        return QueryPlan(({"since": since},), self.fan_out)
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,10 @@ class Snapshot:
     )
     captures_changes: bool = False
 
-    def queries(self, window: DayWindow, api: PageSource) -> list[Query]:
-        return [{}]
+    def queries(self, window: DayWindow) -> QueryPlan:
+        return QueryPlan(({},))
 
-    def change_queries(self, since: str, api: PageSource) -> list[Query] | None:
+    def change_queries(self, since: str) -> None:
         return None
 
     def split(

@@ -124,7 +124,7 @@ def _plan(
     for spec in RESOURCES:
         if not spec.rule.captures_changes:
             continue
-        fetched = fetch(spec, client, spec.rule.change_queries(since, client), log)
+        fetched = fetch(spec, client, spec.rule.change_queries(since), log)
         if fetched.answered_at is not None:
             answered.append(fetched.answered_at)
         changes = fetched.table
