@@ -33,8 +33,8 @@ def _scenario(
     import dagster as dg
 
     from drchrono_assets.assets import resource_assets
+    from drchrono_assets.day_window import DayWindow
     from drchrono_assets.io_managers import HiveParquetIOManager
-    from drchrono_assets.partitions import DayWindow
     from drchrono_assets.resources import DrchronoApiResource
 
     resources = {

@@ -13,8 +13,8 @@ from upath import UPath
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.resources import DAY_FIELDS
 

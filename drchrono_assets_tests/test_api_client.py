@@ -16,6 +16,7 @@ import requests
 from drchrono_assets.api import ReminderConflictError
 from drchrono_assets.api.client import MAX_REFRESHES_PER_REQUEST
 from drchrono_assets.assets import resource_assets
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import (
     ApiRequestError,
     ConfigurationError,
@@ -23,7 +24,6 @@ from drchrono_assets.errors import (
     TokenRejectedError,
 )
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests import assets_support

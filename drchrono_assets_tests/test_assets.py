@@ -13,9 +13,9 @@ import pytest
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ConfigurationError, MalformedPageError, SchemaChangedError
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,

@@ -18,8 +18,8 @@ from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
 from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets_tests.billing_oracle import VISITS, line_owners
 from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
 

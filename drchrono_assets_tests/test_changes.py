@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 
 from drchrono_assets.catalog.records import records_to_table
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.sync.changes import (
     dated_after,
     day_ranges,

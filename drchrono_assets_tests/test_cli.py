@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets_tests.assets_support import partition_file
 from drchrono_assets_tests.conftest import subprocess_env
 

@@ -9,8 +9,8 @@ import dagster as dg
 from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.definitions import defs
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets_tests.assets_support import read_partition
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served

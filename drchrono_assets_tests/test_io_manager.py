@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from upath import UPath
 
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 from drchrono_assets.io_managers.hive_dataset import remove_abandoned_files
-from drchrono_assets.partitions import DayWindow
 
 days = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-10")
 SCHEMA = pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))])

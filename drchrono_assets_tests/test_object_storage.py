@@ -29,8 +29,8 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sync.changes import stored_days

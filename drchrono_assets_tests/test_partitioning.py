@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from drchrono_assets.assets.extraction import resolve_queries
 from drchrono_assets.catalog.endpoints import APPOINTMENTS, DOCTORS, DOCUMENTS, TRANSACTIONS
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
 
 MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
 

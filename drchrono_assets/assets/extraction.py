@@ -15,8 +15,8 @@ from drchrono_assets.api import DrchronoClient
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.catalog.partition_rules import Query, QueryPlan
 from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import SchemaChangedError
-from drchrono_assets.partitions import DayWindow
 
 
 @dataclass(frozen=True)

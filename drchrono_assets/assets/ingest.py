@@ -8,8 +8,9 @@ import pyarrow as pa
 from drchrono_assets.assets.extraction import extract
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow, daily_partitions
+from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sync.changes import (
     MERGE_TAG,

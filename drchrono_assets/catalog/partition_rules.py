@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from drchrono_assets.catalog.fields import SNAPSHOT_AT, column
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
 
 Query = dict[str, Any]
 

@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from drchrono_assets.catalog import ResourceSpec
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.io_managers.hive_dataset import (
     STAGING_FOLDER,
     parquet_bytes,
     write_atomically,
 )
-from drchrono_assets.partitions import DayWindow
 
 # The API's GET data "may be several seconds old": each sweep starts this much before the
 # previous one's API time, so nothing updated meanwhile slips between two sweeps.

@@ -25,9 +25,10 @@ from drchrono_assets import settings
 from drchrono_assets.api import DrchronoClient
 from drchrono_assets.assets.extraction import fetch
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
-from drchrono_assets.partitions import DayWindow, daily_partitions
+from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sync.changes import (
     MERGE_TAG,
