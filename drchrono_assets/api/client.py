@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pydantic
@@ -29,13 +29,16 @@ from drchrono_assets import settings
 from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet, TokenStore, open_token_store
-from drchrono_assets.catalog.records import JsonRecord
 from drchrono_assets.errors import (
     ApiRequestError,
     ConfigurationError,
     MalformedPageError,
     TokenRejectedError,
 )
+
+if TYPE_CHECKING:
+    # Only annotations use it: importing the catalog at run time would import Dagster.
+    from drchrono_assets.catalog.records import JsonRecord
 
 BASE_URL_VARIABLE = "DRCHRONO_BASE_URL"
 # The Dagster resource takes these as EnvVar references so values never reach run config or
