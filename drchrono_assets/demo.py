@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.dataset as ds
+from upath import UPath
 
 from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.partitions import DayWindow
+from drchrono_assets.day_window import DayWindow
+from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.sandbox import SandboxServer
 
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
@@ -48,7 +49,7 @@ def main() -> None:
     window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
     print(f"drchrono_assets demo: every asset for {args.first}...{args.last}")
     started = time.monotonic()
-    with SandboxServer(start=dt.date(2024, 1, 1), end=dt.date(2024, 6, 30)) as sandbox:
+    with SandboxServer() as sandbox:
         print(f"  sandbox drchrono API at {sandbox.url} (synthetic practice, no credentials)")
         print(f"  dagster asset materialize ... (full log: {log_path})", flush=True)
         env = {
@@ -56,7 +57,7 @@ def main() -> None:
             **sandbox.env(),
             "DAGSTER_HOME": str(dagster_home),
             "DRCHRONO_DATA_ROOT": str(data_root),
-            "DRCHRONO_START_DATE": "2024-01-01",
+            "DRCHRONO_START_DATE": sandbox.config.start.isoformat(),
             "DRCHRONO_TOKEN_STORE": str(dagster_home / "sandbox-tokens.json"),
         }
         command = [
@@ -74,12 +75,12 @@ def main() -> None:
     print(f"  done in {seconds:.0f} s with {requests} API requests\n")
     print(f"Datasets under {data_root}:")
     for name in [spec.name for spec in RESOURCES] + ["billing_report"]:
-        folder = data_root / name
-        dataset = ds.dataset(folder, format="parquet", partitioning="hive")
-        rows = dataset.count_rows(filter=ds.field("date").isin(window.partition_keys))
-        print(f"  {name:<22} {rows:>6} rows  {folder.name}/date=*/part-0.parquet")
-    aging = data_root / "ar_aging" / "part-0.parquet"
-    print(f"  {'ar_aging':<22} {ds.dataset(aging).count_rows():>6} rows  ar_aging/part-0.parquet")
+        dataset = HiveDataset(UPath(data_root), name)
+        rows = dataset.read(window.partition_keys, columns=[]).num_rows
+        print(f"  {name:<22} {rows:>6} rows  {dataset.glob.relative_to(data_root)}")
+    aging = HiveDataset(UPath(data_root), "ar_aging")
+    rows = aging.read([None]).num_rows
+    print(f"  {'ar_aging':<22} {rows:>6} rows  {aging.file().relative_to(data_root)}")
     print(f"  {'bi_duckdb':<22} {'':>11} {DATABASE_NAME} (views for BI tools)")
     print("\nChecks on billing_report:")
     for line in _check_verdicts(dagster_home):

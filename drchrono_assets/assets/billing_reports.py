@@ -11,8 +11,9 @@ from drchrono_assets.billing.report import (
     doctor_summary_markdown,
 )
 from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import DayWindow, daily_partitions
+from drchrono_assets.partitions import daily_partitions
 
 GROUP = "billing"
 # Any partition whose appointments, transactions or doctors were re-materialized is

@@ -1,7 +1,5 @@
 """The asset factory: one daily-partitioned asset per drchrono resource in the catalog."""
 
-import warnings
-
 import dagster as dg
 import pyarrow as pa
 
@@ -38,13 +36,7 @@ def _description(spec: ResourceSpec) -> str:
 
 def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
     """A daily-partitioned asset that fetches ``spec`` for all partitions of a run at once."""
-    with warnings.catch_warnings():
-        # backfill_policy is beta; single-run backfills are the point of this design.
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return _resource_asset(spec)
 
-
-def _resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
         description=_description(spec),
