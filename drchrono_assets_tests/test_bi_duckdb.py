@@ -150,3 +150,23 @@ def test_views_read_the_data_under_a_root_with_an_apostrophe(
         rows = db.execute("SELECT id, date FROM appointments").fetchall()
         assert db.execute("SELECT count(*) FROM ar_aging").fetchall() == [(0,)]
     assert served and sorted(rows) == sorted((id_, dt.date(2024, 3, 5)) for id_ in served)
+
+
+def test_views_of_a_relative_data_root_work_from_any_folder(
+    quiet_sandbox, sandbox_env, tmp_path, monkeypatch
+) -> None:
+    """The default data root is ``./data``: the file must not depend on where it is opened."""
+    monkeypatch.chdir(tmp_path)
+    io_manager = HiveParquetIOManager(data_root="data")
+    appointments = next(node for node in resource_assets if node.key.path == ["appointments"])
+    assert dg.materialize(
+        [appointments],
+        resources={"drchrono": api_for(sandbox_env), "parquet_io_manager": io_manager},
+        partition_key="2024-03-05",
+    ).success
+    assert dg.materialize([bi_duckdb], resources={"parquet_io_manager": io_manager}).success
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with duckdb.connect(str(tmp_path / "data" / DATABASE_NAME), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM appointments").fetchall()[0][0] > 0

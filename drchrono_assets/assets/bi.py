@@ -11,7 +11,7 @@ from drchrono_assets import settings
 from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.errors import ConfigurationError
-from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 
 DATABASE_NAME = "drchrono.duckdb"
 PARTITIONED = [*resource_assets, billing_report]
@@ -38,16 +38,17 @@ def bi_duckdb(
             f"bi_duckdb writes a DuckDB file beside the data and needs a local "
             f"DRCHRONO_DATA_ROOT, not {root.protocol}://"
         )
+    # Absolute paths in the views: a BI tool opens the file from its own working folder.
     root = UPath(os.path.abspath(root.path))
     views = {}
     for node in PARTITIONED:
-        dataset = parquet_io_manager.dataset(node.key)
+        dataset = HiveDataset(root, node.key)
         if dataset.partition_keys():
             views[node.key.to_python_identifier()] = (
                 f"read_parquet({_sql_string(dataset.glob.path)}, hive_partitioning = true, "
                 f"hive_types = {{'{dataset.partition_column}': DATE}})"
             )
-    aging = parquet_io_manager.dataset(ar_aging.key).file()
+    aging = HiveDataset(root, ar_aging.key).file()
     if aging.exists():
         views[ar_aging.key.to_python_identifier()] = f"read_parquet({_sql_string(aging.path)})"
 
