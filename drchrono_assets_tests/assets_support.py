@@ -16,7 +16,7 @@ from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.resources import DAY_FIELDS
+from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 
 SPECS = {spec.name: spec for spec in RESOURCES}
 

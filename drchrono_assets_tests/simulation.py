@@ -16,7 +16,7 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.resources import DAY_FIELDS
+from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync.changes import day_ranges
 from drchrono_assets_tests.assets_support import every_asset
 from drchrono_assets_tests.conftest import api_for

@@ -21,7 +21,7 @@ import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
-from drchrono_assets.sandbox.resources import DAY_FIELDS
+from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,

@@ -38,7 +38,7 @@ from drchrono_assets.sandbox.generate.base import ref
 from drchrono_assets.sandbox.generate.size import PracticeSize
 from drchrono_assets.sandbox.oauth_server import OAuthState
 from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.resources import BY_NAME
+from drchrono_assets.sandbox.resource_table import BY_NAME
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = DEFAULTS.start, DEFAULTS.end

@@ -21,7 +21,7 @@ from drchrono_assets.sandbox.charges import is_consistent
 from drchrono_assets.sandbox.evolution import history_end
 from drchrono_assets.sandbox.generate.calendar import PAST_STATUS_WEIGHTS
 from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.resources import RESOURCES
+from drchrono_assets.sandbox.resource_table import RESOURCES
 from drchrono_assets_tests.conftest import authorization_code_token
 
 START, END = date(2024, 1, 1), date(2024, 3, 29)

@@ -30,7 +30,7 @@ from drchrono_assets.sandbox.middleware import SandboxMiddleware
 from drchrono_assets.sandbox.oauth_server import OAuthError
 from drchrono_assets.sandbox.pagination import paginate
 from drchrono_assets.sandbox.practice import ConflictError
-from drchrono_assets.sandbox.resources import BY_NAME, RESOURCES
+from drchrono_assets.sandbox.resource_table import BY_NAME, RESOURCES
 from drchrono_assets.sandbox.state import SandboxState
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -36,7 +36,7 @@ from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_assets.sandbox.generate import generate
 from drchrono_assets.sandbox.generate.base import MEDIA_ROOT, Record, appointment_order, ts
 from drchrono_assets.sandbox.history import Change
-from drchrono_assets.sandbox.resources import RESOURCES
+from drchrono_assets.sandbox.resource_table import RESOURCES
 
 T = TypeVar("T")
 
