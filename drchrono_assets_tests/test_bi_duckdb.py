@@ -127,11 +127,8 @@ def test_bi_database_needs_a_local_data_root() -> None:
         )
 
 
-def test_views_read_the_data_under_a_root_with_an_apostrophe(
-    quiet_sandbox, sandbox_env, tmp_path
-) -> None:
-    root = tmp_path / "o'brien" / "data"
-    io_manager = HiveParquetIOManager(data_root=str(root))
+def materialize_a_day_and_the_views(io_manager: HiveParquetIOManager, sandbox_env) -> None:
+    """Appointments of 2024-03-05, then ar_aging (none yet) and the DuckDB views."""
     appointments = next(node for node in resource_assets if node.key.path == ["appointments"])
     assert dg.materialize(
         [appointments],
@@ -141,6 +138,13 @@ def test_views_read_the_data_under_a_root_with_an_apostrophe(
     assert dg.materialize(
         [ar_aging, bi_duckdb], resources={"parquet_io_manager": io_manager}
     ).success
+
+
+def test_views_read_the_data_under_a_root_with_an_apostrophe(
+    quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    root = tmp_path / "o'brien" / "data"
+    materialize_a_day_and_the_views(HiveParquetIOManager(data_root=str(root)), sandbox_env)
     served = [
         a["id"]
         for a in quiet_sandbox.state.practice.appointments
@@ -157,14 +161,7 @@ def test_views_of_a_relative_data_root_work_from_any_folder(
 ) -> None:
     """The default data root is ``./data``: the file must not depend on where it is opened."""
     monkeypatch.chdir(tmp_path)
-    io_manager = HiveParquetIOManager(data_root="data")
-    appointments = next(node for node in resource_assets if node.key.path == ["appointments"])
-    assert dg.materialize(
-        [appointments],
-        resources={"drchrono": api_for(sandbox_env), "parquet_io_manager": io_manager},
-        partition_key="2024-03-05",
-    ).success
-    assert dg.materialize([bi_duckdb], resources={"parquet_io_manager": io_manager}).success
+    materialize_a_day_and_the_views(HiveParquetIOManager(data_root="data"), sandbox_env)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
