@@ -29,6 +29,7 @@ from drchrono_assets.sandbox import SandboxServer
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
 DEMO_WEEK = ("2024-03-04", "2024-03-08")
 LOG_NAME = "demo-run.log"
+CHECK_STEP = re.compile(r"^(\w+?)_\1_")
 STEP_DONE = re.compile(r'(STEP_SUCCESS|STEP_FAILURE) - .*step "([^"]+)"(?: in ([\d.]+m?s))?')
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     started = time.monotonic()
     with SandboxServer() as sandbox:
         print(f"  sandbox drchrono API at {sandbox.url} (synthetic practice, no credentials)")
-        print(f"  dagster asset materialize ... (full log: {log_path})", flush=True)
+        print(f"  dagster asset materialize, steps done: (full log: {log_path})", flush=True)
         env = {
             **os.environ,
             **sandbox.env(),
@@ -103,14 +104,36 @@ def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> bool
         ) as process,
     ):
         assert process.stdout is not None
+        progress = Progress()
         for line in process.stdout:
             log.write(line)
             step = STEP_DONE.search(line)
             if step:
-                verdict, name, took = step.groups()
-                status = "done" if verdict == "STEP_SUCCESS" else "FAILED"
-                print(f"    {name:<54} {status} {took or ''}", flush=True)
+                verdict, name, _ = step.groups()
+                # A check's step is keyed "<asset>_<check>"; its check names the asset already.
+                name = CHECK_STEP.sub(r"check \1_", name)
+                progress.add(name if verdict == "STEP_SUCCESS" else f"{name} FAILED")
+        progress.end()
     return process.returncode == 0
+
+
+class Progress:
+    """Finished steps, printed as they come, several to a line to keep the summary short."""
+
+    def __init__(self, indent: str = "    ", width: int = 96) -> None:
+        self.indent, self.width, self.column = indent, width, 0
+
+    def add(self, item: str) -> None:
+        if self.column and self.column + len(item) + 2 > self.width:
+            self.end()
+        text = f"{self.indent}{item}" if not self.column else f", {item}"
+        print(text, end="", flush=True)
+        self.column += len(text)
+
+    def end(self) -> None:
+        if self.column:
+            print(flush=True)
+            self.column = 0
 
 
 def _check_verdicts(dagster_home: Path) -> list[str]:

@@ -39,7 +39,7 @@ def test_demo_materializes_a_week_of_every_asset_and_reports_rows(demo_run) -> N
 
 def test_demo_output_fits_one_screen_with_the_full_log_one_file_away(demo_run) -> None:
     done, _ = demo_run
-    assert len(done.stdout.splitlines()) <= 50, done.stdout
+    assert len(done.stdout.splitlines()) <= 35, done.stdout
     assert "Warning" not in done.stdout + done.stderr
     (log_name,) = re.findall(r"full log: (\S+)\)", done.stdout)
     assert "RUN_SUCCESS" in Path(log_name).read_text()
