@@ -7,17 +7,17 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	@echo "Setting up $(VENV) with the package and its test tools (the first time: about a minute)..."
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
 	@echo "$(VENV) is ready."
 
 setup: $(VENV)/.installed
 
 # Materialize a week of every asset against the bundled sandbox API (no credentials needed).
 demo: setup
-	$(PY) -m drchrono_assets.demo
+	@$(PY) -m drchrono_assets.demo
 
 test: setup
 	bash .ci/system-deps
