@@ -8,6 +8,7 @@ import multiprocessing
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy
+from dagster._utils.concurrency import ConcurrencySlotStatus
 
 from drchrono_assets import settings
 from drchrono_assets.api.rate_budget import LEDGER_TABLE, RequestBudget, open_request_ledger
@@ -24,6 +26,7 @@ from drchrono_assets.api.shared_documents import PostgresDocument
 from drchrono_assets.api.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets.definitions import defs
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.instance.postgres_event_log import AtomicSlotPostgresEventLogStorage
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets_tests.assets_support import every_asset, materialize
@@ -62,7 +65,7 @@ def pg_instance(pg_home) -> Iterator[dg.DagsterInstance]:
 
 def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:
     assert type(pg_instance.run_storage).__name__ == "PostgresRunStorage"
-    assert type(pg_instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(pg_instance.event_log_storage) is AtomicSlotPostgresEventLogStorage
     assert type(pg_instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     assert pg_instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
     result = materialize(
@@ -116,6 +119,27 @@ def test_change_sensor_sweeps_and_advances_on_postgres(
     cursor = sync_sensor.SyncCursor.from_json(second.cursor)
     assert not second.run_requests and cursor.sweep is None and cursor.since > "2024-03-05"
     assert "2024-03-05" in pg_instance.get_materialized_partitions(dg.AssetKey("transactions"))
+
+
+def test_a_pool_slot_claimed_at_the_same_instant_goes_to_one_step(pg_instance) -> None:
+    """Two claims released together by a barrier, 200 times: one of them gets the slot."""
+    storage = pg_instance.event_log_storage
+    storage.set_concurrency_slots("drchrono_api", 1)
+    barrier = threading.Barrier(2)
+    claims: list[ConcurrencySlotStatus] = [ConcurrencySlotStatus.BLOCKED] * 2
+
+    def claim(index: int) -> None:
+        barrier.wait()
+        claims[index] = storage._claim_concurrency_slot("drchrono_api", "run", f"step_{index}")
+
+    for _ in range(200):
+        threads = [threading.Thread(target=claim, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert claims.count(ConcurrencySlotStatus.CLAIMED) == 1, "both steps took the one slot"
+        storage.free_concurrency_slots_for_run("run")
 
 
 def test_api_pool_lets_one_api_step_run_at_a_time(

@@ -1,0 +1,59 @@
+"""PostgreSQL event log storage whose pool slots are taken atomically.
+
+Dagster 1.13.27 claims a pool slot with ``SELECT ... FOR UPDATE SKIP LOCKED`` and then an
+``UPDATE``, on an autocommit connection: the row lock ends between the two statements, so
+two steps claiming at once can both take the one slot of ``drchrono_api``. Here the claim
+is one ``UPDATE`` that only takes a free slot, so exactly one of them gets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._serdes import ConfigurableClassData
+from dagster._utils.concurrency import ConcurrencySlotStatus
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+
+class AtomicSlotPostgresEventLogStorage(PostgresEventLogStorage):
+    """`PostgresEventLogStorage`, but a pool slot goes to one step only."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> AtomicSlotPostgresEventLogStorage:
+        # The parent's from_config_value builds the parent class by name.
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def _claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str
+    ) -> ConcurrencySlotStatus:
+        slots = ConcurrencySlotsTable.c
+        free_slot = (
+            sa.select(slots.id)
+            .where(slots.concurrency_key == concurrency_key)
+            .where(slots.step_key.is_(None))
+            .where(slots.deleted.is_(False))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            ConcurrencySlotsTable.update()
+            .where(slots.id == free_slot)
+            # Re-checked on the row's latest version, should another claim commit first.
+            .where(slots.step_key.is_(None))
+            .values(run_id=run_id, step_key=step_key)
+        )
+        with self.index_connection() as connection:
+            taken = connection.execute(claim).rowcount
+        return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
