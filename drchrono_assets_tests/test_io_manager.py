@@ -35,7 +35,11 @@ def charges(context: dg.AssetExecutionContext) -> dict[str, pa.Table]:
     }
 
 
-@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(
+    partitions_def=days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn("total")])},
+)
 def charge_totals(context: dg.AssetExecutionContext, charges: pd.DataFrame) -> dict[str, pa.Table]:
     """Loads every upstream partition of the run as one DataFrame."""
     context.add_output_metadata({"loaded_rows": len(charges)})
@@ -72,6 +76,15 @@ def test_writes_every_partition_of_a_range_and_reports_each(tmp_path: Path) -> N
     ]
     empty = pq.read_table(HiveDataset(UPath(tmp_path), "charges").file("2024-03-03").path)
     assert empty.num_rows == 0 and empty.schema == SCHEMA
+
+
+def test_a_declared_column_schema_is_not_repeated_in_each_days_event(tmp_path: Path) -> None:
+    result = run(tmp_path, "2024-03-01", "2024-03-06")
+    events = result.asset_materializations_for_node("charge_totals")
+    assert len(events) == 6
+    for event in events:
+        metadata = event.metadata
+        assert "dagster/column_schema" not in metadata and "dagster/row_count" in metadata
 
 
 def test_loads_a_range_as_one_dataframe_with_exact_decimals(tmp_path: Path) -> None:

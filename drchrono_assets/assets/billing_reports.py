@@ -10,7 +10,7 @@ from drchrono_assets.billing.report import (
     build_billing_report,
     doctor_summary_markdown,
 )
-from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import daily_partitions
@@ -33,7 +33,7 @@ FOLLOWS_UPSTREAM = (
     backfill_policy=dg.BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
     kinds={"duckdb", "parquet"},
-    metadata={"dagster/column_schema": dagster_table_schema(REPORT_SCHEMA)},
+    metadata={COLUMN_SCHEMA: dagster_table_schema(REPORT_SCHEMA)},
     automation_condition=FOLLOWS_UPSTREAM,
 )
 def billing_report(
@@ -76,7 +76,7 @@ def billing_report(
     backfill_policy=dg.BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
     kinds={"duckdb", "parquet"},
-    metadata={"dagster/column_schema": dagster_table_schema(AGING_SCHEMA)},
+    metadata={COLUMN_SCHEMA: dagster_table_schema(AGING_SCHEMA)},
     automation_condition=dg.AutomationCondition.eager(),
 )
 def ar_aging(

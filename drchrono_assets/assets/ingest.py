@@ -5,7 +5,7 @@ import pyarrow as pa
 
 from drchrono_assets.assets.extraction import extract
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
-from drchrono_assets.catalog.fields import dagster_table_schema
+from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import daily_partitions
@@ -47,7 +47,7 @@ def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         pool=API_POOL,
         kinds={"drchrono", "parquet"},
         metadata={
-            "dagster/column_schema": dagster_table_schema(spec.schema),
+            COLUMN_SCHEMA: dagster_table_schema(spec.schema),
             "api_path": spec.path,
             "primary_key": list(spec.primary_key),
             "partition_rule": spec.rule.summary,

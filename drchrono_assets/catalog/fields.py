@@ -84,6 +84,9 @@ def is_phi(field: pa.Field) -> bool:
     return (field.metadata or {}).get(PHI) == b"true"
 
 
+COLUMN_SCHEMA = "dagster/column_schema"  # the metadata key the UI lists columns from
+
+
 def dagster_table_schema(schema: pa.Schema) -> dg.TableSchema:
     """The column list the Dagster UI shows for a dataset; PHI columns say so."""
     return dg.TableSchema(
