@@ -49,14 +49,14 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
                 context.step_context.add_asset_metadata(metadata, partition_key=key)
             else:
                 context.add_output_metadata(metadata)
-        metadata = {"dagster/uri": str(dataset.folder), "partitions_written": len(tables)}
+        dataset_metadata = {"dagster/uri": str(dataset.folder), "partitions_written": len(tables)}
         # Output metadata is copied into each day's event, so a schema the asset declares is
         # not repeated 365 times in a year's backfill.
         if COLUMN_SCHEMA not in context.definition_metadata:
             # ``write`` checked that every partition has this schema.
             schema = next(iter(tables.values())).schema
-            metadata[COLUMN_SCHEMA] = dagster_table_schema(schema)
-        context.add_output_metadata(metadata)
+            dataset_metadata[COLUMN_SCHEMA] = dagster_table_schema(schema)
+        context.add_output_metadata(dataset_metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | pa.Table:
         keys: list[str | None] = (
