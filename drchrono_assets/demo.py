@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from drchrono_assets.sandbox import SandboxServer
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
 DEMO_WEEK = ("2024-03-04", "2024-03-08")
 LOG_NAME = "demo-run.log"
+LOCAL_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
 CHECK_STEP = re.compile(r"^(\w+?)_\1_")
 STEP_DONE = re.compile(r'(STEP_SUCCESS|STEP_FAILURE) - .*step "([^"]+)"(?: in ([\d.]+m?s))?')
 
@@ -42,9 +44,12 @@ def main() -> None:
 
     dagster_home = Path(".dagster_home").resolve()
     dagster_home.mkdir(exist_ok=True)
-    # An instance file of our own: Dagster's default local storage, without the notice that
-    # none was found.
-    (dagster_home / "dagster.yaml").touch()
+    # The local instance file (Dagster's SQLite storage, events stored in batches), unless
+    # the folder has one of its own already.
+    instance_file = dagster_home / "dagster.yaml"
+    if not instance_file.exists() or not instance_file.read_text().strip():
+        shutil.copy(LOCAL_INSTANCE, instance_file)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)  # the file names its folder by it
     data_root = Path(args.data_root).resolve()
     log_path = dagster_home / LOG_NAME
     window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
@@ -56,7 +61,6 @@ def main() -> None:
         env = {
             **os.environ,
             **sandbox.env(),
-            "DAGSTER_HOME": str(dagster_home),
             "DRCHRONO_DATA_ROOT": str(data_root),
             "DRCHRONO_START_DATE": sandbox.config.start.isoformat(),
             "DRCHRONO_TOKEN_STORE": str(dagster_home / "sandbox-tokens.json"),

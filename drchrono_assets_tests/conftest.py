@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from drchrono_assets.demo import LOCAL_INSTANCE
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
@@ -133,8 +135,15 @@ def api_client_process(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def local_dagster_home(folder: Path) -> Path:
+    """``folder`` as a DAGSTER_HOME with the shipped local instance file, as ``make demo`` sets
+    one up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(LOCAL_INSTANCE, folder / "dagster.yaml")
+    return folder
+
+
 def subprocess_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """The environment for a child process (the Dagster CLI, a second client)."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir(exist_ok=True)
+    dagster_home = local_dagster_home(tmp_path / "dagster_home")
     return {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}

@@ -15,6 +15,7 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
+from drchrono_assets_tests.conftest import local_dagster_home
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 RANGES = [("2024-02-01", "2024-02-21"), ("2024-02-22", "2024-03-13")]
@@ -43,8 +44,7 @@ def _backfill_by_two_processes(sandbox: SandboxServer, folder: Path) -> list[str
     }
     processes = []
     for first, last in RANGES:
-        home = folder / f"dagster_home_{first}"
-        home.mkdir(parents=True)
+        home = local_dagster_home(folder / f"dagster_home_{first}")
         command = [DAGSTER, "asset", "materialize", "-m", "drchrono_assets.definitions"]
         command += ["--select", "group:drchrono", "--partition-range", f"{first}...{last}"]
         processes.append(

@@ -10,7 +10,7 @@ from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
-from drchrono_assets_tests.conftest import subprocess_env
+from drchrono_assets_tests.conftest import local_dagster_home, subprocess_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 # A client process: ``list_records`` N times with the ``DRCHRONO_*`` environment.
@@ -138,7 +138,7 @@ def _materialize_process(
 ) -> subprocess.Popen:
     """``dagster asset materialize`` of the ten ingest assets, in a Dagster instance of its
     own (Dagster's local SQLite storage is not made for two processes creating it at once)."""
-    dagster_home.mkdir()
+    local_dagster_home(dagster_home)
     command = [DAGSTER, "asset", "materialize", "-m", "drchrono_assets.definitions"]
     command += ["--select", "group:drchrono", "--partition-range", f"{first}...{last}"]
     return subprocess.Popen(

@@ -1,1 +1,2 @@
-"""What the production Dagster instance loads from this package (named in deploy/dagster.yaml)."""
+"""What Dagster instances load from this package: the local one (deploy/local/dagster.yaml)
+and the production one (deploy/dagster.yaml)."""
