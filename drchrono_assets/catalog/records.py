@@ -109,6 +109,33 @@ def reference_id(path: str | None) -> int | None:
     return int(last)
 
 
+def _arrow_conversion(values: list[Any], type_: pa.DataType) -> pa.Array | None:
+    """``values`` as an array of ``type_`` by Arrow's own parsing, where that accepts no value
+    the JSON types would not (the Python types present are checked first); ``None`` where it
+    does not apply or fails, for the value-by-value conversion to decide and name the problem.
+    """
+    kinds = set(map(type, values)) - {type(None)}
+    try:
+        if kinds <= {str} and (
+            pa.types.is_string(type_)
+            or pa.types.is_timestamp(type_)
+            or pa.types.is_date(type_)
+            or pa.types.is_decimal(type_)
+        ):
+            # Arrow parses ISO 8601 and decimal strings in a subset of what Python accepts,
+            # to the same values, and refuses extra decimal places.
+            return pa.array(values, pa.string()).cast(type_)
+        if (kinds <= {int} and pa.types.is_integer(type_)) or (
+            kinds <= {bool} and pa.types.is_boolean(type_)
+        ):
+            return pa.array(values, type_)
+        if kinds <= {int, decimal.Decimal} and pa.types.is_decimal(type_):
+            return pa.array(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
+    return None
+
+
 def records_to_table(records: Sequence[JsonRecord], schema: pa.Schema, resource: str) -> pa.Table:
     """An Arrow table with exactly ``schema``'s columns, one row per record."""
     columns = []
@@ -118,10 +145,14 @@ def records_to_table(records: Sequence[JsonRecord], schema: pa.Schema, resource:
             if source:
                 path_name = api_name(schema.field(source))
                 values = [reference_id(_coerce(r.get(path_name), pa.string())) for r in records]
+                columns.append(pa.array(values, type=field.type))
             else:
                 name = api_name(field)
-                values = [_coerce(record.get(name), field.type) for record in records]
-            columns.append(pa.array(values, type=field.type))
+                values = [record.get(name) for record in records]
+                array = _arrow_conversion(values, field.type)
+                if array is None:
+                    array = pa.array([_coerce(value, field.type) for value in values], field.type)
+                columns.append(array)
         except _Mismatch as mismatch:
             problem = f"expected {mismatch.expected}, got {mismatch.got}"
         except (pa.ArrowInvalid, pa.ArrowTypeError):
