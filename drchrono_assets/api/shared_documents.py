@@ -111,7 +111,8 @@ class FileDocument:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(fd, "w") as handle:
-                json.dump(value, handle)
+                # One string: json.dump streams through the pure-Python encoder, 10x slower.
+                handle.write(json.dumps(value))
                 if self._durable:
                     handle.flush()
                     os.fsync(handle.fileno())
