@@ -1,6 +1,7 @@
 """HiveDataset on local disk: the layout, listing, reading, scanning and writing of one asset."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -98,6 +99,19 @@ def test_write_replaces_files_and_leaves_nothing_staged(dataset: HiveDataset) ->
     assert dataset.file("2024-03-02").read_bytes() == dataset.file("2024-03-03").read_bytes()
     assert [p.name for p in dataset.file("2024-03-02").parent.iterdir()] == ["part-0.parquet"]
     assert list((dataset.root / ".staging").iterdir()) == []
+
+
+def test_a_snapshot_is_stored_once_and_every_day_links_to_it(dataset: HiveDataset) -> None:
+    days = ["2024-03-01", "2024-03-02", "2024-03-03"]
+    snapshot = table(7, 8)
+    dataset.write(dict.fromkeys(days, snapshot))
+    assert len({os.stat(dataset.file(day).path).st_ino for day in days}) == 1
+    assert list((dataset.root / ".staging").iterdir()) == []
+    # A later run replaces one day's file; the other days keep theirs.
+    dataset.write({"2024-03-02": table(1)})
+    assert pq.read_table(dataset.file("2024-03-02").path).equals(table(1))
+    for day in ("2024-03-01", "2024-03-03"):
+        assert pq.read_table(dataset.file(day).path).equals(snapshot)
 
 
 def test_write_refuses_a_column_named_like_the_partition_column(dataset: HiveDataset) -> None:

@@ -134,7 +134,7 @@ ids = pa.array(range({ROWS}), pa.int64())
 table = parquet_bytes(pa.table({{"id": ids, "name": pc.cast(ids, pa.string())}}))
 while True:
     for day in ("2024-03-01", "2024-03-02"):
-        write_atomically(table, big.file(day), root / STAGING_FOLDER)
+        write_atomically(table, [big.file(day)], root / STAGING_FOLDER)
 """
 
 

@@ -12,13 +12,12 @@ import datetime as dt
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from upath import UPath
 
@@ -106,6 +105,8 @@ class HiveDataset:
         """``columns`` (the partition column among them, if wanted) of the rows of every
         partition that match ``predicate``; Arrow reads the files in parallel, which matters
         on object storage, and keeps only the matches."""
+        import pyarrow.dataset as ds  # on first use: half a second of start-up
+
         self._forget_listings()
         if not self.folder.exists():
             return pa.table({name: [] for name in columns})
@@ -133,12 +134,13 @@ class HiveDataset:
         staging = self.root / STAGING_FOLDER
         if settings.is_local(staging):
             remove_abandoned_files(staging)
-        encoded: tuple[pa.Table, pa.Buffer] | None = None
+        # A snapshot is one table for every day of the run: encoded once, stored once, and on
+        # a local disk each day's file is a hard link to it.
+        days_by_table: dict[int, tuple[pa.Table, list[str | None]]] = {}
         for key, table in tables.items():
-            # A snapshot is one table for every day of the run: encoded once, written to each.
-            if encoded is None or encoded[0] is not table:
-                encoded = (table, parquet_bytes(table))
-            write_atomically(encoded[1], self.file(key), staging)
+            days_by_table.setdefault(id(table), (table, []))[1].append(key)
+        for table, keys in days_by_table.values():
+            write_atomically(parquet_bytes(table), [self.file(key) for key in keys], staging)
 
     def _forget_listings(self) -> None:
         # s3fs keeps directory listings for the life of the process (no expiry), so partitions
@@ -210,17 +212,22 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_atomically(data: pa.Buffer, path: UPath, staging: UPath) -> None:
-    """Write a Parquet file's bytes so no reader ever sees half a file, and a re-run
-    replaces the partition's file."""
-    if settings.is_local(path):
+def write_atomically(data: pa.Buffer, paths: Sequence[UPath], staging: UPath) -> None:
+    """Write a Parquet file's bytes to each of ``paths`` so no reader ever sees half a file,
+    and a re-run replaces a partition's file."""
+    if settings.is_local(paths[0]):
         staging.mkdir(parents=True, exist_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
         with _staged_file(staging) as partial:
             with open(partial, "wb") as handle:
                 handle.write(data)
-            os.replace(partial, path.path)  # same file system: atomic
+            for path in paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # A link shares the staged file's inode, so its lock keeps the clean-up off it.
+                link = f"{partial}.{uuid.uuid4().hex}"
+                os.link(partial, link)
+                os.replace(link, path.path)  # same file system: atomic
     else:
         # An object store PUT (single or multipart) becomes visible whole or not at all.
-        with path.open("wb") as handle:
-            handle.write(data)
+        for path in paths:
+            with path.open("wb") as handle:
+                handle.write(data)

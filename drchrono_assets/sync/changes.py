@@ -143,7 +143,7 @@ class StagedChanges:
 
     def write(self, sweep: str, resource: str, table: pa.Table) -> None:
         staging = UPath(self.folder.parent) / STAGING_FOLDER
-        write_atomically(parquet_bytes(table), self.path(sweep, resource), staging)
+        write_atomically(parquet_bytes(table), [self.path(sweep, resource)], staging)
 
     def read(self, sweep: str, resource: str) -> pa.Table:
         with self.path(sweep, resource).open("rb") as handle:
