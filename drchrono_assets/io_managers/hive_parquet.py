@@ -7,14 +7,17 @@ exactly what a single-run backfill produces, hence this one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 from upath import UPath
 
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.io_managers.hive_dataset import HiveDataset, check_writable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class HiveParquetIOManager(dg.ConfigurableIOManager):
@@ -65,6 +68,8 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         combined = self.dataset(context.asset_key).read(keys)
         if context.dagster_type.typing_type is pa.Table:
             return combined
+        import pandas as pd  # on first use: half a second of start-up no run of ours needs
+
         # Arrow-backed columns keep money as exact decimals.
         return combined.to_pandas(types_mapper=pd.ArrowDtype)
 
