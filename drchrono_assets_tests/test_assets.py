@@ -79,6 +79,17 @@ def test_a_month_in_one_run_costs_rows_over_page_size(
     later = [t for t in practice.transactions if t["date"] >= "2024-03-01"]
     assert by_path["/api/transactions"] <= pages(len(later)) + len(practice.doctors)
     assert by_path["/api/documents"] <= pages(len(practice.documents))
+    # Each asset's metadata counts its own requests (the transactions' include the doctors
+    # listing they fan out over; one asset's, the token refresh).
+    requests = {
+        event.asset_key.path[-1]: event.materialization.metadata["drchrono/requests"].value
+        for event in materialized
+    }
+    own = {spec.name: by_path[f"/api/{spec.name}"] for spec in RESOURCES}
+    own["doctors"] -= 1
+    own["transactions"] += 1
+    surplus = [requests[name] - own[name] for name in own]
+    assert set(surplus) <= {0, 1} and sum(surplus) <= by_path["/o/token/"], (requests, own)
 
 
 def test_empty_day_is_a_zero_row_file_with_the_full_schema(dagster_resources, sandbox_env) -> None:
