@@ -464,7 +464,7 @@ def print_table(
         f"{latency_ms:g} ms, median of {args.rounds} round(s); dlt {metadata.version('dlt')}"
     )
     print(
-        f"{'scenario':<12}{'requests':>10}{'/floor':>8}{'wall s':>9}{'peak MB':>9}"
+        f"{'scenario':<15}{'requests':>10}{'/floor':>8}{'wall s':>9}{'peak MB':>9}"
         f"{'disk MB':>9}  rows (appointments, documents, transactions)"
     )
     for scenario in args.scenarios:
@@ -473,7 +473,7 @@ def print_table(
         ratio = f"{requests_made / floor:.2f}" if floor and fetches_the_range else "n/a"
         rows = runs[scenario][0]["rows"]
         print(
-            f"{scenario:<12}{requests_made:>10.0f}{ratio:>8}{median(scenario, 'wall'):>9.1f}"
+            f"{scenario:<15}{requests_made:>10.0f}{ratio:>8}{median(scenario, 'wall'):>9.1f}"
             f"{median(scenario, 'peak_mb'):>9.0f}{median(scenario, 'disk_mb'):>9.1f}  "
             + ", ".join(str(rows.get(table, 0)) for table in DATED)
         )
