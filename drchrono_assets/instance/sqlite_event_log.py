@@ -11,23 +11,22 @@ together.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import sqlalchemy.exc as db_exc
 from dagster import _check as check
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection
 
 # Dagster stores events in batches only when this is set (it reads it at every event).
 BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
-# Larger than any batch Dagster forms here: a range run's events of one asset at once.
+# Above any batch a run forms: its planned events (every asset and day), then each asset's
+# materializations.
 BATCH_SIZE = 100_000
 
 
@@ -75,34 +74,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> None:
         """The asset keys' rows as ``_store_asset_event`` leaves them after every event.
 
-        An event sets columns chosen by its type alone, to values of its own, so the row
-        after the batch holds, column by column, the last value set: the last event of each
-        type and asset decides, and one write per asset does what one per event did."""
+        An event sets columns chosen by its type alone, to values of its own, so an event
+        followed by one of the same type and asset changes nothing that lasts: only the last
+        of each type and asset is applied, in order."""
         last_of_type: dict[tuple[str, str], int] = {}
         for index, event in enumerate(events):
             dagster_event = event.get_dagster_event()
-            key = (
-                check.not_none(dagster_event.asset_key).to_string(),
-                dagster_event.event_type_value,
-            )
-            last_of_type[key] = index
-        has_index_columns = self._has_asset_key_index_cols_on_connection(conn)
-        latest: dict[str, dict[str, Any]] = defaultdict(dict)
-        for (asset_key, _), index in sorted(last_of_type.items(), key=lambda item: item[1]):
-            latest[asset_key].update(
-                self._get_asset_entry_values(events[index], event_ids[index], has_index_columns)
-            )
-        for asset_key, values in latest.items():
-            if not values:
-                continue
-            try:
-                conn.execute(AssetKeyTable.insert().values(asset_key=asset_key, **values))
-            except db_exc.IntegrityError:
-                conn.execute(
-                    AssetKeyTable.update()
-                    .values(**values)
-                    .where(AssetKeyTable.c.asset_key == asset_key)
-                )
+            asset_key = check.not_none(dagster_event.asset_key).to_string()
+            last_of_type[(asset_key, dagster_event.event_type_value)] = index
+        for index in sorted(last_of_type.values()):
+            self._store_asset_event(conn, events[index], event_ids[index])
 
 
 class BatchedSqliteStorage(DagsterSqliteStorage):
