@@ -137,9 +137,10 @@ def api_client_process(env: dict[str, str]) -> subprocess.Popen:
 
 def local_dagster_home(folder: Path) -> Path:
     """``folder`` as a DAGSTER_HOME with the shipped local instance file, as ``make demo`` sets
-    one up."""
+    one up; an instance file already there (a test's PostgreSQL one) stays."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(LOCAL_INSTANCE, folder / "dagster.yaml")
+    if not (folder / "dagster.yaml").exists():
+        shutil.copy(LOCAL_INSTANCE, folder / "dagster.yaml")
     return folder
 
 

@@ -26,11 +26,13 @@ from drchrono_assets.api.shared_documents import PostgresDocument
 from drchrono_assets.api.token_store import PostgresTokenStore, TokenSet
 from drchrono_assets.definitions import defs
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.instance.event_batches import BATCH_SIZE, BATCH_SIZE_VARIABLE
 from drchrono_assets.instance.postgres_event_log import AtomicSlotPostgresEventLogStorage
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
+from drchrono_assets_tests.event_log_support import assert_stored_alike, operate
 from drchrono_assets_tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +63,42 @@ def pg_home(postgres, tmp_path, monkeypatch) -> tuple[Path, dict[str, str]]:
 def pg_instance(pg_home) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.from_config(str(pg_home[0])) as instance:
         yield instance
+
+
+def test_batched_planned_events_leave_what_dagsters_own_storage_leaves(
+    postgres, tmp_path, monkeypatch
+) -> None:
+    """deploy/dagster.yaml's event log stores a run's planned events in one transaction; it
+    keeps what Dagster's PostgreSQL event log keeps, event by event."""
+    monkeypatch.setenv(BATCH_SIZE_VARIABLE, str(BATCH_SIZE))  # both storages get batches
+    shipped = (REPO / "deploy" / "dagster.yaml").read_text()
+    ours = (
+        "module: drchrono_assets.instance.postgres_event_log\n"
+        "  class: AtomicSlotPostgresEventLogStorage"
+    )
+    dagsters = "module: dagster_postgres.event_log\n  class: PostgresEventLogStorage"
+    assert ours in shipped
+    batches: list[int] = []
+    store_batch = AtomicSlotPostgresEventLogStorage.store_event_batch
+
+    def counted(self: AtomicSlotPostgresEventLogStorage, events: list[Any]) -> None:
+        batches.append(len(events))
+        store_batch(self, events)
+
+    monkeypatch.setattr(AtomicSlotPostgresEventLogStorage, "store_event_batch", counted)
+    states = []
+    for config in (shipped.replace(ours, dagsters), shipped):
+        database = f"dagster_{uuid.uuid4().hex[:8]}"
+        postgres.create_database(database)
+        home = tmp_path / database
+        home.mkdir()
+        (home / "dagster.yaml").write_text(config)
+        for name, value in postgres.dagster_env(database).items():
+            monkeypatch.setenv(name, value)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            states.append(operate(instance))
+    assert_stored_alike(*states)
+    assert batches[0] == 2 * 7  # the first run's planned events: two assets, a week
 
 
 def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:

@@ -1,26 +1,43 @@
-"""PostgreSQL event log storage whose pool slots are taken atomically.
+"""PostgreSQL event log storage whose pool slots are taken atomically, and whose event
+batches are stored at once.
 
 Dagster 1.13.27 claims a pool slot with ``SELECT ... FOR UPDATE SKIP LOCKED`` and then an
 ``UPDATE``, on an autocommit connection: the row lock ends between the two statements, so
 two steps claiming at once can both take the one slot of ``drchrono_api``. Here the claim
 is one ``UPDATE`` that only takes a free slot, so exactly one of them gets it.
+
+Dagster's PostgreSQL storage stores a batch of materializations at once, but a run's planned
+events (one per asset and day) one at a time; here those are one insert and one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
+from drchrono_assets.instance.event_batches import (
+    LatestAssetEntries,
+    enable_event_batches,
+    run_of_asset_events,
+)
 
-class AtomicSlotPostgresEventLogStorage(PostgresEventLogStorage):
-    """`PostgresEventLogStorage`, but a pool slot goes to one step only."""
+
+class AtomicSlotPostgresEventLogStorage(LatestAssetEntries, PostgresEventLogStorage):
+    """`PostgresEventLogStorage`, but a pool slot goes to one step only, and a run's planned
+    events are stored together."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        enable_event_batches()
 
     @classmethod
     def from_config_value(
@@ -57,3 +74,16 @@ class AtomicSlotPostgresEventLogStorage(PostgresEventLogStorage):
         with self.index_connection() as connection:
             taken = connection.execute(claim).rowcount
         return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        planned = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        if run_of_asset_events(events) is None or any(
+            event.get_dagster_event().event_type != planned for event in events
+        ):
+            super().store_event_batch(events)  # materializations at once, others one by one
+            return
+        insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        with self.index_transaction() as conn:
+            event_ids = [row.id for row in conn.execute(insert)]
+            self._store_asset_event_tags(conn, events, event_ids)
+            self._store_latest_asset_entries(conn, events, event_ids)
