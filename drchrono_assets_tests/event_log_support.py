@@ -4,6 +4,7 @@ compare the package's event log storages with Dagster's own."""
 from typing import Any
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
@@ -95,3 +96,16 @@ def assert_stored_alike(expected: dict[str, Any], got: dict[str, Any]) -> None:
     assert got["visits"]["materialized"] == [f"2024-01-{day:02d}" for day in range(1, 21)]
     assert got["visits"]["failed"] == ["2024-02-01", "2024-02-02", "2024-02-03"]
     assert got["visits"]["last_metadata"] == {"rows": dg.IntMetadataValue(15)}
+
+
+def batch_sizes(monkeypatch: pytest.MonkeyPatch, storage_class: type) -> list[int]:
+    """The sizes of the batches ``storage_class`` stores from now on, in order."""
+    sizes: list[int] = []
+    store_batch = storage_class.store_event_batch
+
+    def counted(self: Any, events: list[Any]) -> None:
+        sizes.append(len(events))
+        store_batch(self, events)
+
+    monkeypatch.setattr(storage_class, "store_event_batch", counted)
+    return sizes

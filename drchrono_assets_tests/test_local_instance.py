@@ -13,6 +13,7 @@ from drchrono_assets_tests.conftest import local_dagster_home
 from drchrono_assets_tests.event_log_support import (
     WEEKS,
     assert_stored_alike,
+    batch_sizes,
     operate,
     run_range,
 )
@@ -64,14 +65,7 @@ def test_batched_writes_leave_what_event_by_event_writes_leave(homes, monkeypatc
 
 def test_a_run_writes_one_batch_per_asset_not_one_commit_per_event(homes, monkeypatch) -> None:
     _, local = homes
-    stored: list[int] = []
-    batch = BatchedSqliteEventLogStorage.store_event_batch
-
-    def counted(self: BatchedSqliteEventLogStorage, events: list[Any]) -> None:
-        stored.append(len(events))
-        batch(self, events)
-
-    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", counted)
+    stored = batch_sizes(monkeypatch, BatchedSqliteEventLogStorage)
     with open_instance(local, monkeypatch) as instance:
         run_range(instance, "2024-01-01", "2024-01-31")
     # The planned events of both assets, then each asset's materializations.

@@ -32,7 +32,7 @@ from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
-from drchrono_assets_tests.event_log_support import assert_stored_alike, operate
+from drchrono_assets_tests.event_log_support import assert_stored_alike, batch_sizes, operate
 from drchrono_assets_tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,14 +78,7 @@ def test_batched_planned_events_leave_what_dagsters_own_storage_leaves(
     )
     dagsters = "module: dagster_postgres.event_log\n  class: PostgresEventLogStorage"
     assert ours in shipped
-    batches: list[int] = []
-    store_batch = AtomicSlotPostgresEventLogStorage.store_event_batch
-
-    def counted(self: AtomicSlotPostgresEventLogStorage, events: list[Any]) -> None:
-        batches.append(len(events))
-        store_batch(self, events)
-
-    monkeypatch.setattr(AtomicSlotPostgresEventLogStorage, "store_event_batch", counted)
+    batches = batch_sizes(monkeypatch, AtomicSlotPostgresEventLogStorage)
     states = []
     for config in (shipped.replace(ours, dagsters), shipped):
         database = f"dagster_{uuid.uuid4().hex[:8]}"
