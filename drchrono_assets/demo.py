@@ -35,6 +35,16 @@ CHECK_STEP = re.compile(r"^(\w+?)_\1_")
 STEP_DONE = re.compile(r'(STEP_SUCCESS|STEP_FAILURE) - .*step "([^"]+)"(?: in ([\d.]+m?s))?')
 
 
+def local_dagster_home(folder: Path) -> Path:
+    """``folder`` as a DAGSTER_HOME with the local instance file (Dagster's SQLite storage,
+    events stored in batches), unless it has an instance file of its own already."""
+    folder.mkdir(parents=True, exist_ok=True)
+    instance_file = folder / "dagster.yaml"
+    if not instance_file.exists() or not instance_file.read_text().strip():
+        shutil.copy(LOCAL_INSTANCE, instance_file)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--first", default=DEMO_WEEK[0], help="first day (YYYY-MM-DD)")
@@ -42,13 +52,7 @@ def main() -> None:
     parser.add_argument("--data-root", default="data", help="where the Parquet datasets go")
     args = parser.parse_args()
 
-    dagster_home = Path(".dagster_home").resolve()
-    dagster_home.mkdir(exist_ok=True)
-    # The local instance file (Dagster's SQLite storage, events stored in batches), unless
-    # the folder has one of its own already.
-    instance_file = dagster_home / "dagster.yaml"
-    if not instance_file.exists() or not instance_file.read_text().strip():
-        shutil.copy(LOCAL_INSTANCE, instance_file)
+    dagster_home = local_dagster_home(Path(".dagster_home").resolve())
     os.environ["DAGSTER_HOME"] = str(dagster_home)  # the file names its folder by it
     data_root = Path(args.data_root).resolve()
     log_path = dagster_home / LOG_NAME

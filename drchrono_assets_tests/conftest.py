@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from drchrono_assets.demo import LOCAL_INSTANCE
+from drchrono_assets.demo import local_dagster_home
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
@@ -133,15 +132,6 @@ def api_client_process(env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-
-
-def local_dagster_home(folder: Path) -> Path:
-    """``folder`` as a DAGSTER_HOME with the shipped local instance file, as ``make demo`` sets
-    one up; an instance file already there (a test's PostgreSQL one) stays."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "dagster.yaml").exists():
-        shutil.copy(LOCAL_INSTANCE, folder / "dagster.yaml")
-    return folder
 
 
 def subprocess_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:

@@ -12,10 +12,10 @@ import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
+from drchrono_assets.demo import local_dagster_home
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
-from drchrono_assets_tests.conftest import local_dagster_home
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 RANGES = [("2024-02-01", "2024-02-21"), ("2024-02-22", "2024-03-13")]

@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from drchrono_assets.demo import local_dagster_home
 from drchrono_assets.instance.sqlite_event_log import BatchedSqliteEventLogStorage
-from drchrono_assets_tests.conftest import local_dagster_home
 from drchrono_assets_tests.event_log_support import (
     WEEKS,
     assert_stored_alike,

@@ -82,8 +82,8 @@ class AtomicSlotPostgresEventLogStorage(LatestAssetEntries, PostgresEventLogStor
         ):
             super().store_event_batch(events)  # materializations at once, others one by one
             return
+        # Planned events carry no tags: the event rows and the assets' latest state are all.
         insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
         with self.index_transaction() as conn:
             event_ids = [row.id for row in conn.execute(insert)]
-            self._store_asset_event_tags(conn, events, event_ids)
             self._store_latest_asset_entries(conn, events, event_ids)
