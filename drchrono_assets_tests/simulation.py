@@ -14,10 +14,12 @@ import dagster as dg
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.checks.freshness import freshness_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync.changes import day_ranges
+from drchrono_assets.sync.sweep import sweep_job
 from drchrono_assets_tests.assets_support import every_asset
 from drchrono_assets_tests.conftest import api_for
 
@@ -25,8 +27,50 @@ PAGE = 250
 INGEST = {asset.key.to_user_string(): [asset] for asset in resource_assets}
 
 
+def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict[str, Any]) -> bool:
+    """Run what a sensor requested, with its run key tag, as the daemon would; whether it
+    succeeded (a failed run stays failed in ``instance``)."""
+    tags = {**request.tags, "dagster/run_key": request.run_key}
+    if request.asset_selection:
+        return execute(request.asset_selection, tags, instance, resources)
+    if request.asset_check_keys:  # the freshness sensor's evaluations
+        return dg.materialize(
+            [*every_asset(), *freshness_checks],
+            selection=dg.AssetSelection.checks(*request.asset_check_keys),
+            tags=tags,
+            instance=instance,
+            resources=resources,
+        ).success
+    job = dg.Definitions(jobs=[sweep_job], resources=resources).resolve_job_def(request.job_name)
+    return job.execute_in_process(
+        run_config=request.run_config, tags=tags, instance=instance, raise_on_error=False
+    ).success
+
+
+def execute(
+    selection: Any, tags: dict[str, str], instance: dg.DagsterInstance, resources: dict[str, Any]
+) -> bool:
+    """One run of the assets of ``selection``; whether it succeeded."""
+    # Ingest runs need only their assets; the billing report loads its upstream too.
+    names = [key.to_user_string() for key in selection]
+    assets = (
+        [asset for name in names for asset in INGEST[name]]
+        if all(name in INGEST for name in names)
+        else every_asset()
+    )
+    return dg.materialize(
+        assets,
+        selection=selection,
+        tags=tags,
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    ).success
+
+
 class Morning:
-    """One simulated morning: every schedule and sensor, their runs, then automation."""
+    """One simulated morning: every sensor ticked until it asks for nothing more, the runs it
+    requests, then automation (no schedule ships: the wiring test checks it)."""
 
     def __init__(self, sandbox: SandboxServer, root: Path) -> None:
         from drchrono_assets.definitions import defs
@@ -46,54 +90,41 @@ class Morning:
         self.every_asset = every_asset()
         self.sensor_cursors: dict[str, str | None] = {}
         self.automation_cursor = None
+        self.failed_runs = 0
 
     def run(self) -> None:
-        now = self.sandbox.state.clock.now()
-        for schedule in self.defs.schedules or []:
-            with dg.build_schedule_context(
-                instance=self.instance, scheduled_execution_time=now, resources=self.resources
-            ) as context:
-                requests = schedule.evaluate_tick(context).run_requests or []
-            job = self.defs.resolve_job_def(schedule.job_name)
-            for request in requests:
-                selection = request.asset_selection or job.asset_layer.executable_asset_keys
-                self.execute(selection, request.tags, request.partition_key)
         for sensor in self.defs.sensors or []:
-            for _ in range(5):  # until the sensor has nothing more to ask for this morning
-                with dg.build_sensor_context(
-                    instance=self.instance,
-                    cursor=self.sensor_cursors.get(sensor.name),
-                    resources=self.resources,
-                ) as context:
-                    result = sensor.evaluate_tick(context)
-                self.sensor_cursors[sensor.name] = result.cursor
+            for _ in range(8):  # until the sensor has nothing more to ask for this morning
+                result = self.tick(sensor.name)
                 if not result.run_requests:
                     break
                 for request in result.run_requests:
-                    self.execute(
-                        request.asset_selection,
-                        {**request.tags, "dagster/run_key": request.run_key},
-                    )
+                    self.launch(request)
         self.automate()
 
-    def execute(
-        self, selection: Any, tags: dict[str, str], partition_key: str | None = None
-    ) -> None:
-        # Ingest runs need only their assets; the billing report loads its upstream too.
-        names = [key.to_user_string() for key in selection]
-        assets = (
-            [asset for name in names for asset in INGEST[name]]
-            if all(name in INGEST for name in names)
-            else self.every_asset
-        )
-        dg.materialize(
-            assets,
-            selection=selection,
-            tags=tags,
-            partition_key=partition_key,
+    def tick(self, sensor_name: str) -> dg.SensorResult:
+        """One evaluation of a sensor, keeping its cursor, as the daemon's tick would."""
+        sensor = self.defs.resolve_sensor_def(sensor_name)
+        with dg.build_sensor_context(
             instance=self.instance,
+            cursor=self.sensor_cursors.get(sensor_name),
             resources=self.resources,
-        )
+            definitions=self.defs,
+        ) as context:
+            result = sensor.evaluate_tick(context)
+        self.sensor_cursors[sensor_name] = result.cursor
+        return result
+
+    def launch(self, request: dg.RunRequest) -> bool:
+        """Run what a sensor requested, as the daemon would; whether it succeeded."""
+        succeeded = launch(request, self.instance, self.resources)
+        self.failed_runs += not succeeded
+        return succeeded
+
+    def execute(self, selection: Any, tags: dict[str, str]) -> bool:
+        succeeded = execute(selection, tags, self.instance, self.resources)
+        self.failed_runs += not succeeded
+        return succeeded
 
     def automate(self) -> None:
         """Automation ticks until it asks for nothing more, as the daemon's ticks would; what

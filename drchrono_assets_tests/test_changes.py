@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.day_window import DayWindow
+from drchrono_assets.io_managers.hive_dataset import version_of, with_version
 from drchrono_assets.sync.changes import (
     dated_after,
     day_ranges,
@@ -42,14 +43,27 @@ def test_merge_replaces_changed_records_moves_them_and_keeps_the_rest() -> None:
     }
     changes = _appointments(("7", "2024-03-05", "Confirmed"), ("6", "2024-03-04", "No Show"))
     window = DayWindow(dt.date(2024, 3, 4), dt.date(2024, 3, 6))
-    merged = merge_changes(APPOINTMENTS, changes, stored, window)
+    as_of = dt.datetime(2024, 3, 7, 9, tzinfo=dt.UTC)
+    merged = merge_changes(APPOINTMENTS, changes, stored, window, as_of)
     assert {day: merged[day].column("id").to_pylist() for day in merged} == {
         "2024-03-04": ["6"],
         "2024-03-05": ["7", "9"],
         "2024-03-06": [],
     }
     assert merged["2024-03-04"]["status"].to_pylist() == ["No Show"]
-    assert {table.schema for table in merged.values()} == {APPOINTMENTS.schema}
+    assert {table.schema.remove_metadata() for table in merged.values()} == {APPOINTMENTS.schema}
+    assert {version_of(table) for table in merged.values()} == {as_of}
+
+
+def test_a_fetched_day_is_taken_whole_and_keeps_its_own_version() -> None:
+    fetched_at = dt.datetime(2024, 3, 8, tzinfo=dt.UTC)
+    fetched = {"2024-03-05": with_version(_appointments(("9", "2024-03-05", "")), fetched_at)}
+    changes = _appointments(("7", "2024-03-05", "Confirmed"))
+    window = DayWindow(dt.date(2024, 3, 5), dt.date(2024, 3, 5))
+    as_of = dt.datetime(2024, 3, 7, tzinfo=dt.UTC)
+    merged = merge_changes(APPOINTMENTS, changes, {}, window, as_of, fetched)
+    assert merged["2024-03-05"]["id"].to_pylist() == ["9"]
+    assert version_of(merged["2024-03-05"]) == fetched_at
 
 
 def test_dirty_days_run_as_consecutive_ranges() -> None:

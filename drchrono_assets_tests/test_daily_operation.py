@@ -23,6 +23,7 @@ from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync import sensor as sync_sensor
+from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
     partition_file,
@@ -115,15 +116,14 @@ def after_first_morning(tmp_path, monkeypatch) -> Iterator[AfterFirstMorning]:
         yield AfterFirstMorning(sandbox, morning, first_morning)
 
 
-def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(
+def test_a_failed_run_is_requested_again_later_and_the_sweep_waits_for_it(
     after_first_morning: AfterFirstMorning, monkeypatch
 ) -> None:
     from drchrono_assets.assets import ingest
     from drchrono_assets.sync.changes import merge_changes
 
     sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
-    first_morning = after_first_morning.at
-    sandbox.state.clock.set(first_morning + dt.timedelta(days=1))
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
     broken = {"merges": 0}
 
     def failing_merge(*args: Any, **kwargs: Any) -> Any:
@@ -131,44 +131,23 @@ def test_a_failed_run_is_requested_again_and_the_cursor_waits_for_it(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(ingest, "merge_changes", failing_merge)
-    sensor = morning.defs.resolve_sensor_def("drchrono_changes")
-
-    def tick() -> Any:
-        with dg.build_sensor_context(
-            instance=morning.instance,
-            cursor=morning.sensor_cursors["drchrono_changes"],
-            resources=morning.resources,
-        ) as context:
-            result = sensor.evaluate_tick(context)
-        morning.sensor_cursors["drchrono_changes"] = result.cursor
-        return result
-
-    def cursor() -> sync_sensor.SyncCursor:
-        return sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
-
-    before = cursor().since
-    result = tick()
-    for request in result.run_requests:
-        tags = {**request.tags, "dagster/run_key": request.run_key}
-        dg.materialize(
-            morning.every_asset,
-            selection=request.asset_selection,
-            tags=tags,
-            instance=morning.instance,
-            resources=morning.resources,
-            raise_on_error=False,
-        )
+    staged = StagedChanges(str(morning.data_root))
+    before = staged.state()
+    for request in morning.tick("drchrono_changes").run_requests:  # the sweep run
+        assert morning.launch(request)
+    merges = morning.tick("drchrono_changes").run_requests
+    assert not all([morning.launch(request) for request in merges])
     assert broken["merges"] > 0
-    retried = tick().run_requests
+    assert not morning.tick("drchrono_changes").run_requests  # not at once: backoff
+    sandbox.state.clock.advance(sync_sensor.FIRST_RETRY)
+    retried = morning.tick("drchrono_changes").run_requests
     assert retried and all(request.run_key.endswith("#2") for request in retried)
-    assert cursor().since == before  # nothing skipped while runs failed
+    assert staged.state() == before  # nothing skipped while runs failed
     monkeypatch.setattr(ingest, "merge_changes", merge_changes)
-    for request in retried:
-        morning.execute(
-            request.asset_selection, {**request.tags, "dagster/run_key": request.run_key}
-        )
-    tick()
-    assert cursor().sweep is None and cursor().since > before
+    assert all([morning.launch(request) for request in retried])
+    morning.tick("drchrono_changes")
+    cursor = sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
+    assert cursor.sweep is None and staged.state().since > before.since
 
 
 def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(

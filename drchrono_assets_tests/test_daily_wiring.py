@@ -17,7 +17,7 @@ from drchrono_assets_tests.assets_support import read_partition
 def test_daily_operation_is_the_sensor_with_billing_following_by_automation() -> None:
     # A fixed-window schedule beside the sensor would spend every request twice.
     assert not defs.schedules
-    assert [sensor.name for sensor in defs.sensors] == ["drchrono_changes"]
+    assert [sensor.name for sensor in defs.sensors] == ["drchrono_changes", "drchrono_freshness"]
     assert defs.resolve_sensor_def("drchrono_changes").job_name == "drchrono_ingest"
     graph = defs.resolve_asset_graph()
     for name in ("billing_report", "ar_aging", "bi_duckdb"):

@@ -125,3 +125,45 @@ def test_write_refuses_partitions_of_different_schemas(dataset: HiveDataset) -> 
     with pytest.raises(TypeError, match=r"^charges: partitions differ in schema"):
         dataset.write({"2024-03-02": table(1), "2024-03-03": table(2).drop_columns(["name"])})
     assert dataset.partition_keys() == []
+
+
+def test_a_writer_waits_for_a_read_merge_write_of_the_same_asset(dataset: HiveDataset) -> None:
+    """A backfill's write cannot land between a merge's read and its write (a lost update)."""
+    import threading
+
+    dataset.write({"2024-01-02": table(1)})
+    merging, backfilled = threading.Event(), threading.Event()
+
+    def backfill() -> None:
+        merging.wait()
+        dataset.write({"2024-01-02": table(1, 2)})  # the day listed again: 2 is new
+        backfilled.set()
+
+    thread = threading.Thread(target=backfill)
+    thread.start()
+
+    def merge(stored: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        merging.set()
+        assert not backfilled.wait(0.5)  # held off while the merge reads and writes
+        return {"2024-01-02": pa.concat_tables([stored["2024-01-02"], table(3)])}
+
+    dataset.update(["2024-01-02"], merge)
+    thread.join()
+    assert dataset.read(["2024-01-02"])["id"].to_pylist() == [1, 2]  # the later writer's
+
+
+def test_a_file_is_never_replaced_by_an_older_version(dataset: HiveDataset) -> None:
+    from drchrono_assets.io_managers.hive_dataset import version_of, with_version
+
+    early, late = dt.datetime(2024, 3, 1, tzinfo=dt.UTC), dt.datetime(2024, 3, 2, tzinfo=dt.UTC)
+    assert dataset.write({"2024-01-02": with_version(table(1, 2), late)}) == set()
+    kept = dataset.write(
+        {"2024-01-02": with_version(table(1), early), "2024-01-03": with_version(table(5), early)}
+    )
+    assert kept == {"2024-01-02"}
+    assert dataset.read(["2024-01-02"])["id"].to_pylist() == [1, 2]
+    assert dataset.read(["2024-01-03"])["id"].to_pylist() == [5]
+    stored = dataset.read_files(["2024-01-02", "2024-01-04"])
+    assert list(stored) == ["2024-01-02"] and version_of(stored["2024-01-02"]) == late
+    dataset.write({"2024-01-02": table(7)})  # unversioned (a report): written as always
+    assert dataset.read(["2024-01-02"])["id"].to_pylist() == [7]

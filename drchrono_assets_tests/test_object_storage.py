@@ -213,3 +213,42 @@ def test_partition_keys_sees_objects_another_writer_just_put(bucket: str) -> Non
     assert reports.partition_keys() == ["2024-03-04", "2024-03-05"]
     table = reports.read(["2024-03-04", "2024-03-05"])
     assert table.num_rows == 0 and table.schema.field("date").type == pa.date32()
+
+
+def test_writers_of_one_asset_take_turns_through_a_lease_object(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On object storage the writer lock is an object created only if absent; a dead holder's
+    lease expires; a released lease leaves no object behind."""
+    import json
+    import threading
+    import time
+
+    from drchrono_assets.io_managers import writer_lock as locks
+
+    monkeypatch.setattr(locks, "POLL_SECONDS", 0.05)
+    root = UPath(f"s3://{bucket}/{PREFIX}")
+    inside: list[str] = []
+
+    def write(name: str) -> None:
+        with locks.writer_lock(root, "appointments"):
+            inside.append(f"{name} in")
+            time.sleep(0.3)
+            inside.append(f"{name} out")
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [entry.split()[1] for entry in inside] == ["in", "out", "in", "out"]
+    assert inside[0].split()[0] == inside[1].split()[0]
+    assert object_keys(bucket) == []
+    # A holder that died: its lease expired an hour ago, so the next writer takes over.
+    dead = {"owner": "dead", "expires": time.time() - 1}
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key=f"{PREFIX}/.locks/appointments.lock", Body=json.dumps(dead)
+    )
+    with locks.writer_lock(root, "appointments", wait_seconds=5):
+        pass
+    assert object_keys(bucket) == []

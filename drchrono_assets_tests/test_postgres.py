@@ -30,10 +30,12 @@ from drchrono_assets.instance.event_batches import BATCH_SIZE, BATCH_SIZE_VARIAB
 from drchrono_assets.instance.postgres_event_log import AtomicSlotPostgresEventLogStorage
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.changes import SWEEP_TAG
+from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 from drchrono_assets_tests.event_log_support import assert_stored_alike, batch_sizes, operate
 from drchrono_assets_tests.postgres_server import PostgresServer
+from drchrono_assets_tests.simulation import launch
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -132,23 +134,20 @@ def test_change_sensor_sweeps_and_advances_on_postgres(
         ) as context:
             return sensor.evaluate_tick(context)
 
-    first = tick(None)
-    assert first.run_requests
-    for request in first.run_requests:
-        result = dg.materialize(
-            every_asset(),
-            selection=request.asset_selection,
-            tags={**request.tags, "dagster/run_key": request.run_key},
-            instance=pg_instance,
-            resources=dagster_resources,
-        )
-        assert result.success
-    assert len(pg_instance.get_runs(dg.RunsFilter(tags={SWEEP_TAG: "2024-03-06"}))) == len(
-        first.run_requests
+    result, cursor = None, None
+    for _ in range(3):  # the sweep run, then its merge runs, then the sweep is finished
+        result = tick(cursor)
+        cursor = result.cursor
+        for request in result.run_requests:
+            assert launch(request, pg_instance, dagster_resources)
+    assert not result.run_requests
+    assert sync_sensor.SyncCursor.from_json(cursor).sweep is None
+    sweep_runs = pg_instance.get_runs(dg.RunsFilter(tags={SWEEP_TAG: "2024-03-06T050000"}))
+    assert len(sweep_runs) > 1 and all(
+        run.status == dg.DagsterRunStatus.SUCCESS for run in sweep_runs
     )
-    second = tick(first.cursor)
-    cursor = sync_sensor.SyncCursor.from_json(second.cursor)
-    assert not second.run_requests and cursor.sweep is None and cursor.since > "2024-03-05"
+    state = StagedChanges(dagster_resources["parquet_io_manager"].data_root).state()
+    assert state is not None and state.since > "2024-03-05"
     assert "2024-03-05" in pg_instance.get_materialized_partitions(dg.AssetKey("transactions"))
 
 

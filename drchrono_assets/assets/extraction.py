@@ -17,6 +17,7 @@ from drchrono_assets.catalog.partition_rules import Query, QueryPlan
 from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import SchemaChangedError
+from drchrono_assets.io_managers.hive_dataset import with_version
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,10 @@ def extract(
     """One table per day of ``window`` (empty days included), each with ``spec.schema``."""
     taken_at = dt.datetime.now(dt.UTC)
     fetched = fetch(spec, client, spec.rule.queries(window), log)
-    # Ordered once: each day's slice keeps the order (a snapshot is one table for all days).
-    return spec.rule.split(spec.in_key_order(fetched.table), window, taken_at)
+    # Ordered and versioned once: each day's slice keeps both (a snapshot is one table for
+    # all days).
+    table = with_version(spec.in_key_order(fetched.table), fetched.answered_at or taken_at)
+    return spec.rule.split(table, window, taken_at)
 
 
 @dataclass

@@ -1,21 +1,20 @@
 """The asset factory: one daily-partitioned asset per drchrono resource in the catalog."""
 
+import datetime as dt
+
 import dagster as dg
 import pyarrow as pa
 
+from drchrono_assets.api import DrchronoClient
 from drchrono_assets.assets.extraction import extract
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
 from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sync.changes import (
-    MERGE_TAG,
-    StagedChanges,
-    merge_changes,
-    stored_partitions,
-)
+from drchrono_assets.sync.changes import MERGE_TAG, day_ranges, merge_changes
+from drchrono_assets.sync.staged import StagedChanges
 
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
 TablesByDay = dict[str, pa.Table]
@@ -44,6 +43,7 @@ def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="parquet_io_manager",
+        dagster_type=dg.Any,  # tables by day, or a PartitionUpdate of the stored ones
         pool=API_POOL,
         kinds={"drchrono", "parquet"},
         metadata={
@@ -57,27 +57,54 @@ def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         drchrono: DrchronoApiResource,
         parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> TablesByDay:
+    ) -> TablesByDay | PartitionUpdate:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
         client = drchrono.client
         before = client.requests_used
         sweep = context.run.tags.get(MERGE_TAG)
         if sweep and spec.rule.captures_changes:
-            # Daily operation: the sweep fetched what changed; merge it, fetch nothing.
-            changes = StagedChanges(parquet_io_manager.data_root).read(sweep, spec.name)
-            stored = stored_partitions(parquet_io_manager, spec, window)
-            tables = merge_changes(spec, changes, stored, window)
+            # Daily operation: the sweep fetched what changed; merge it into the stored days
+            # (read, merged and written under the asset's writer lock).
+            output = _merge_output(spec, sweep, window, client, parquet_io_manager, context.log)
+            done = "merged into"
         else:
-            tables = extract(spec, client, window, context.log)
+            output = extract(spec, client, window, context.log)
+            done = f"{sum(t.num_rows for t in output.values())} rows for"
         requests = client.requests_used - before
         context.add_asset_metadata({"drchrono/requests": requests})
-        context.log.info(
-            f"{spec.name}: {sum(t.num_rows for t in tables.values())} rows for "
-            f"{len(tables)} day(s) in {requests} API requests"
-        )
-        return tables
+        context.log.info(f"{spec.name}: {done} {len(window.days)} day(s), {requests} API requests")
+        return output
 
     return resource_asset
+
+
+def _merge_output(
+    spec: ResourceSpec,
+    sweep: str,
+    window: DayWindow,
+    client: DrchronoClient,
+    io_manager: HiveParquetIOManager,
+    log: dg.DagsterLogManager,
+) -> PartitionUpdate:
+    """The staged changes merged into the stored days. A day with no file that the changes
+    alone cannot fill (a day listed by date, or one before the sweeps' unbroken chain) is
+    fetched instead: never merged into nothing."""
+    staged = StagedChanges(io_manager.data_root)
+    plan = staged.plan(sweep)
+    changes = staged.read(sweep, spec.name)
+    stored = set(io_manager.dataset(dg.AssetKey(spec.name)).partition_keys())
+    missing = [
+        day
+        for day in window.partition_keys
+        if day not in stored and (spec.rule.lists_new_days or day < plan.covered_from)
+    ]
+    fetched: TablesByDay = {}
+    for days in day_ranges(missing):
+        fetched.update(extract(spec, client, days, log))
+    as_of = dt.datetime.fromisoformat(plan.as_of)
+    return PartitionUpdate(
+        lambda tables: merge_changes(spec, changes, tables, window, as_of, fetched)
+    )
 
 
 resource_assets = [build_resource_asset(spec) for spec in RESOURCES]

@@ -40,6 +40,9 @@ class PartitionRule(Protocol):
     filters: tuple[str, ...]
     extra_fields: tuple[pa.Field, ...]  # columns the rule adds to the API's
     captures_changes: bool  # whether ``change_queries`` can tell what changed
+    # Whether a day is listed by date when it comes, rather than assembled from change sets
+    # (appointments are booked weeks ahead: a new day's are in no recent change set).
+    lists_new_days: bool
 
     def queries(self, window: DayWindow) -> QueryPlan: ...
 
@@ -76,6 +79,7 @@ class ScheduledOn(_DatedRows):
     filters: tuple[str, ...] = ("date", "date_range")
     extra_fields: tuple[pa.Field, ...] = ()
     captures_changes: bool = True
+    lists_new_days: bool = True
 
     @property
     def summary(self) -> str:
@@ -108,6 +112,7 @@ class DatedSinceSweep(_DatedRows):
     fan_out: tuple[str, str] | None = None  # (required filter, path listing its values)
     extra_fields: tuple[pa.Field, ...] = ()
     captures_changes: bool = True
+    lists_new_days: bool = False
 
     @property
     def filters(self) -> tuple[str, ...]:
@@ -138,6 +143,7 @@ class Snapshot:
         column("snapshot_at", SNAPSHOT_AT, "When this snapshot was taken (UTC)"),
     )
     captures_changes: bool = False
+    lists_new_days: bool = False
 
     def queries(self, window: DayWindow) -> QueryPlan:
         return QueryPlan(({},))

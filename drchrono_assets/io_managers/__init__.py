@@ -1,6 +1,6 @@
 """IO managers: Parquet datasets in a hive layout."""
 
 from drchrono_assets.io_managers.hive_dataset import HiveDataset
-from drchrono_assets.io_managers.hive_parquet import HiveParquetIOManager
+from drchrono_assets.io_managers.hive_parquet import HiveParquetIOManager, PartitionUpdate
 
-__all__ = ["HiveDataset", "HiveParquetIOManager"]
+__all__ = ["HiveDataset", "HiveParquetIOManager", "PartitionUpdate"]

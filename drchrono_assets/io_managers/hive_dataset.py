@@ -12,7 +12,7 @@ import datetime as dt
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 import dagster as dg
@@ -23,10 +23,29 @@ from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.io_managers.writer_lock import writer_lock
 
 PARTITION_COLUMN = "date"
 FILE_NAME = "part-0.parquet"  # one file per partition, so a re-run replaces it
 STAGING_FOLDER = ".staging"  # beside the datasets, never inside one
+# File metadata: the API time the file's records are as of (UTC, ISO). A file is never
+# replaced by one as of an earlier time, so a late writer cannot put older records back.
+VERSION_KEY = b"drchrono.as_of"
+
+# Partition key (None: unpartitioned) -> its table.
+Tables = Mapping[str | None, pa.Table]
+
+
+def with_version(table: pa.Table, as_of: dt.datetime) -> pa.Table:
+    """``table`` marked as holding the records as of ``as_of``."""
+    metadata = {**(table.schema.metadata or {}), VERSION_KEY: as_of.isoformat().encode()}
+    return table.replace_schema_metadata(metadata)
+
+
+def version_of(table: pa.Table) -> dt.datetime | None:
+    """The time ``table``'s records are as of, if it says."""
+    stamp = (table.schema.metadata or {}).get(VERSION_KEY)
+    return dt.datetime.fromisoformat(stamp.decode()) if stamp else None
 
 
 class HiveDataset:
@@ -120,17 +139,49 @@ class HiveDataset:
         )
         return dataset.to_table(columns=columns, filter=predicate)
 
-    def write(self, tables: Mapping[str | None, pa.Table]) -> None:
+    def read_files(self, partition_keys: Iterable[str]) -> dict[str, pa.Table]:
+        """The stored table of each of ``partition_keys`` that has a file, as written (no
+        partition column; its version metadata kept)."""
+        existing = set(self.partition_keys())
+        tables = {}
+        for key in partition_keys:
+            if key in existing:
+                with self.file(key).open("rb") as handle:
+                    tables[key] = pq.read_table(handle)
+        return tables
+
+    def write(self, tables: Tables) -> set[str | None]:
         """Write each table as the file of its partition key (``None``: unpartitioned), each
-        atomically; a re-run replaces the files."""
+        atomically, while no other writer of this asset writes; a re-run replaces the files.
+        A stored file newer than its table (``VERSION_KEY``) is kept: returns those keys."""
+        with writer_lock(self.root, self._lock_name):
+            return self._write_newer(tables)
+
+    def update(
+        self, partition_keys: Sequence[str], change: Callable[[dict[str, pa.Table]], Tables]
+    ) -> tuple[Tables, set[str | None]]:
+        """Read, change and write back partitions as one step no other writer interleaves
+        with: ``change`` gets the stored tables of ``partition_keys`` that exist and returns
+        the tables to write. Returns them, and the keys whose stored file was newer (kept)."""
+        with writer_lock(self.root, self._lock_name):
+            tables = change(self.read_files(partition_keys))
+            return tables, self._write_newer(tables)
+
+    @property
+    def _lock_name(self) -> str:
+        return "__".join(self.asset_key.path)
+
+    def _write_newer(self, tables: Tables) -> set[str | None]:
         name = self.asset_key.to_user_string()
         if any(PARTITION_COLUMN in table.column_names for table in tables.values()):
             raise TypeError(
                 f"{name}: a '{PARTITION_COLUMN}' column would clash with the hive partition "
                 "column; drop or rename it"
             )
-        if len({table.schema for table in tables.values()}) != 1:
+        if len({table.schema.remove_metadata() for table in tables.values()}) != 1:
             raise TypeError(f"{name}: partitions differ in schema")
+        kept = self._stored_newer(tables)
+        tables = {key: table for key, table in tables.items() if key not in kept}
         staging = self.root / STAGING_FOLDER
         if settings.is_local(staging):
             remove_abandoned_files(staging)
@@ -141,6 +192,27 @@ class HiveDataset:
             days_by_table.setdefault(id(table), (table, []))[1].append(key)
         for table, keys in days_by_table.values():
             write_atomically(parquet_bytes(table), [self.file(key) for key in keys], staging)
+        return kept
+
+    def _stored_newer(self, tables: Tables) -> set[str | None]:
+        """Keys whose stored file is as of a later time than the table that would replace it
+        (only files that exist are opened, and only their footers read)."""
+        versions = {key: version_of(table) for key, table in tables.items()}
+        if not any(versions.values()):
+            return set()
+        existing = set(self.partition_keys()) if None not in tables else {None}
+        newer = set()
+        for key, version in versions.items():
+            if version is None or key not in existing:
+                continue
+            try:
+                with self.file(key).open("rb") as handle:
+                    stored = version_of(pq.read_schema(handle).empty_table())
+            except FileNotFoundError:
+                continue
+            if stored is not None and stored > version:
+                newer.add(key)
+        return newer
 
     def _forget_listings(self) -> None:
         # s3fs keeps directory listings for the life of the process (no expiry), so partitions

@@ -6,7 +6,8 @@ exactly what a single-run backfill produces, hence this one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -18,6 +19,15 @@ from drchrono_assets.io_managers.hive_dataset import HiveDataset, check_writable
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@dataclass(frozen=True)
+class PartitionUpdate:
+    """An output that changes stored partitions rather than replacing them: ``change`` gets
+    the stored tables of the run's partitions that have a file and returns one table per
+    partition. Reading, changing and writing hold the asset's writer lock throughout."""
+
+    change: Callable[[dict[str, pa.Table]], Mapping[str, pa.Table]]
 
 
 class HiveParquetIOManager(dg.ConfigurableIOManager):
@@ -37,16 +47,28 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         return HiveDataset(UPath(self.data_root), asset_key)
 
     def handle_output(
-        self, context: dg.OutputContext, obj: pa.Table | Mapping[str, pa.Table]
+        self,
+        context: dg.OutputContext,
+        obj: pa.Table | Mapping[str, pa.Table] | PartitionUpdate,
     ) -> None:
-        tables = self._tables_by_partition(context, obj)
         dataset = self.dataset(context.asset_key)
-        dataset.write(tables)
+        if isinstance(obj, PartitionUpdate):
+            keys = list(context.asset_partition_keys)
+
+            def change(stored: dict[str, pa.Table]) -> dict[str | None, pa.Table]:
+                return self._tables_by_partition(context, obj.change(stored))
+
+            tables, kept = dataset.update(keys, change)
+        else:
+            tables = self._tables_by_partition(context, obj)
+            kept = dataset.write(tables)
         per_partition = len(tables) > 1
         for key, table in tables.items():
             metadata = {
-                "dagster/row_count": table.num_rows,
                 "path": dg.MetadataValue.path(str(dataset.file(key))),
+                # A newer version was stored meanwhile (by another run): it stays.
+                **({"drchrono/kept_newer": True} if key in kept else {}),
+                **({} if key in kept else {"dagster/row_count": table.num_rows}),
             }
             if per_partition:
                 context.step_context.add_asset_metadata(metadata, partition_key=key)

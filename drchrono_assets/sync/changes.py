@@ -17,24 +17,15 @@ from collections.abc import Iterable, Mapping
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from upath import UPath
 
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.io_managers.hive_dataset import (
-    STAGING_FOLDER,
-    parquet_bytes,
-    write_atomically,
-)
+from drchrono_assets.io_managers.hive_dataset import with_version
 
 # The API's GET data "may be several seconds old": each sweep starts this much before the
 # previous one's API time, so nothing updated meanwhile slips between two sweeps.
 OVERLAP = dt.timedelta(minutes=2)
-CHANGES_FOLDER = ".changes"  # beside the datasets, never inside one
-# Changed records dated after a sweep's last partition, kept for the sweep that can place them.
-WAITING = "waiting"
 # On every run a sweep requests: the sweep's id; on those that merge its staged changes, too.
 SWEEP_TAG = "drchrono/sweep"
 MERGE_TAG = "drchrono/merge"
@@ -67,15 +58,6 @@ def stored_days(
     found = dataset.scan([key, dataset.partition_column], pc.field(key).isin(keys))
     days = (day.isoformat() for day in found[dataset.partition_column].to_pylist())
     return dict(zip(found[key].to_pylist(), days, strict=True))
-
-
-def stored_partitions(
-    io_manager: HiveParquetIOManager, spec: ResourceSpec, window: DayWindow
-) -> dict[str, pa.Table]:
-    """The stored tables of the days of ``window`` that have a file."""
-    dataset = io_manager.dataset(dg.AssetKey(spec.name))
-    existing = set(dataset.partition_keys())
-    return {day: dataset.read([day]) for day in window.partition_keys if day in existing}
 
 
 def dirty_days(spec: ResourceSpec, changes: pa.Table, stored_days: Mapping[str, str]) -> set[str]:
@@ -116,47 +98,24 @@ def merge_changes(
     changes: pa.Table,
     stored: Mapping[str, pa.Table],
     window: DayWindow,
+    as_of: dt.datetime,
+    fetched: Mapping[str, pa.Table] | None = None,
 ) -> dict[str, pa.Table]:
     """Each day of ``window``: its stored rows, less every changed record, plus the changed
-    records that belong to it now. Days without a stored file start empty."""
+    records that belong to it now, marked as of ``as_of`` (the change set's API time). Days
+    in ``fetched`` were fetched whole (they had no file) and are taken as they are; other
+    days without a stored file start empty."""
     (key,) = spec.primary_key
     changed = changes[key]
     arriving = spec.rule.split(changes, window, dt.datetime.now(dt.UTC))
+    fetched = fetched or {}
     merged = {}
     for day in window.partition_keys:
+        if day in fetched:
+            merged[day] = fetched[day]
+            continue
         before = stored.get(day, spec.schema.empty_table()).select(spec.schema.names)
         kept = before.filter(pc.invert(pc.is_in(before[key], value_set=changed)))
-        merged[day] = spec.in_key_order(pa.concat_tables([kept, arriving[day]]))
+        table = spec.in_key_order(pa.concat_tables([kept, arriving[day]]))
+        merged[day] = with_version(table, as_of)
     return merged
-
-
-class StagedChanges:
-    """Change sets between the sweep that fetched them and the runs that merge them:
-    ``<data root>/.changes/<sweep>/<resource>.parquet``; records no partition can hold yet
-    wait in ``<data root>/.changes/waiting/<resource>.parquet``."""
-
-    def __init__(self, data_root: str) -> None:
-        self.folder = UPath(data_root) / CHANGES_FOLDER
-
-    def path(self, sweep: str, resource: str) -> UPath:
-        return self.folder / sweep / f"{resource}.parquet"
-
-    def write(self, sweep: str, resource: str, table: pa.Table) -> None:
-        staging = UPath(self.folder.parent) / STAGING_FOLDER
-        write_atomically(parquet_bytes(table), [self.path(sweep, resource)], staging)
-
-    def read(self, sweep: str, resource: str) -> pa.Table:
-        with self.path(sweep, resource).open("rb") as handle:
-            return pq.read_table(handle)
-
-    def waiting(self, resource: str) -> pa.Table | None:
-        """The records an earlier sweep left for a later one, if any."""
-        return self.read(WAITING, resource) if self.path(WAITING, resource).exists() else None
-
-    def leave_waiting(self, resource: str, table: pa.Table) -> None:
-        self.write(WAITING, resource, table)
-
-    def remove(self, sweep: str) -> None:
-        folder = self.folder / sweep
-        if folder.exists():
-            folder.fs.rm(folder.path, recursive=True)

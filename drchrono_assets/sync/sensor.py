@@ -1,13 +1,14 @@
 """The sensor that keeps every partition current: one change sweep each morning.
 
-Each morning (from ``SYNC_HOUR`` in the practice's time zone) the sensor asks the API what
-changed since the last successful sweep, stages the changed records, and requests one run
-per asset and range of dirty days (single-run backfills) that merges them in; yesterday's
-partitions are added for every asset (snapshots listed once; appointments re-listed by
-``date``); changed records dated later wait for the sweep that can place them. Its cursor,
-visible on the sensor's page in the UI, holds the API time the next sweep starts from; it
-advances only once every run of a sweep succeeded, and failed runs are requested again, so
-no change is ever skipped. ``billing_report`` follows through its automation condition.
+It only decides, requests and advances; every API request is made in a run. Each morning
+(from ``SYNC_HOUR`` in the practice's time zone) it requests a sweep run (``drchrono_sweep``),
+which stages what changed since the last finished sweep and plans the runs that merge it;
+once that run succeeded, the sensor requests the planned runs (one per asset and range of
+dirty days, a single-run backfill each); once those succeeded, it finishes the sweep: the
+next one starts where it ended (``SyncState`` in the data root). A failed, deleted or stuck
+run is requested again with growing delays, never more often than ``FIRST_RETRY`` and never
+less than every ``LONGEST_RETRY``, so a sweep catches up as soon as the API answers again.
+``billing_report`` follows through its automation condition.
 """
 
 from __future__ import annotations
@@ -16,197 +17,221 @@ import dataclasses
 import datetime as dt
 import json
 import zoneinfo
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import dagster as dg
 
 from drchrono_assets import settings
-from drchrono_assets.api import DrchronoClient
-from drchrono_assets.assets.extraction import fetch
-from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sync.changes import (
-    MERGE_TAG,
-    SWEEP_TAG,
-    StagedChanges,
-    dated_after,
-    day_ranges,
-    dirty_days,
-    local_since,
-    newest_versions,
-    stored_days,
-)
+from drchrono_assets.sync.changes import MERGE_TAG, SWEEP_TAG, dated_after
+from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SyncState
+from drchrono_assets.sync.sweep import SWEEP_OP, SweepConfig, sweep_job
 
 SYNC_HOUR = 4  # practice-local: yesterday is complete, the practice is quiet
+FIRST_RETRY = dt.timedelta(minutes=10)  # after a run's first failure; doubled each time
+LONGEST_RETRY = dt.timedelta(hours=6)
+# A run not finished this long after it was requested has a dead worker or is stuck: it is
+# requested again. Run monitoring ends it (its ``dagster/max_runtime`` tag) where it runs.
+RUN_DEADLINE = dt.timedelta(hours=6)
+# A requested run the instance does not know this long after was deleted or never launched.
+MISSING_AFTER = dt.timedelta(minutes=30)
+SWEEP_RUN = "sweep"  # the cursor's key of the sweep run itself
 DONE = dg.DagsterRunStatus.SUCCESS
 STOPPED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 # The clock that decides when a morning has come; tests move it with the sandbox's.
 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
-# A run either merges the sweep's staged changes or fetches its days from the API.
-RunMode = Literal["merge", "fetch"]
+
+
+@dataclasses.dataclass
+class RunAttempt:
+    """The latest attempt of one of the pending sweep's runs."""
+
+    number: int
+    requested_at: str  # UTC ISO, by ``clock``
+    retry_at: str | None = None  # set once it failed: when the next attempt goes
 
 
 @dataclasses.dataclass
 class SyncCursor:
-    """What the sensor remembers between ticks (its cursor, as JSON)."""
+    """What the sensor remembers between ticks (its cursor, as JSON). Clearing it forgets a
+    pending sweep, never data: the next sweep starts where the last finished one ended."""
 
-    since: str | None = None  # practice-local time the next sweep asks changes since
-    day: str | None = None  # practice day of the last sweep: one sweep per morning
+    day: str | None = None  # practice day of the last sweep started: one a morning
     sweep: str | None = None  # the sweep whose runs are not all done yet
-    until: str | None = None  # that sweep's API time: ``since`` once its runs succeeded
-    runs: dict[str, int] = dataclasses.field(default_factory=dict)  # run key -> attempts
+    yesterday: str | None = None  # that sweep's last partition
+    since: str | None = None  # set by an operator: the next sweep starts here
+    runs: dict[str, RunAttempt] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str | None) -> SyncCursor:
-        return cls(**json.loads(text)) if text else cls()
+        values: dict[str, Any] = json.loads(text) if text else {}
+        runs = values.pop("runs", {})
+        if not all(isinstance(run, dict) for run in runs.values()) or "until" in values:
+            # A cursor of the package before sweeps ran as runs: its ``since`` is where the
+            # next sweep starts; its pending sweep is swept again.
+            return cls(day=values.get("day"), since=values.get("since"))
+        return cls(runs={key: RunAttempt(**run) for key, run in runs.items()}, **values)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-def _run_key(key: str, attempt: int) -> str:
-    return key if attempt == 1 else f"{key}#{attempt}"
+def _run_key(sweep: str, key: str, attempt: int) -> str:
+    return f"{sweep}:{key}#{attempt}"
 
 
-def _statuses(instance: dg.DagsterInstance, cursor: SyncCursor) -> dict[str, dg.DagsterRunStatus]:
-    """The status of the latest attempt of each run of the pending sweep."""
+def _statuses(
+    instance: dg.DagsterInstance, cursor: SyncCursor
+) -> dict[str, dg.DagsterRunStatus | None]:
+    """The status of the latest attempt of each run of the pending sweep (None: no such run).
+    A success counts however it came (a re-execution from the UI carries the same key)."""
     records = instance.get_run_records(dg.RunsFilter(tags={SWEEP_TAG: cursor.sweep or ""}))
-    by_run_key = {record.dagster_run.tags.get("dagster/run_key"): record for record in records}
+    by_run_key: dict[str, dg.DagsterRunStatus] = {}
+    for record in sorted(records, key=lambda record: record.create_timestamp):
+        run_key = record.dagster_run.tags.get("dagster/run_key", "")
+        if by_run_key.get(run_key) != DONE:
+            by_run_key[run_key] = record.dagster_run.status
     return {
-        key: by_run_key[_run_key(key, attempt)].dagster_run.status
+        key: by_run_key.get(_run_key(cursor.sweep or "", key, attempt.number))
         for key, attempt in cursor.runs.items()
-        if _run_key(key, attempt) in by_run_key
     }
 
 
-def _run_request(sweep: str, key: str, attempt: int) -> dg.RunRequest:
-    """The run a key names: ``<sweep>|<assets, comma-separated>|merge or fetch|<first>|<last>``."""
-    _, assets, mode, first, last = key.split("|")
-    window = DayWindow.from_partition_keys([first, last])
-    tags = {**window.run_tags, SWEEP_TAG: sweep}
-    if mode == "merge":
+def _failed(
+    status: dg.DagsterRunStatus | None, attempt: RunAttempt, now: dt.datetime
+) -> str | None:
+    """Why an attempt counts as failed, or None while it may still succeed."""
+    waited = now - dt.datetime.fromisoformat(attempt.requested_at)
+    if status in STOPPED:
+        return status.value.lower()
+    if status is None and waited > MISSING_AFTER:
+        return "missing from the instance"
+    if status not in (DONE, None) and waited > RUN_DEADLINE:
+        return f"still {status.value.lower()} after {RUN_DEADLINE}"
+    return None
+
+
+def _run_request(
+    sweep: str, key: str, attempt: int, cursor: SyncCursor, staged: StagedChanges
+) -> dg.RunRequest:
+    tags = {SWEEP_TAG: sweep, "dagster/max_runtime": str(int(RUN_DEADLINE.total_seconds()))}
+    run_key = _run_key(sweep, key, attempt)
+    if key == SWEEP_RUN:
+        config = SweepConfig(sweep=sweep, yesterday=cursor.yesterday or "", since=cursor.since)
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=sweep_job.name,
+            run_config=dg.RunConfig(ops={SWEEP_OP: config}),
+            tags=tags,
+        )
+    run: PlannedRun = staged.plan(sweep).run(key)
+    tags |= DayWindow.from_partition_keys([run.first, run.last]).run_tags
+    if run.mode == "merge":
         tags[MERGE_TAG] = sweep
     return dg.RunRequest(
-        run_key=_run_key(key, attempt),
-        asset_selection=[dg.AssetKey(asset) for asset in assets.split(",")],
+        run_key=run_key,
+        job_name=ingest_job.name,
+        asset_selection=[dg.AssetKey(asset) for asset in run.assets],
         tags=tags,
     )
 
 
-def _plan(
-    *,
-    sweep: str,
-    yesterday: str,
-    since: str,
-    client: DrchronoClient,
-    io_manager: HiveParquetIOManager,
-    log: dg.DagsterLogManager,
-) -> tuple[list[dg.RunRequest], dict[str, int], dt.datetime | None]:
-    """Fetch and stage the changes since ``since``; the runs that bring them in."""
-    first_day = daily_partitions.get_first_partition_key()
-    staged = StagedChanges(io_manager.data_root)
-    requests: list[dg.RunRequest] = []
-    runs: dict[str, int] = {}
-    answered: list[dt.datetime] = []
+def _finish(staged: StagedChanges, sweep: str) -> None:
+    """Advance the data root's state past ``sweep`` and remove its staged changes. Each step
+    may be repeated: a tick that fails halfway is finished by the next."""
+    state = staged.state()
+    if state is None or state.finished != sweep:
+        plan = staged.plan(sweep)
+        for spec in RESOURCES:
+            # Changed records dated after the sweep's last partition (a payment posted ahead
+            # of its visit) had no partition to go to, and may never change again.
+            if spec.rule.captures_changes and not spec.rule.lists_new_days:
+                later = dated_after(spec, staged.read(sweep, spec.name), plan.yesterday)
+                staged.leave_waiting(spec.name, later)
+        last_day = max(plan.yesterday, state.last_day) if state else plan.yesterday
+        staged.save_state(SyncState(plan.until, last_day, plan.covered_from, sweep))
+    staged.remove_through(sweep)
 
-    def add(assets: list[str], window: DayWindow, mode: RunMode) -> None:
-        key = f"{sweep}|{','.join(assets)}|{mode}|{window.first}|{window.last}"
-        requests.append(_run_request(sweep, key, 1))
-        runs[key] = 1
 
-    # Yesterday's snapshots and listings: one run for every asset fetched whole.
-    fetched_whole = [spec.name for spec in RESOURCES if not spec.rule.captures_changes]
-    for spec in RESOURCES:
-        if not spec.rule.captures_changes:
+def _progress(
+    context: dg.SensorEvaluationContext, cursor: SyncCursor, staged: StagedChanges
+) -> dg.SensorResult | None:
+    """Requests for the pending sweep's failed runs whose retry is due, or a skip while its
+    runs work or wait; None once every run succeeded."""
+    now = clock()
+    sweep = cursor.sweep or ""
+    statuses: Mapping[str, dg.DagsterRunStatus | None] = _statuses(context.instance, cursor)
+    requests, waiting = [], []
+    for key, attempt in cursor.runs.items():
+        if statuses[key] == DONE:
             continue
-        fetched = fetch(spec, client, spec.rule.change_queries(since), log)
-        if fetched.answered_at is not None:
-            answered.append(fetched.answered_at)
-        changes = fetched.table
-        waiting = None if _relist_new_day(spec) else staged.waiting(spec.name)
-        if waiting is not None:
-            changes = newest_versions(spec, waiting, changes)
-        staged.write(sweep, spec.name, changes)
-        (key,) = spec.primary_key
-        stored = stored_days(io_manager, spec, changes[key].combine_chunks())
-        days = dirty_days(spec, changes, stored) | {yesterday}
-        # Later days are not partitions yet; their records are fetched when they are.
-        days = {day for day in days if first_day <= day <= yesterday}
-        if _relist_new_day(spec):
-            days.discard(yesterday)
-            fetched_whole.append(spec.name)
-        for window in day_ranges(days):
-            add([spec.name], window, "merge")
-    add(sorted(fetched_whole), DayWindow.from_partition_keys([yesterday]), "fetch")
-    return requests, runs, min(answered, default=None)
-
-
-def _leave_later_records_waiting(staged: StagedChanges, sweep: str) -> None:
-    """Changed records dated after the sweep's last partition (a payment posted ahead of its
-    visit) had no partition to go to, and may never change again: the next sweep merges them."""
-    yesterday = (dt.date.fromisoformat(sweep) - dt.timedelta(days=1)).isoformat()
-    for spec in RESOURCES:
-        if spec.rule.captures_changes and not _relist_new_day(spec):
-            later = dated_after(spec, staged.read(sweep, spec.name), yesterday)
-            staged.leave_waiting(spec.name, later)
-
-
-def _relist_new_day(spec: ResourceSpec) -> bool:
-    # Appointments are booked ahead: a new day's are listed by `date` (one request), since a
-    # booking made weeks ago is in no recent change set.
-    return "date" in spec.rule.filters
+        reason = _failed(statuses[key], attempt, now)
+        if reason and attempt.retry_at is None:
+            delay = min(FIRST_RETRY * 2 ** (attempt.number - 1), LONGEST_RETRY)
+            attempt.retry_at = (now + delay).isoformat()
+            context.log.warning(
+                f"sweep {sweep}: run {key} attempt {attempt.number} {reason}; "
+                f"next attempt after {attempt.retry_at}"
+            )
+        if reason and dt.datetime.fromisoformat(attempt.retry_at or "") <= now:
+            cursor.runs[key] = RunAttempt(attempt.number + 1, now.isoformat())
+            requests.append(_run_request(sweep, key, attempt.number + 1, cursor, staged))
+        elif reason:
+            waiting.append(f"{key} (attempt {attempt.number} {reason}; retry {attempt.retry_at})")
+        else:
+            waiting.append(f"{key} ({statuses[key].value.lower() if statuses[key] else 'new'})")
+    if not requests and not waiting:
+        return None
+    skip = None if requests else f"sweep {sweep}: waiting for " + "; ".join(waiting)
+    return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor.to_json())
 
 
 @dg.sensor(
     name="drchrono_changes",
-    job=ingest_job,
-    minimum_interval_seconds=600,
+    jobs=[ingest_job, sweep_job],
+    minimum_interval_seconds=120,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def drchrono_changes(
     context: dg.SensorEvaluationContext,
-    drchrono: DrchronoApiResource,
     parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> dg.SensorResult | dg.SkipReason:
-    """Each morning: what changed since the last sweep, merged into exactly the partitions it
-    touches, plus yesterday for every asset; a day nobody touched is never fetched again."""
+) -> dg.SensorResult:
+    """Each morning: a sweep run stages what changed since the last sweep, then runs merge it
+    into exactly the partitions it touches, plus every day since the last sweep for every
+    asset; a day nobody touched is never fetched again."""
     cursor = SyncCursor.from_json(context.cursor)
+    staged = StagedChanges(parquet_io_manager.data_root)
     if cursor.sweep is not None:
-        statuses = _statuses(context.instance, cursor)
-        if any(statuses.get(key) not in (DONE, *STOPPED) for key in cursor.runs):
-            return dg.SkipReason(f"sweep {cursor.sweep}: waiting for its runs")
-        failed = [key for key in cursor.runs if statuses[key] in STOPPED]
-        if failed:
-            for key in failed:
-                cursor.runs[key] += 1
-            retries = [_run_request(cursor.sweep, key, cursor.runs[key]) for key in failed]
-            return dg.SensorResult(run_requests=retries, cursor=cursor.to_json())
-        staged = StagedChanges(parquet_io_manager.data_root)
-        _leave_later_records_waiting(staged, cursor.sweep)
-        staged.remove(cursor.sweep)
-        cursor = SyncCursor(since=cursor.until, day=cursor.day)
+        pending = _progress(context, cursor, staged)
+        if pending is not None:
+            return pending
+        if SWEEP_RUN in cursor.runs:  # the sweep run succeeded: request what it planned
+            plan = staged.plan(cursor.sweep)
+            cursor.runs = {run.key: RunAttempt(1, clock().isoformat()) for run in plan.runs}
+            requests = [_run_request(cursor.sweep, key, 1, cursor, staged) for key in cursor.runs]
+            if requests:
+                return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
+        _finish(staged, cursor.sweep)
+        cursor = SyncCursor(day=cursor.day)
     now = clock().astimezone(zoneinfo.ZoneInfo(settings.timezone()))
     yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
     if cursor.day == now.date().isoformat() or now.hour < SYNC_HOUR:
         return dg.SensorResult(skip_reason="swept this morning already", cursor=cursor.to_json())
     if yesterday < daily_partitions.get_first_partition_key():
         return dg.SensorResult(skip_reason="before DRCHRONO_START_DATE", cursor=cursor.to_json())
-    since = cursor.since or f"{yesterday}T00:00:00"
-    sweep = now.date().isoformat()
-    requests, runs, answered = _plan(
+    sweep = now.strftime("%Y-%m-%dT%H%M%S")
+    cursor = SyncCursor(
+        day=now.date().isoformat(),
         sweep=sweep,
         yesterday=yesterday,
-        since=since,
-        client=drchrono.client,
-        io_manager=parquet_io_manager,
-        log=context.log,
+        since=cursor.since,
+        runs={SWEEP_RUN: RunAttempt(1, clock().isoformat())},
     )
-    until = local_since(answered, settings.timezone()) if answered else since
-    cursor = SyncCursor(since=since, day=sweep, sweep=sweep, until=until, runs=runs)
-    return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
+    request = _run_request(sweep, SWEEP_RUN, 1, cursor, staged)
+    return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())

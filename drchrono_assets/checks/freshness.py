@@ -1,0 +1,106 @@
+"""Freshness checks: each dated asset's check fails in the UI once yesterday's partition is late.
+
+Every ingest asset and ``billing_report`` gets a check that fails (severity ERROR, shown red)
+when, at ``DEADLINE_HOUR`` practice-local, yesterday's partition has no materialization. The
+``drchrono_changes`` sweep starts at ``SYNC_HOUR`` and ``billing_report`` follows it by
+automation, so a morning that cannot finish shows up as a failed check. It never looks like a
+silent wait. Once the late partition arrives, the sensor evaluates the check again and it passes.
+
+Why Dagster's time-partition freshness checks and not ``dg.FreshnessPolicy`` (Dagster 1.13.27):
+
+* ``dg.build_time_partition_freshness_checks`` checks exactly what daily operation promises.
+  After the last tick of ``deadline_cron`` (in ``timezone``), it looks for a materialization
+  of the partition whose day ended before that tick: yesterday's partition at 07:00. The
+  result is an ordinary asset check evaluation. The UI shows it in the asset's Checks tab
+  and in the Checks row of the asset's node in the lineage graph (a default row). The matching
+  ``dg.build_sensor_for_freshness_checks`` requests the check runs. That sensor is handled by
+  the sensor daemon, which the deployment already runs for ``drchrono_changes``.
+* ``dg.FreshnessPolicy.cron`` is evaluated by the freshness daemon. That daemon is on by
+  default (instance setting ``freshness: enabled``). But the policy looks only at the asset's
+  latest materialization of *any* partition. A sweep's merge into an older day, or a
+  rebuilt old ``billing_report`` partition, would count as fresh while yesterday is missing.
+  Also, in open-source Dagster the new freshness state appears only as a tag on each asset's
+  own page. The lineage graph's Freshness row and the health summaries do not use it there
+  (``assetHealthEnabled()`` is false in the UI, and ``dagster_asset_health_queries_supported()``
+  is false in the instance), so nothing would fail "at a glance". The UI itself calls the
+  policy "a new feature under active development".
+
+Dagster marks the two builders as superseded by ``FreshnessPolicy``. They are not deprecated,
+and the replacement cannot check partitions, so their supersession warnings are silenced here.
+
+Both the check and its sensor read "now" from Dagster's clock (``dagster._time``), not from a
+context. Tests fix it with ``dagster._core.test_utils.freeze_time``. Evaluating a check reads
+only the instance's event log; it never calls the drchrono API or reads the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import dagster as dg
+
+from drchrono_assets.assets.billing_reports import billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.partitions import daily_partitions
+from drchrono_assets.sync.sensor import SYNC_HOUR
+
+# Time after SYNC_HOUR for the sweep's runs and the billing report after them; later, the
+# morning is late.
+GRACE_HOURS = 3
+DEADLINE_HOUR = SYNC_HOUR + GRACE_HOURS  # 07:00 practice-local
+DEADLINE_CRON = f"0 {DEADLINE_HOUR} * * *"
+# The zone settings.timezone() gave the partitions when the definitions were imported, read
+# once. The deadline and "yesterday" are then measured on the same practice clock.
+DEADLINE_TIMEZONE = daily_partitions.timezone
+FRESHNESS_SENSOR_NAME = "drchrono_freshness"
+# How often the sensor asks whether a check can have gone overdue. The sensor reads only
+# the event log, so a failure shows within minutes of the deadline at little cost.
+SENSOR_INTERVAL_SECONDS = 300
+
+DATED_ASSETS: list[dg.AssetsDefinition] = [*resource_assets, billing_report]
+
+
+def build_freshness_checks(
+    assets: Sequence[dg.AssetsDefinition],
+) -> list[dg.AssetChecksDefinition]:
+    """One ``freshness_check`` per asset: the check fails (ERROR) once the deadline has passed
+    and yesterday's partition has not been materialized."""
+    with warnings.catch_warnings():
+        # The builder is superseded, not deprecated; see the module docstring for why.
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return list(
+            dg.build_time_partition_freshness_checks(
+                assets=assets,
+                deadline_cron=DEADLINE_CRON,
+                timezone=DEADLINE_TIMEZONE,
+                severity=dg.AssetCheckSeverity.ERROR,
+                # A late partition must not stop a run that could still fix it.
+                blocking=False,
+            )
+        )
+
+
+def build_freshness_sensor(
+    checks: Sequence[dg.AssetChecksDefinition],
+) -> dg.SensorDefinition:
+    """The sensor that requests runs of ``checks``.
+
+    It requests a check the first time, again once a passing check could be overdue (at the
+    next deadline), and again once a failed check's asset has been materialized since.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return dg.build_sensor_for_freshness_checks(
+            freshness_checks=checks,
+            name=FRESHNESS_SENSOR_NAME,
+            minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+            # Running from the first deployment on, so no operator has to remember to start
+            # it. A stopped freshness sensor would be exactly the silent wait it is there to
+            # prevent.
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        )
+
+
+freshness_checks = build_freshness_checks(DATED_ASSETS)
+freshness_sensor = build_freshness_sensor(freshness_checks)

@@ -1,0 +1,144 @@
+"""What a sweep leaves beside the datasets for the runs after it, under ``<data root>/.changes/``:
+
+- ``<sweep>/<resource>.parquet``: the records that changed, staged for the merge runs;
+- ``<sweep>/plan.json``: the sweep's ``SweepPlan`` (its window of time and the runs it needs);
+- ``waiting/<resource>.parquet``: changed records dated after a sweep's last partition, kept
+  for the sweep that can place them;
+- ``state.json``: the ``SyncState`` of the last finished sweep, where the next one starts.
+
+The state lives with the data it describes, not only in the sensor's cursor: clearing the
+cursor (or losing the Dagster instance) then forgets a pending sweep but never the point up
+to which the data is known to be current.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from drchrono_assets.io_managers.hive_dataset import (
+    STAGING_FOLDER,
+    parquet_bytes,
+    write_atomically,
+)
+
+CHANGES_FOLDER = ".changes"  # beside the datasets, never inside one
+WAITING = "waiting"
+STATE_FILE = "state.json"
+PLAN_FILE = "plan.json"
+# A sweep's id is the practice-local time it started, to the second: unique per sweep, and
+# safe in a path (it also arrives in a run tag, which anyone can set).
+SWEEP_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}")
+RunMode = Literal["merge", "fetch"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run a sweep needs: ``assets`` over the days ``first``..``last``, merging the staged
+    changes (days without a stored file are fetched) or fetching every day."""
+
+    assets: tuple[str, ...]
+    mode: RunMode
+    first: str
+    last: str
+
+    @property
+    def key(self) -> str:
+        return f"{'+'.join(self.assets)}:{self.mode}:{self.first}:{self.last}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """What one sweep fetched and the runs that bring it in."""
+
+    sweep: str
+    since: str  # practice-local time the change queries started from
+    until: str  # practice-local time the next sweep starts from, once this one is merged
+    as_of: str  # the API's time (UTC ISO) the staged records are as of
+    yesterday: str  # the last partition this sweep fills
+    covered_from: str  # from this day on, every change reached a sweep (see SyncState)
+    runs: tuple[PlannedRun, ...]
+
+    @classmethod
+    def from_json(cls, text: str) -> SweepPlan:
+        values = json.loads(text)
+        runs = tuple(PlannedRun(tuple(run.pop("assets")), **run) for run in values.pop("runs"))
+        return cls(runs=runs, **values)
+
+    def run(self, key: str) -> PlannedRun:
+        return next(run for run in self.runs if run.key == key)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncState:
+    """Where daily operation stands: written when a sweep's runs have all succeeded."""
+
+    since: str  # practice-local time the next sweep asks changes since
+    last_day: str  # the last partition a finished sweep filled
+    # The first day of the unbroken chain of sweeps: a dated record of this day or later
+    # reached a change set, so a day with no file from here on has no such records. Days
+    # before it are fetched, never merged into nothing.
+    covered_from: str
+    finished: str  # the id of the sweep that wrote this state
+
+
+class StagedChanges:
+    """The ``.changes`` folder of one data root."""
+
+    def __init__(self, data_root: str) -> None:
+        self.folder = UPath(data_root) / CHANGES_FOLDER
+
+    def path(self, sweep: str, name: str) -> UPath:
+        if sweep != WAITING and not SWEEP_ID.fullmatch(sweep):
+            raise ValueError(f"{sweep!r} is not a sweep id (YYYY-MM-DDTHHMMSS)")
+        return self.folder / sweep / name
+
+    def write(self, sweep: str, resource: str, table: pa.Table) -> None:
+        self._put(self.path(sweep, f"{resource}.parquet"), parquet_bytes(table))
+
+    def read(self, sweep: str, resource: str) -> pa.Table:
+        with self.path(sweep, f"{resource}.parquet").open("rb") as handle:
+            return pq.read_table(handle)
+
+    def waiting(self, resource: str) -> pa.Table | None:
+        """The records an earlier sweep left for a later one, if any."""
+        path = self.path(WAITING, f"{resource}.parquet")
+        return self.read(WAITING, resource) if path.exists() else None
+
+    def leave_waiting(self, resource: str, table: pa.Table) -> None:
+        self.write(WAITING, resource, table)
+
+    def write_plan(self, plan: SweepPlan) -> None:
+        self._put(self.path(plan.sweep, PLAN_FILE), _json_bytes(dataclasses.asdict(plan)))
+
+    def plan(self, sweep: str) -> SweepPlan:
+        return SweepPlan.from_json(self.path(sweep, PLAN_FILE).read_text())
+
+    def state(self) -> SyncState | None:
+        path = self.folder / STATE_FILE
+        return SyncState(**json.loads(path.read_text())) if path.exists() else None
+
+    def save_state(self, state: SyncState) -> None:
+        self._put(self.folder / STATE_FILE, _json_bytes(dataclasses.asdict(state)))
+
+    def remove_through(self, sweep: str) -> None:
+        """Remove the staged changes of ``sweep`` and of every sweep started before it (one
+        abandoned when its cursor was cleared)."""
+        if not self.folder.exists():
+            return
+        for child in self.folder.iterdir():
+            if SWEEP_ID.fullmatch(child.name) and child.name <= sweep:
+                child.fs.rm(child.path, recursive=True)
+
+    def _put(self, path: UPath, data: bytes | pa.Buffer) -> None:
+        write_atomically(data, [path], UPath(self.folder.parent) / STAGING_FOLDER)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True).encode()

@@ -1,0 +1,135 @@
+"""The sweep: a run (job ``drchrono_sweep``) that asks the API what changed, stages it, and
+plans the runs that bring it in. The sensor only decides when and requests; the fetching,
+with its retries and budget waits, happens here, visible in the UI with its logs, and a sweep
+the API cannot answer is a failed run the sensor retries."""
+
+
+import datetime as dt
+import logging
+
+import dagster as dg
+
+from drchrono_assets import settings
+from drchrono_assets.api import DrchronoClient
+from drchrono_assets.assets.extraction import fetch
+from drchrono_assets.assets.ingest import API_POOL
+from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.partitions import daily_partitions
+from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.sync.changes import (
+    day_ranges,
+    dirty_days,
+    local_since,
+    newest_versions,
+    stored_days,
+)
+from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
+
+SWEEP_OP = "sweep_changes"
+
+
+class SweepConfig(dg.Config):
+    """Which sweep this is; set by the ``drchrono_changes`` sensor."""
+
+    sweep: str  # its id: the practice-local time it started (YYYY-MM-DDTHHMMSS)
+    yesterday: str  # the last partition it fills
+    since: str | None = None  # start here instead of where the last finished sweep ended
+
+
+def days_between(first: str, last: str) -> list[str]:
+    """The days ``first``..``last`` as partition keys (none when ``first`` is later)."""
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def plan_sweep(
+    config: SweepConfig,
+    state: SyncState | None,
+    client: DrchronoClient,
+    io_manager: HiveParquetIOManager,
+    log: logging.Logger,
+) -> SweepPlan:
+    """Fetch and stage what changed since the last finished sweep; plan the runs that bring
+    it in, and every day since that sweep's last one."""
+    yesterday = config.yesterday
+    since = config.since or (state.since if state else f"{yesterday}T00:00:00")
+    covered_from = min(state.covered_from, since[:10]) if state else since[:10]
+    # Days no finished sweep filled: a missed morning's, or a sweep's still pending at
+    # midnight. Snapshots are listed once for all of them.
+    first_new = state.last_day if state else None
+    new_days = days_between(first_new, yesterday)[1:] if first_new else [yesterday]
+    first_day = daily_partitions.get_first_partition_key()
+    staged = StagedChanges(io_manager.data_root)
+    runs: list[PlannedRun] = []
+    answered: list[dt.datetime] = []
+    for spec in RESOURCES:
+        if not spec.rule.captures_changes:
+            continue
+        fetched = fetch(spec, client, spec.rule.change_queries(since), log)
+        if fetched.answered_at is not None:
+            answered.append(fetched.answered_at)
+        changes = fetched.table
+        waiting = None if spec.rule.lists_new_days else staged.waiting(spec.name)
+        if waiting is not None:
+            changes = newest_versions(spec, waiting, changes)
+        staged.write(config.sweep, spec.name, changes)
+        (key,) = spec.primary_key
+        stored = stored_days(io_manager, spec, changes[key].combine_chunks())
+        days = dirty_days(spec, changes, stored) | set(new_days)
+        if spec.rule.lists_new_days:
+            days |= _never_listed(io_manager, spec, covered_from, yesterday)
+        # Later days are not partitions yet; their records are fetched when they are.
+        days = {day for day in days if first_day <= day <= yesterday}
+        runs += [
+            PlannedRun((spec.name,), "merge", window.first.isoformat(), window.last.isoformat())
+            for window in day_ranges(days)
+        ]
+    snapshots = tuple(sorted(spec.name for spec in RESOURCES if not spec.rule.captures_changes))
+    if new_days:  # none when a second sweep follows a finished one the same morning
+        runs.append(PlannedRun(snapshots, "fetch", max(new_days[0], first_day), yesterday))
+    as_of = min(answered, default=dt.datetime.now(dt.UTC))
+    return SweepPlan(
+        sweep=config.sweep,
+        since=since,
+        until=local_since(as_of, settings.timezone()) if answered else since,
+        as_of=as_of.isoformat(),
+        yesterday=yesterday,
+        covered_from=covered_from,
+        runs=tuple(runs),
+    )
+
+
+def _never_listed(
+    io_manager: HiveParquetIOManager, spec: ResourceSpec, first: str, last: str
+) -> set[str]:
+    """Days ``first``..``last`` with no stored file: never listed, so listed now."""
+    stored = set(io_manager.dataset(dg.AssetKey(spec.name)).partition_keys())
+    return {day for day in days_between(first, last) if day not in stored}
+
+
+@dg.op(name=SWEEP_OP, pool=API_POOL)
+def sweep_changes(
+    context: dg.OpExecutionContext,
+    config: SweepConfig,
+    drchrono: DrchronoApiResource,
+    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+) -> None:
+    """Ask the API what changed since the last finished sweep, stage it beside the datasets,
+    and write the plan of the runs that merge it (read by the ``drchrono_changes`` sensor)."""
+    staged = StagedChanges(parquet_io_manager.data_root)
+    client = drchrono.client
+    plan = plan_sweep(config, staged.state(), client, parquet_io_manager, context.log)
+    staged.write_plan(plan)
+    context.log.info(
+        f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
+        f"requests; {len(plan.runs)} run(s) to bring them in"
+    )
+
+
+@dg.job(
+    name="drchrono_sweep",
+    description="What changed in drchrono since the last sweep, staged for the merge runs.",
+)
+def sweep_job() -> None:
+    sweep_changes()
