@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,16 @@ from drchrono_assets_tests.assets_support import every_asset
 from drchrono_assets_tests.conftest import api_for
 
 PAGE = 250
+RUN_KEY = "dagster/run_key"
 INGEST = {asset.key.to_user_string(): [asset] for asset in resource_assets}
 
 
 def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict[str, Any]) -> bool:
-    """Run what a sensor requested, with its run key tag, as the daemon would; whether it
-    succeeded (a failed run stays failed in ``instance``)."""
+    """Run what a sensor requested, with its run key tag, as the daemon would: a run key
+    already launched is skipped. Whether it succeeded (a failed run stays failed)."""
     tags = {**request.tags, "dagster/run_key": request.run_key}
+    if request.run_key and instance.get_runs(dg.RunsFilter(tags={RUN_KEY: request.run_key})):
+        return True
     if request.asset_selection:
         return execute(request.asset_selection, tags, instance, resources)
     if request.asset_check_keys:  # the freshness sensor's evaluations
@@ -91,11 +95,16 @@ class Morning:
         self.sensor_cursors: dict[str, str | None] = {}
         self.automation_cursor = None
         self.failed_runs = 0
+        self.tick_errors: list[str] = []  # one entry a tick, "" when it did not raise
+        self.longest_tick = 0.0
 
-    def run(self) -> None:
+    def run(self, ticks_apart: dt.timedelta = dt.timedelta()) -> None:
+        """Every sensor until it asks for nothing more (the sandbox's clock moving
+        ``ticks_apart`` after each tick), then automation."""
         for sensor in self.defs.sensors or []:
-            for _ in range(8):  # until the sensor has nothing more to ask for this morning
+            for _ in range(8):
                 result = self.tick(sensor.name)
+                self.sandbox.state.clock.advance(ticks_apart)
                 if not result.run_requests:
                     break
                 for request in result.run_requests:
@@ -103,15 +112,24 @@ class Morning:
         self.automate()
 
     def tick(self, sensor_name: str) -> dg.SensorResult:
-        """One evaluation of a sensor, keeping its cursor, as the daemon's tick would."""
+        """One evaluation of a sensor, keeping its cursor, as the daemon's tick would: a tick
+        that raises keeps the old cursor and is recorded in ``tick_errors``."""
         sensor = self.defs.resolve_sensor_def(sensor_name)
-        with dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.sensor_cursors.get(sensor_name),
-            resources=self.resources,
-            definitions=self.defs,
-        ) as context:
-            result = sensor.evaluate_tick(context)
+        started = time.perf_counter()
+        try:
+            with dg.build_sensor_context(
+                instance=self.instance,
+                cursor=self.sensor_cursors.get(sensor_name),
+                resources=self.resources,
+                definitions=self.defs,
+            ) as context:
+                result = sensor.evaluate_tick(context)
+        except Exception as error:
+            self.tick_errors.append(f"{sensor_name}: {type(error).__name__}: {error}")
+            return dg.SensorResult(skip_reason="tick failed")
+        finally:
+            self.longest_tick = max(self.longest_tick, time.perf_counter() - started)
+        self.tick_errors.append("")
         self.sensor_cursors[sensor_name] = result.cursor
         return result
 

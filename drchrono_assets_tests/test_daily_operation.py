@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import os
 import zoneinfo
 from collections.abc import Iterator
@@ -183,3 +184,187 @@ def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(
     table = read_partition(morning.data_root, "documents", visit_day.isoformat())
     current = records_by_day("documents", practice.current("documents"))
     assert_partition_matches(table, spec, current[visit_day.isoformat()])
+
+
+def _assert_dated_partitions_exact(
+    morning: Morning, sandbox: SandboxServer, days: list[str]
+) -> None:
+    practice = sandbox.state.practice
+    for spec in RESOURCES:
+        if spec.name in DAY_FIELDS:
+            current = records_by_day(spec.name, practice.current(spec.name))
+            for day in days:
+                table = read_partition(morning.data_root, spec.name, day)
+                assert_partition_matches(table, spec, current.get(day, []))
+
+
+def _sweep_runs_succeed(morning: Morning) -> None:
+    """The sweep run, then its merge runs, as the daemon's ticks would launch them."""
+    for _ in range(2):
+        for request in morning.tick("drchrono_changes").run_requests:
+            assert morning.launch(request)
+
+
+def test_a_tick_that_fails_while_finishing_a_sweep_is_finished_by_the_next(
+    after_first_morning: AfterFirstMorning, monkeypatch
+) -> None:
+    """Killed after the change set was removed but before its cursor was saved: the next tick
+    finishes the sweep (no FileNotFoundError) and the one after starts the next morning's."""
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
+    _sweep_runs_succeed(morning)
+    staged = StagedChanges(str(morning.data_root))
+    remove = StagedChanges.remove_through
+
+    def remove_then_die(self: StagedChanges, sweep: str) -> None:
+        remove(self, sweep)
+        raise RuntimeError("sensor evaluation timed out")
+
+    monkeypatch.setattr(StagedChanges, "remove_through", remove_then_die)
+    morning.tick("drchrono_changes")
+    assert morning.tick_errors[-1].startswith("drchrono_changes: RuntimeError")
+    monkeypatch.setattr(StagedChanges, "remove_through", remove)
+    finished = morning.tick("drchrono_changes")
+    assert morning.tick_errors[-1] == "" and not finished.run_requests
+    cursor = sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
+    assert cursor.sweep is None and staged.state().last_day == (
+        after_first_morning.at.date().isoformat()
+    )
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=2))
+    ticks = len(morning.tick_errors)
+    morning.run()
+    assert not any(morning.tick_errors[ticks:]) and morning.failed_runs == 0
+
+
+def test_missed_mornings_are_caught_up_and_a_day_without_a_file_is_fetched_not_merged(
+    after_first_morning: AfterFirstMorning,
+) -> None:
+    """Three mornings without a daemon: the next sweep lists every day since; and a stored
+    day whose file is gone is fetched whole when a change dirties it, never merged into
+    nothing (which would leave only the changed record)."""
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    old_day = (after_first_morning.at.date() - dt.timedelta(days=1)).isoformat()
+    partition_file(morning.data_root, "appointments", old_day).unlink()
+    practice = sandbox.state.practice
+    old = records_by_day("appointments", practice.current("appointments"))[old_day]
+    assert len(old) > 1
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=4))
+    practice.touch("appointments", old[0]["id"])
+    morning.run()
+    assert morning.failed_runs == 0
+    first = after_first_morning.at.date() - dt.timedelta(days=1)
+    days = [(first + dt.timedelta(days=n)).isoformat() for n in range(5)]
+    _assert_dated_partitions_exact(morning, sandbox, days)
+    for name in ("doctors", "patients"):  # the snapshots of the missed days too
+        assert all(partition_file(morning.data_root, name, day).exists() for day in days)
+
+
+def test_a_cursor_cleared_the_afternoon_after_a_sweep_sweeps_again_without_losing_a_change(
+    after_first_morning: AfterFirstMorning,
+) -> None:
+    """Run keys are unique per sweep: the daemon skips none of the new sweep's runs, and the
+    new sweep starts where the morning's ended (the data root's state), not from yesterday."""
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    sandbox.state.clock.set(after_first_morning.at.replace(hour=15))
+    morning.sensor_cursors["drchrono_changes"] = None
+    morning.run()
+    keys = [
+        run.tags["dagster/run_key"]
+        for run in morning.instance.get_runs()
+        if "dagster/run_key" in run.tags and "drchrono/sweep" in run.tags
+    ]
+    assert len(keys) == len(set(keys)) and {key[:17] for key in keys} == {
+        after_first_morning.at.strftime("%Y-%m-%dT%H%M%S"),
+        after_first_morning.at.replace(hour=15).strftime("%Y-%m-%dT%H%M%S"),
+    }
+    first = after_first_morning.at.date() - dt.timedelta(days=1)
+    _assert_dated_partitions_exact(morning, sandbox, [first.isoformat()])
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
+    morning.run()
+    days = [(first + dt.timedelta(days=n)).isoformat() for n in range(2)]
+    _assert_dated_partitions_exact(morning, sandbox, days)
+    assert morning.failed_runs == 0
+
+
+def test_missing_and_stuck_runs_are_requested_again_and_failures_back_off_to_a_cap(
+    after_first_morning: AfterFirstMorning, monkeypatch
+) -> None:
+    from drchrono_assets.assets import ingest
+
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    clock = sandbox.state.clock
+    clock.set(after_first_morning.at + dt.timedelta(days=1))
+    for request in morning.tick("drchrono_changes").run_requests:
+        assert morning.launch(request)
+    merges = morning.tick("drchrono_changes").run_requests
+    deleted, stuck, *others = merges
+    morning.launch(deleted)
+    morning.instance.delete_run(
+        morning.instance.get_runs(dg.RunsFilter(tags={"dagster/run_key": deleted.run_key}))[
+            0
+        ].run_id
+    )
+    started = dg.DagsterRun(
+        job_name="drchrono_ingest",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={**stuck.tags, "dagster/run_key": stuck.run_key},
+    )
+    morning.instance.run_storage.add_run(started)  # its worker was killed: STARTED for good
+    assert all(morning.launch(request) for request in others)
+    clock.advance(sync_sensor.MISSING_AFTER + dt.timedelta(minutes=1))
+    assert morning.tick("drchrono_changes").run_requests == []  # noted; retried after a delay
+    clock.advance(sync_sensor.FIRST_RETRY)
+    retried = morning.tick("drchrono_changes").run_requests
+    assert [request.run_key for request in retried] == [deleted.run_key[:-2] + "#2"]
+    assert morning.launch(retried[0])
+    clock.advance(sync_sensor.RUN_DEADLINE)
+    morning.tick("drchrono_changes")
+    clock.advance(sync_sensor.FIRST_RETRY)
+    retried = morning.tick("drchrono_changes").run_requests
+    assert [request.run_key for request in retried] == [stuck.run_key[:-2] + "#2"]
+    # From now on that run always fails: attempts come ever further apart, then every 6 h.
+    monkeypatch.setattr(ingest, "merge_changes", lambda *args, **kwargs: 1 / 0)
+    attempts = [clock.now()]
+    assert not morning.launch(retried[0])
+    for _ in range(int(dt.timedelta(days=2) / dt.timedelta(minutes=5))):
+        clock.advance(dt.timedelta(minutes=5))
+        for request in morning.tick("drchrono_changes").run_requests:
+            attempts.append(clock.now())
+            assert not morning.launch(request)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert gaps == sorted(gaps) and gaps[-1] <= sync_sensor.LONGEST_RETRY + dt.timedelta(minutes=5)
+    assert gaps[-2] >= sync_sensor.LONGEST_RETRY and 8 <= len(attempts) <= 16
+    assert not any(morning.tick_errors)
+
+
+def test_the_sensor_sends_no_request_and_an_outage_is_a_failed_sweep_run_caught_up_later(
+    after_first_morning: AfterFirstMorning,
+) -> None:
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
+    sandbox.state.faults.add(status=503, times=1_000_000)
+    for _ in range(4):
+        sent = sandbox.state.stats.snapshot()["api_requests"]
+        result = morning.tick("drchrono_changes")
+        assert sandbox.state.stats.snapshot()["api_requests"] == sent
+        for request in result.run_requests:
+            assert not morning.launch(request)  # the sweep run: the API cannot answer
+        sandbox.state.clock.advance(dt.timedelta(minutes=15))
+    assert not any(morning.tick_errors) and morning.longest_tick < 5
+    sandbox.state.faults.clear()
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=2))
+    morning.failed_runs = 0
+    morning.run()
+    morning.run()  # the retried sweep finished; this morning's follows
+    first = after_first_morning.at.date()
+    _assert_dated_partitions_exact(
+        morning, sandbox, [first.isoformat(), (first + dt.timedelta(days=1)).isoformat()]
+    )
+    assert morning.failed_runs == 0
+
+
+def test_a_merge_tag_is_a_sweep_id_never_a_path() -> None:
+    staged = StagedChanges("/tmp/data")
+    with pytest.raises(ValueError, match="not a sweep id"):
+        staged.path("../../etc", "passwd")
+    assert staged.path("2024-03-10T043000", "documents.parquet").name == "documents.parquet"

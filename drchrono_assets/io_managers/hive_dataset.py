@@ -137,6 +137,8 @@ class HiveDataset:
                 pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive"
             ),
         )
+        if not dataset.files:  # partition folders whose files were removed
+            return pa.table({name: [] for name in columns})
         return dataset.to_table(columns=columns, filter=predicate)
 
     def read_files(self, partition_keys: Iterable[str]) -> dict[str, pa.Table]:
