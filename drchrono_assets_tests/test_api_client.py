@@ -285,7 +285,7 @@ def test_connection_errors_are_retried_then_reported(sandbox_env) -> None:
 def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
     import tenacity
 
-    from drchrono_assets.api.client import _retry_after_seconds, _TransientFailure
+    from drchrono_assets.api.answers import TransientFailure, retry_after_seconds
 
     api = DrchronoApiResource(backoff_initial_seconds=1, backoff_max_seconds=8)
 
@@ -295,12 +295,12 @@ def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
         state.set_exception((type(failure), failure, None))
         return api.client._backoff(state)
 
-    assert wait_after(_TransientFailure("HTTP 429", retry_after=42), 1) == 42
-    assert 0 < wait_after(_TransientFailure("HTTP 429"), 1) <= 2
-    assert wait_after(_TransientFailure("HTTP 503"), 10) <= 8
-    assert _retry_after_seconds("7") == 7
-    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
-    assert _retry_after_seconds("garbage") is None
+    assert wait_after(TransientFailure("HTTP 429", retry_after=42), 1) == 42
+    assert 0 < wait_after(TransientFailure("HTTP 429"), 1) <= 2
+    assert wait_after(TransientFailure("HTTP 503"), 10) <= 8
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert retry_after_seconds("garbage") is None
 
 
 # -- answers lost in transit ---------------------------------------------------------------

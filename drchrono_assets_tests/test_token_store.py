@@ -1,14 +1,18 @@
 """Unit tests: the file token store is private, atomic and serializes refreshes."""
 
 import json
+import logging
 import multiprocessing
 import os
 import stat
 import time
 from pathlib import Path
 
+import pytest
+
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet
+from drchrono_assets.errors import ConfigurationError
 
 
 def test_store_is_owner_only_and_leaves_no_partial_files(tmp_path: Path) -> None:
@@ -67,3 +71,32 @@ def test_folders_token_file_and_request_ledger_are_private_under_umask_zero(
     assert _mode(ledger) == 0o600
     for lock in (Path(f"{token_path}.lock"), Path(f"{ledger}.lock")):
         assert not _mode(lock) & 0o022, lock.name
+
+
+# A cut-off file and binary junk; the quoted text stands in for patient data or a token.
+CORRUPT_FILES = [b'{"refresh_token": "SECRET-VALUE', b"\xff\xfeSECRET-VALUE\x00"]
+
+
+@pytest.mark.parametrize("content", CORRUPT_FILES, ids=["truncated", "binary"])
+def test_corrupt_request_ledger_is_started_afresh_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    token_path = tmp_path / "tokens.json"
+    ledger = token_path.with_suffix(".requests.json")
+    ledger.write_bytes(content)
+    budget = RequestBudget(100, 10, ledger=open_request_ledger(str(token_path), "key"))
+    with caplog.at_level(logging.WARNING):
+        budget.release(budget.acquire())
+    assert len(json.loads(ledger.read_text())["sent"]) == 1  # repaired, counting again
+    assert str(ledger) in caplog.text
+    assert "SECRET" not in caplog.text
+
+
+@pytest.mark.parametrize("content", CORRUPT_FILES, ids=["truncated", "binary"])
+def test_corrupt_token_file_stays_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=r"tokens.json is not valid JSON; delete it") as e:
+        FileTokenStore(path).load()
+    assert "SECRET" not in str(e.value)
+    assert path.read_bytes() == content  # tokens are never thrown away behind our back

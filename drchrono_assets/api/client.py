@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import decimal
 import email.utils
 import hashlib
 import http.client
@@ -26,6 +25,18 @@ import urllib3
 from upath import UPath
 
 from drchrono_assets import settings
+from drchrono_assets.api.answers import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Answer,
+    BodyTooLarge,
+    TransientFailure,
+    UnreadableBody,
+    parse_json,
+    read_answer,
+    retry_after_seconds,
+    size_text,
+    transport_failure,
+)
 from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet, TokenStore, open_token_store
@@ -61,6 +72,10 @@ REQUIRED = ("client_id", "client_secret")
 # After a 401, how many times to refresh and resend before backing off like any failure.
 MAX_REFRESHES_PER_REQUEST = 3
 TOKEN_ENDPOINT = "/o/token/"
+WRITE_ADVICE = (
+    "; the write may have been applied, so it is not repeated: check in drchrono before "
+    "trying again"
+)
 
 
 # A pydantic dataclass: values read from the environment are strings, converted and checked here.
@@ -100,24 +115,6 @@ class ReminderConflictError(ApiRequestError):
     """The appointment already has reminders (HTTP 409 from ``apply_to_appointment``)."""
 
 
-class _TransientFailure(Exception):
-    """A failure worth retrying; ``reason`` never holds a token or a record value."""
-
-    def __init__(
-        self,
-        reason: str,
-        retry_after: float | None = None,
-        *,
-        throttled: bool = False,
-        token_refused: bool = False,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.throttled = throttled
-        self.token_refused = token_refused
-
-
 @dataclasses.dataclass(frozen=True)
 class _Call:
     """One logical request, however many attempts it takes."""
@@ -134,60 +131,10 @@ class _Call:
         return self.method == "GET" or not self.auth
 
 
-@dataclasses.dataclass(frozen=True)
-class _TransportFailure:
-    reason: str  # never the URL: it may carry a cursor
-    transient: bool
-    write_may_be_applied: bool
-
-
-def _transport_failure(error: Exception, call: _Call) -> _TransportFailure:
-    """Why no whole answer came back, and whether sending again is safe."""
-    cause = error.args[0] if error.args else None
-    if isinstance(error, requests.ConnectTimeout) or isinstance(
-        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
-    ):
-        return _TransportFailure(
-            "connection failed (nothing was sent)", transient=True, write_may_be_applied=False
-        )
-    if isinstance(error, requests.Timeout):
-        reason = "timed out"
-    elif isinstance(error, requests.ConnectionError):
-        reason = "connection failed"
-    elif isinstance(
-        error,
-        requests.exceptions.ChunkedEncodingError
-        | requests.exceptions.ContentDecodingError
-        | urllib3.exceptions.HTTPError
-        | http.client.HTTPException,
-    ):
-        reason = "the answer was cut short"
-    else:
-        return _TransportFailure(
-            f"request failed ({type(error).__name__})", transient=False, write_may_be_applied=False
-        )
-    return _TransportFailure(
-        reason, transient=call.idempotent, write_may_be_applied=not call.idempotent
-    )
-
-
-def _retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds, from either of its two forms."""
-    if not header:
-        return None
-    if header.strip().isdigit():
-        return float(header)
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _note_answer_time(connection: _Connection, response: requests.Response) -> None:
+def _note_answer_time(connection: _Connection, answer: Answer) -> None:
     # Without a usable Date header the last one stands.
     with contextlib.suppress(KeyError, TypeError, ValueError):
-        connection.answered.at = email.utils.parsedate_to_datetime(response.headers["Date"])
+        connection.answered.at = email.utils.parsedate_to_datetime(answer.headers["Date"])
 
 
 class _Connection:
@@ -204,7 +151,9 @@ class _Connection:
             config.requests_per_hour,
             config.requests_per_second,
             on_wait=client._log_wait,
-            ledger=open_request_ledger(client.token_store_location(), client.application_key()),
+            ledger=open_request_ledger(
+                client.token_store_location(), client.application_key(), client._log
+            ),
             window_seconds=config.request_budget_window_seconds,
         )
         self.tokens = TokenManager(credentials, self.store, client._post_token_form)
@@ -220,8 +169,16 @@ class DrchronoClient:
     threads.
     """
 
-    def __init__(self, config: ClientSettings, *, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientSettings,
+        *,
+        log: logging.Logger | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self.config = config
+        # A longer answer fails its request: a runaway body must not exhaust memory.
+        self.max_response_bytes = max_response_bytes
         self._log = log or logging.getLogger(__name__)
         self._connection: _Connection | None = None
         self._connection_lock = threading.Lock()
@@ -242,6 +199,11 @@ class DrchronoClient:
                 raise MalformedPageError(
                     f"GET {path}: page {page} has no 'results' list; nothing from this "
                     "request was written"
+                )
+            if not all(isinstance(record, Mapping) for record in body["results"]):
+                raise MalformedPageError(
+                    f"GET {path}: page {page} has results that are not JSON objects; nothing "
+                    "from this request was written"
                 )
             next_url = body.get("next")
             if next_url is not None and not isinstance(next_url, str):
@@ -442,7 +404,7 @@ class DrchronoClient:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
             wait=self._backoff,
-            retry=tenacity.retry_if_exception_type(_TransientFailure),
+            retry=tenacity.retry_if_exception_type(TransientFailure),
             before_sleep=lambda state: self._before_retry(connection, call, state),
         )
         try:
@@ -451,7 +413,7 @@ class DrchronoClient:
                     status, body = self._attempt(connection, call)
         except tenacity.RetryError as exhausted:
             reason = exhausted.last_attempt.exception()
-            if isinstance(reason, _TransientFailure) and reason.token_refused:
+            if isinstance(reason, TransientFailure) and reason.token_refused:
                 raise TokenRejectedError(
                     f"{call.method} {call.endpoint}: drchrono refused (HTTP 401) every access "
                     f"token it issued, {attempts} times over; check the application's scopes "
@@ -464,7 +426,7 @@ class DrchronoClient:
 
     def _backoff(self, state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _TransientFailure) and failure.retry_after is not None:
+        if isinstance(failure, TransientFailure) and failure.retry_after is not None:
             return min(failure.retry_after, 3600.0)
         jitter = tenacity.wait_exponential_jitter(
             multiplier=self.config.backoff_initial_seconds,
@@ -477,7 +439,7 @@ class DrchronoClient:
     ) -> None:
         failure = state.outcome.exception() if state.outcome else None
         seconds = state.next_action.sleep if state.next_action else 0.0
-        if isinstance(failure, _TransientFailure) and failure.throttled:
+        if isinstance(failure, TransientFailure) and failure.throttled:
             # The quota is the practice's: every user of the ledger waits, not this thread only.
             connection.budget.pause(seconds)
         self._log.warning(
@@ -488,24 +450,24 @@ class DrchronoClient:
     def _attempt(self, connection: _Connection, call: _Call) -> tuple[int, Any]:
         """One try: send, refreshing the access token on 401; transient failures raise."""
         if not call.auth:
-            response = self._send(connection, call, None)
+            answer = self._send(connection, call, None)
         else:
-            response = self._send_authorized(connection, call)
-        status = response.status_code
+            answer = self._send_authorized(connection, call)
+        status = answer.status
         if status == 429 or (status >= 500 and call.idempotent):
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
             if status == 429:
                 # Published at once, so other users of the ledger stop before this thread's
                 # retry logic runs; the retry's wait then extends the pause.
                 connection.budget.pause(retry_after or self.config.backoff_initial_seconds)
-            raise _TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
+            raise TransientFailure(f"HTTP {status}", retry_after, throttled=status == 429)
         if status < 400:
-            _note_answer_time(connection, response)
+            _note_answer_time(connection, answer)
         if status == 204:
             return status, None
-        return status, self._json(response, call)
+        return status, self._json(answer, call)
 
-    def _send_authorized(self, connection: _Connection, call: _Call) -> requests.Response:
+    def _send_authorized(self, connection: _Connection, call: _Call) -> Answer:
         """Send with the current access token; on 401, refresh and send again (bounded).
 
         A token another thread or process refreshed may already be spent or expired when we
@@ -514,20 +476,20 @@ class DrchronoClient:
         """
         tokens = connection.tokens
         token = tokens.access_token()
-        response = self._send(connection, call, token)
+        answer = self._send(connection, call, token)
         for _ in range(MAX_REFRESHES_PER_REQUEST):
-            if response.status_code != 401:
-                return response
+            if answer.status != 401:
+                return answer
             token = tokens.refresh(rejected=token)
-            response = self._send(connection, call, token)
-        if response.status_code == 401:
-            raise _TransientFailure(
+            answer = self._send(connection, call, token)
+        if answer.status == 401:
+            raise TransientFailure(
                 f"HTTP 401 with {MAX_REFRESHES_PER_REQUEST} freshly refreshed access tokens",
                 token_refused=True,
             )
-        return response
+        return answer
 
-    def _send(self, connection: _Connection, call: _Call, token: str | None) -> requests.Response:
+    def _send(self, connection: _Connection, call: _Call, token: str | None) -> Answer:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -535,43 +497,57 @@ class DrchronoClient:
             headers["X-DRC-API-Version"] = self.config.api_version
         ticket = connection.budget.acquire()
         try:
-            return connection.session.request(
+            # Streamed, so a body past the limit is never read whole; the body is read inside
+            # the budget's ticket: a slot ages from the answer's end.
+            response = connection.session.request(
                 call.method,
                 call.url,
                 headers=headers,
                 timeout=self.config.timeout_seconds,
+                stream=True,
                 **call.kwargs,
             )
+            with response:  # closed unread, the connection is dropped, not drained
+                return read_answer(response, self.max_response_bytes)
+        except BodyTooLarge as too_large:
+            advice = "" if call.idempotent else WRITE_ADVICE
+            raise ApiRequestError(
+                f"{call.method} {call.endpoint} answered HTTP {too_large.status} with a body "
+                f"larger than the limit of {size_text(self.max_response_bytes)}{advice}"
+            ) from None
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
             http.client.HTTPException,
         ) as error:
-            failure = _transport_failure(error, call)
+            failure = transport_failure(error, idempotent=call.idempotent)
         finally:
             connection.budget.release(ticket)
         # Outside the except block: requests' exceptions quote the URL, which may carry a cursor.
         if failure.transient:
-            raise _TransientFailure(failure.reason)
-        advice = (
-            "; the write may have been applied, so it is not repeated: check in drchrono "
-            "before trying again"
-            if failure.write_may_be_applied
-            else ""
-        )
+            raise TransientFailure(failure.reason)
+        advice = WRITE_ADVICE if failure.write_may_be_applied else ""
         raise ApiRequestError(f"{call.method} {call.endpoint}: {failure.reason}{advice}")
 
     @staticmethod
-    def _json(response: requests.Response, call: _Call) -> Any:
-        if not response.content:
+    def _json(answer: Answer, call: _Call) -> Any:
+        if not answer.body:
             return None
         try:
-            return json.loads(response.content, parse_float=decimal.Decimal)
-        except ValueError:
-            pass
-        if call.idempotent and response.status_code < 400:
-            raise _TransientFailure("response body is not valid JSON")
-        return None
+            return parse_json(answer.body)
+        except UnreadableBody as unreadable:
+            problem = unreadable
+        if answer.status >= 400:
+            return None  # the status says what went wrong; field names were only a bonus
+        if problem.cut_short and call.idempotent:
+            # A passing fault, like a body shorter than its Content-Length: read it again.
+            raise TransientFailure("the answer was cut short (its JSON ends early)")
+        # Not JSON at all (an HTML page, another encoding): asking again gets the same.
+        advice = "" if call.idempotent else WRITE_ADVICE
+        raise ApiRequestError(
+            f"{call.method} {call.endpoint} answered HTTP {answer.status} with a body that "
+            f"{problem.problem}{advice}"
+        )
 
     @staticmethod
     def _client_error(method: str, endpoint: str, status: int, body: Any) -> ApiRequestError:

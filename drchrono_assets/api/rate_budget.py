@@ -7,6 +7,7 @@ the practice draws from it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -25,13 +26,18 @@ from drchrono_assets.api.token_store import is_database_url
 LEDGER_TABLE = "drchrono_request_ledger"
 
 
-def open_request_ledger(token_store_location: str, key: str) -> SharedDocument:
+def open_request_ledger(
+    token_store_location: str, key: str, log: logging.Logger | None = None
+) -> SharedDocument:
     """The ledger lives beside the tokens: a file next to the token file, or a table in its
     database. One per API application, as drchrono counts."""
     if is_database_url(token_store_location):
         return PostgresDocument(token_store_location, LEDGER_TABLE, "ledger", key)
     token_file = Path(token_store_location).expanduser()
-    return FileDocument(token_file.with_suffix(".requests.json"), durable=False)
+    # Disposable: a damaged ledger costs at most a window of counting, never every request.
+    return FileDocument(
+        token_file.with_suffix(".requests.json"), durable=False, disposable=True, log=log
+    )
 
 
 class RequestBudget:
@@ -42,6 +48,8 @@ class RequestBudget:
     than the budget in a window, however late a request arrived.
     ``pause`` stops every user of the ledger for a while: after a 429, which the real API
     answers without ``Retry-After``, nobody should send until it has passed.
+    A stamp later than now means the clock went back: it counts as now, so a clock set back
+    costs at most one window (a pause: its own length), never the time it went back.
     """
 
     def __init__(
@@ -108,21 +116,27 @@ class RequestBudget:
             now = self._clock()
             state = self._pruned(state, now)
             state["paused_until"] = max(state["paused_until"], now + seconds)
+            state["paused_at"] = now
             return state
 
         self._ledger.update(paused)
 
     def _pruned(self, state: dict[str, Any] | None, now: float) -> dict[str, Any]:
-        """A fresh copy of the ledger without requests older than the longest window."""
+        """A fresh copy of the ledger without requests older than the longest window, no
+        stamp later than ``now``."""
         longest = max(window for window, _ in self._limits)
         state = state or {}
+        paused_at = state.get("paused_at", 0.0)
+        # Moved back with the clock, the pause keeps its length from now.
+        paused_until = state.get("paused_until", 0.0) - max(0.0, paused_at - now)
+        sent = (
+            [ticket, min(sent_at, now), None if answered_at is None else min(answered_at, now)]
+            for ticket, sent_at, answered_at in state.get("sent", [])
+        )
         return {
-            "paused_until": state.get("paused_until", 0.0),
-            "sent": [
-                list(entry)
-                for entry in state.get("sent", [])
-                if self._slot_end(entry) > now - longest
-            ],
+            "paused_until": paused_until,
+            "paused_at": min(paused_at, now),
+            "sent": [entry for entry in sent if self._slot_end(entry) > now - longest],
         }
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -70,14 +71,25 @@ class FileDocument:
 
     ``durable`` documents are flushed to disk before they replace the old one (tokens: losing
     a rotated refresh token locks the practice out); others are not (the request ledger).
+    A ``disposable`` document that is not valid JSON reads as empty, with a warning on
+    ``log``, and the next ``update`` replaces it (the ledger only counts requests); any other
+    raises, so a damaged token file is never thrown away.
     """
 
     def __init__(
-        self, path: Path, *, durable: bool = True, lock_timeout_seconds: float = 120.0
+        self,
+        path: Path,
+        *,
+        durable: bool = True,
+        disposable: bool = False,
+        log: logging.Logger | None = None,
+        lock_timeout_seconds: float = 120.0,
     ) -> None:
         self.path = path
         self.location = str(path)
         self._durable = durable
+        self._disposable = disposable
+        self._log = log or logging.getLogger(__name__)
         # Threads of one process queue here instead of polling the lock file.
         self._thread_lock = threading.Lock()
         self._file_lock = filelock.FileLock(
@@ -86,16 +98,22 @@ class FileDocument:
 
     def load(self) -> JsonValue | None:
         try:
-            raw = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         try:
+            # Bytes: junk that is not UTF-8 is a ValueError here too, not a crash in reading.
             return json.loads(raw)
         except ValueError:
-            raise ConfigurationError(
-                f"{self.path} is not valid JSON; delete it (a token file: then set "
-                "DRCHRONO_REFRESH_TOKEN or run `python -m drchrono_assets.auth login`)"
-            ) from None
+            pass
+        if self._disposable:
+            # The path only: the content may be anything.
+            self._log.warning(f"{self.path} is not valid JSON; starting it afresh")
+            return None
+        raise ConfigurationError(
+            f"{self.path} is not valid JSON; delete it (a token file: then set "
+            "DRCHRONO_REFRESH_TOKEN or run `python -m drchrono_assets.auth login`)"
+        )
 
     def update(self, change: Change) -> JsonValue:
         make_private_folder(self.path.parent)
