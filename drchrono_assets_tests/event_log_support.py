@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+from sqlalchemy.engine import Connection
 
 from drchrono_assets.day_window import DayWindow
 
@@ -109,3 +110,22 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch, storage_class: type) -> list[in
 
     monkeypatch.setattr(storage_class, "store_event_batch", counted)
     return sizes
+
+
+# Each asset event of a run of WEEKS[0] (two assets, seven days), stored once.
+STORED_ONCE = {"ASSET_MATERIALIZATION": [1] * 14, "ASSET_MATERIALIZATION_PLANNED": [1] * 14}
+
+
+def times_stored(conn: Connection) -> dict[str, list[int]]:
+    """How often each asset event of an event log table is stored, by type (an event's row
+    holds its run id and timestamp, so equal rows are one event stored twice)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT dagster_event_type, count(*) FROM event_logs"
+            " WHERE asset_key IS NOT NULL GROUP BY dagster_event_type, event"
+        )
+    ).all()
+    counts: dict[str, list[int]] = {}
+    for event_type, count in rows:
+        counts.setdefault(event_type, []).append(count)
+    return counts

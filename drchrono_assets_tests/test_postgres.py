@@ -33,7 +33,15 @@ from drchrono_assets.sync.changes import SWEEP_TAG
 from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
-from drchrono_assets_tests.event_log_support import assert_stored_alike, batch_sizes, operate
+from drchrono_assets_tests.event_log_support import (
+    STORED_ONCE,
+    WEEKS,
+    assert_stored_alike,
+    batch_sizes,
+    operate,
+    run_range,
+    times_stored,
+)
 from drchrono_assets_tests.postgres_server import PostgresServer
 from drchrono_assets_tests.simulation import launch
 
@@ -94,6 +102,31 @@ def test_batched_planned_events_leave_what_dagsters_own_storage_leaves(
             states.append(operate(instance))
     assert_stored_alike(*states)
     assert batches[0] == 2 * 7  # the first run's planned events: two assets, a week
+
+
+def test_a_failed_batch_transaction_leaves_every_event_stored_once(
+    pg_instance, monkeypatch
+) -> None:
+    """A batch is one transaction: when it fails, Dagster stores its events one by one, and
+    each is then there once (Dagster's own storage commits a batch of materializations before
+    their tags, and has them twice)."""
+    failures: list[int] = []
+    store_tags = AtomicSlotPostgresEventLogStorage._store_asset_event_tags
+
+    def fail_once(self: Any, conn: Any, events: Any, event_ids: Any) -> None:
+        # The first batch of materializations, after its rows went in.
+        if not failures and events[0].get_dagster_event().is_step_materialization:
+            failures.append(len(events))
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+        store_tags(self, conn, events, event_ids)
+
+    monkeypatch.setattr(AtomicSlotPostgresEventLogStorage, "_store_asset_event_tags", fail_once)
+    run_range(pg_instance, *WEEKS[0])
+    (run,) = pg_instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert failures == [7]  # one asset's week
+    with pg_instance.event_log_storage.index_connection() as conn:
+        assert times_stored(conn) == STORED_ONCE
 
 
 def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:
@@ -206,11 +239,14 @@ def test_api_pool_lets_one_api_step_run_at_a_time(
     runs = pg_instance.get_runs()
     assert len(runs) == 2
     spans: dict[str, list[float]] = {}
+    # The runs' other steps (the assets' freshness checks) call no API and take no slot.
+    api_steps = {"doctors", "offices", "users", "reminder_profiles"}
     for run in runs:
         for entry in pg_instance.all_logs(run.run_id):
-            if entry.dagster_event and entry.dagster_event.event_type_value in (
-                "STEP_START",
-                "STEP_SUCCESS",
+            if (
+                entry.step_key in api_steps
+                and entry.dagster_event
+                and entry.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS")
             ):
                 spans.setdefault(entry.step_key, []).append(entry.timestamp)
     intervals = sorted(spans.values())

@@ -6,8 +6,11 @@ Dagster 1.13.27 claims a pool slot with ``SELECT ... FOR UPDATE SKIP LOCKED`` an
 two steps claiming at once can both take the one slot of ``drchrono_api``. Here the claim
 is one ``UPDATE`` that only takes a free slot, so exactly one of them gets it.
 
-Dagster's PostgreSQL storage stores a batch of materializations at once, but a run's planned
-events (one per asset and day) one at a time; here those are one insert and one transaction.
+Dagster's PostgreSQL storage stores a run's planned events (one per asset and day) one at a
+time, and a batch of materializations in two commits: the events, then their tags and the
+assets' rows. When the second fails, Dagster stores every event of the batch again, one by
+one, so the events are then there twice. Here either batch is one insert and one
+transaction: a failure leaves nothing of the batch, and Dagster's fallback stores each once.
 """
 
 from __future__ import annotations
@@ -30,10 +33,27 @@ from drchrono_assets.instance.event_batches import (
     run_of_asset_events,
 )
 
+# A batch of one run's events of one of these types is stored in one transaction. Anything
+# else is Dagster's: mixed batches one event at a time, failed materializations dropped.
+ONE_TRANSACTION_TYPES = frozenset(
+    {
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_OBSERVATION,
+    }
+)
+
+
+def stored_in_one_transaction(events: Sequence[EventLogEntry]) -> bool:
+    if run_of_asset_events(events) is None:
+        return False
+    event_types = {event.get_dagster_event().event_type for event in events}
+    return len(event_types) == 1 and event_types <= ONE_TRANSACTION_TYPES
+
 
 class AtomicSlotPostgresEventLogStorage(LatestAssetEntries, PostgresEventLogStorage):
-    """`PostgresEventLogStorage`, but a pool slot goes to one step only, and a run's planned
-    events are stored together."""
+    """`PostgresEventLogStorage`, but a pool slot goes to one step only, and a batch of a
+    run's planned events or materializations is stored in one transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,14 +96,11 @@ class AtomicSlotPostgresEventLogStorage(LatestAssetEntries, PostgresEventLogStor
         return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        planned = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-        if run_of_asset_events(events) is None or any(
-            event.get_dagster_event().event_type != planned for event in events
-        ):
-            super().store_event_batch(events)  # materializations at once, others one by one
+        if not stored_in_one_transaction(events):
+            super().store_event_batch(events)
             return
-        # Planned events carry no tags: the event rows and the assets' latest state are all.
         insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
         with self.index_transaction() as conn:
             event_ids = [row.id for row in conn.execute(insert)]
+            self._store_asset_event_tags(conn, events, event_ids)
             self._store_latest_asset_entries(conn, events, event_ids)

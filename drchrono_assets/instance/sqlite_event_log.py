@@ -3,8 +3,14 @@ transaction per file.
 
 Dagster's own stores a batch one event at a time: two new database engines, two commits and
 a schema lookup per event, about 8 ms each, so a year of ten assets' events took minutes.
-Here a batch is one insert and one commit in the run's file and one transaction in the index
+Here a batch is one transaction in the index file and one insert and commit in the run's
 file: the same rows, written together.
+
+Two files cannot share a transaction, and when ``store_event_batch`` raises, Dagster stores
+every event of the batch again with ``store_event``. So the index (shared by all runs, the
+file most likely to be busy) is written first: if it fails, neither file holds the batch and
+Dagster's fallback stores each event once. If the run's file fails after it, the batch's
+events are marked as indexed, and ``store_event`` writes only the run file for those.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ class BatchedSqliteEventLogStorage(LatestAssetEntries, SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(base_dir, inst_data)
+        # Events the index holds but their run's file not, by id(event), each to the batch it
+        # came in (which keeps the event alive, so no other object can take its id).
+        self._indexed_only: dict[int, Sequence[EventLogEntry]] = {}
         enable_event_batches()
 
     @classmethod
@@ -47,9 +56,8 @@ class BatchedSqliteEventLogStorage(LatestAssetEntries, SqliteEventLogStorage):
                 self.store_event(event)
             return
         rows = [self._event_to_row(event) for event in events]
-        with self.run_connection(run_id) as conn:
-            conn.execute(SqlEventLogStorageTable.insert(), rows)
-        # The index file mirrors asset events, with their tags and the assets' latest state.
+        # The index mirrors asset events, with their tags and the assets' latest state. One
+        # transaction: if it fails, nothing of the batch is stored anywhere yet.
         with self.index_transaction() as conn:
             inserted = conn.execute(
                 SqlEventLogStorageTable.insert().returning(
@@ -60,6 +68,29 @@ class BatchedSqliteEventLogStorage(LatestAssetEntries, SqliteEventLogStorage):
             event_ids = [row.id for row in inserted]
             self._store_asset_event_tags(conn, events, event_ids)
             self._store_latest_asset_entries(conn, events, event_ids)
+        try:
+            self._insert_in_run_file(run_id, rows)
+        except Exception:
+            # Dagster now hands each event to store_event, which must not index it again.
+            self._indexed_only.update((id(event), events) for event in events)
+            raise
+
+    def store_event(self, event: EventLogEntry) -> None:
+        batch = self._indexed_only.pop(id(event), None)
+        if batch is None:
+            super().store_event(event)
+            return
+        try:
+            self._insert_in_run_file(event.run_id, [self._event_to_row(event)])
+        except Exception:
+            # Dagster's fallback stops at this error: the batch's other events will not come.
+            for other in batch:
+                self._indexed_only.pop(id(other), None)
+            raise
+
+    def _insert_in_run_file(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        with self.run_connection(run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
 
 
 class BatchedSqliteStorage(DagsterSqliteStorage):
