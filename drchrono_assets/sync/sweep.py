@@ -3,7 +3,6 @@ plans the runs that bring it in. The sensor only decides when and requests; the 
 with its retries and budget waits, happens here, visible in the UI with its logs, and a sweep
 the API cannot answer is a failed run the sensor retries."""
 
-
 import datetime as dt
 import logging
 
