@@ -21,7 +21,12 @@ from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync.changes import day_ranges
 from drchrono_assets.sync.sweep import sweep_job
-from drchrono_assets_tests.assets_support import every_asset
+from drchrono_assets_tests.assets_support import (
+    assert_partition_matches,
+    every_asset,
+    read_partition,
+)
+from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
 from drchrono_assets_tests.conftest import api_for
 
 PAGE = 250
@@ -98,17 +103,14 @@ class Morning:
         self.tick_errors: list[str] = []  # one entry a tick, "" when it did not raise
         self.longest_tick = 0.0
 
-    def run(self, ticks_apart: dt.timedelta = dt.timedelta()) -> None:
-        """Every sensor until it asks for nothing more (the sandbox's clock moving
-        ``ticks_apart`` after each tick), then automation."""
-        for sensor in self.defs.sensors or []:
-            for _ in range(8):
-                result = self.tick(sensor.name)
-                self.sandbox.state.clock.advance(ticks_apart)
-                if not result.run_requests:
-                    break
-                for request in result.run_requests:
+    def run(self, ticks: int = 4, ticks_apart: dt.timedelta = dt.timedelta()) -> None:
+        """``ticks`` ticks of every sensor, ``ticks_apart`` apart on the sandbox's clock, each
+        followed by the runs it requested; then automation."""
+        for _ in range(ticks):
+            for sensor in self.defs.sensors or []:
+                for request in self.tick(sensor.name).run_requests:
                     self.launch(request)
+            self.sandbox.state.clock.advance(ticks_apart)
         self.automate()
 
     def tick(self, sensor_name: str) -> dg.SensorResult:
@@ -197,3 +199,40 @@ def incremental_floor(sandbox: SandboxServer, since: dt.datetime, until: dt.date
         if spec.name not in DAY_FIELDS:
             cost += _pages(len(practice.current(spec.name)))
     return cost
+
+
+def days_between(first: dt.date, last: dt.date) -> list[str]:
+    return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def assert_dated_partitions_exact(morning: Morning, days: list[str]) -> None:
+    """Each of ``days`` of every dated asset holds exactly what the API serves now."""
+    practice = morning.sandbox.state.practice
+    for spec in RESOURCES:
+        if spec.name in DAY_FIELDS:
+            current = records_by_day(spec.name, practice.current(spec.name))
+            for day in days:
+                table = read_partition(morning.data_root, spec.name, day)
+                assert_partition_matches(table, spec, current.get(day, []))
+
+
+def assert_every_partition_exact(morning: Morning, days: list[str]) -> int:
+    """Every dated asset's and ``billing_report``'s partitions of ``days`` as the API's state
+    says they should be; returns how many recurring visits were billed (found by doctor,
+    start time and office)."""
+    assert_dated_partitions_exact(morning, days)
+    sandbox = morning.sandbox
+    names = doctor_names(sandbox)
+    billed_recurring = 0
+    for day in days:
+        rows, expected = report_rows(morning.data_root, day), expected_rows(sandbox, day)
+        assert set(rows) == set(expected), day
+        billed_recurring += sum(
+            1 for key, want in expected.items() if "_" in key and want["line_items"]
+        )
+        for appointment_id, want in expected.items():
+            row = rows[appointment_id]
+            for name, value in want.items():
+                assert row[name] == value, (day, appointment_id, name)
+            assert row["doctor_name"] == names[want["doctor_id"]], (day, appointment_id)
+    return billed_recurring

@@ -22,7 +22,6 @@ import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
-from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.assets_support import (
@@ -30,8 +29,14 @@ from drchrono_assets_tests.assets_support import (
     partition_file,
     read_partition,
 )
-from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
-from drchrono_assets_tests.simulation import Morning, incremental_floor, records_by_day
+from drchrono_assets_tests.simulation import (
+    Morning,
+    assert_dated_partitions_exact,
+    assert_every_partition_exact,
+    days_between,
+    incremental_floor,
+    records_by_day,
+)
 
 TIMEZONE = "UTC"
 START = dt.date(2024, 1, 1)
@@ -56,34 +61,10 @@ def test_ninety_mornings_keep_every_partition_exact(tmp_path, monkeypatch) -> No
             floor += incremental_floor(sandbox, previous, now)
             previous = now
         requests = sandbox.state.stats.snapshot()["api_requests"]
-        practice = sandbox.state.practice
-        last = (now.date() - dt.timedelta(days=1)).isoformat()
-        days = [(START + dt.timedelta(days=n)).isoformat() for n in range(MORNINGS)]
-        for spec in RESOURCES:
-            if spec.name not in DAY_FIELDS:
-                continue
-            current = records_by_day(spec.name, practice.current(spec.name))
-            for day in days:
-                if day > last:
-                    continue
-                table = read_partition(morning.data_root, spec.name, day)
-                assert_partition_matches(table, spec, current.get(day, []))
-        names = doctor_names(sandbox)
-        billed_recurring = 0
-        for day in days:
-            if day > last:
-                continue
-            rows, expected = report_rows(morning.data_root, day), expected_rows(sandbox, day)
-            assert set(rows) == set(expected), day
-            billed_recurring += sum(
-                1 for key, want in expected.items() if "_" in key and want["line_items"]
-            )
-            for appointment_id, want in expected.items():
-                row = rows[appointment_id]
-                for name, value in want.items():
-                    assert row[name] == value, (day, appointment_id, name)
-                assert row["doctor_name"] == names[want["doctor_id"]], (day, appointment_id)
+        last = now.date() - dt.timedelta(days=1)
+        billed_recurring = assert_every_partition_exact(morning, days_between(START, last))
         assert billed_recurring > 0  # visits found by doctor, start time and office
+        assert morning.failed_runs == 0 and not any(morning.tick_errors)
         # What follows billing by automation was rebuilt after its last update.
         latest = {
             name: morning.instance.get_latest_materialization_event(dg.AssetKey(name)).timestamp
@@ -186,18 +167,6 @@ def test_a_change_dated_after_yesterday_is_merged_when_its_day_comes(
     assert_partition_matches(table, spec, current[visit_day.isoformat()])
 
 
-def _assert_dated_partitions_exact(
-    morning: Morning, sandbox: SandboxServer, days: list[str]
-) -> None:
-    practice = sandbox.state.practice
-    for spec in RESOURCES:
-        if spec.name in DAY_FIELDS:
-            current = records_by_day(spec.name, practice.current(spec.name))
-            for day in days:
-                table = read_partition(morning.data_root, spec.name, day)
-                assert_partition_matches(table, spec, current.get(day, []))
-
-
 def _sweep_runs_succeed(morning: Morning) -> None:
     """The sweep run, then its merge runs, as the daemon's ticks would launch them."""
     for _ in range(2):
@@ -254,7 +223,7 @@ def test_missed_mornings_are_caught_up_and_a_day_without_a_file_is_fetched_not_m
     assert morning.failed_runs == 0
     first = after_first_morning.at.date() - dt.timedelta(days=1)
     days = [(first + dt.timedelta(days=n)).isoformat() for n in range(5)]
-    _assert_dated_partitions_exact(morning, sandbox, days)
+    assert_dated_partitions_exact(morning, days)
     for name in ("doctors", "patients"):  # the snapshots of the missed days too
         assert all(partition_file(morning.data_root, name, day).exists() for day in days)
 
@@ -278,11 +247,11 @@ def test_a_cursor_cleared_the_afternoon_after_a_sweep_sweeps_again_without_losin
         after_first_morning.at.replace(hour=15).strftime("%Y-%m-%dT%H%M%S"),
     }
     first = after_first_morning.at.date() - dt.timedelta(days=1)
-    _assert_dated_partitions_exact(morning, sandbox, [first.isoformat()])
+    assert_dated_partitions_exact(morning, [first.isoformat()])
     sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
     morning.run()
     days = [(first + dt.timedelta(days=n)).isoformat() for n in range(2)]
-    _assert_dated_partitions_exact(morning, sandbox, days)
+    assert_dated_partitions_exact(morning, days)
     assert morning.failed_runs == 0
 
 
@@ -357,9 +326,7 @@ def test_the_sensor_sends_no_request_and_an_outage_is_a_failed_sweep_run_caught_
     morning.run()
     morning.run()  # the retried sweep finished; this morning's follows
     first = after_first_morning.at.date()
-    _assert_dated_partitions_exact(
-        morning, sandbox, [first.isoformat(), (first + dt.timedelta(days=1)).isoformat()]
-    )
+    assert_dated_partitions_exact(morning, days_between(first, first + dt.timedelta(days=1)))
     assert morning.failed_runs == 0
 
 
