@@ -334,4 +334,33 @@ def test_a_merge_tag_is_a_sweep_id_never_a_path() -> None:
     staged = StagedChanges("/tmp/data")
     with pytest.raises(ValueError, match="not a sweep id"):
         staged.path("../../etc", "passwd")
-    assert staged.path("2024-03-10T043000", "documents.parquet").name == "documents.parquet"
+    with pytest.raises(ValueError, match="not a sweep id"):
+        staged.path("2024-03-10T043000-abc/../..", "passwd")
+    sweep = StagedChanges.new_sweep_id(dt.datetime(2024, 3, 10, 4, 30))
+    assert sweep.startswith("2024-03-10T043000-")
+    assert staged.path(sweep, "documents.parquet").name == "documents.parquet"
+
+
+def test_a_sweep_whose_staged_changes_are_gone_is_swept_again(
+    after_first_morning: AfterFirstMorning,
+) -> None:
+    """Someone removed ``.changes/<sweep>`` while its merge runs waited: the sensor starts a
+    new sweep from where the last finished one ended, never a tick that fails for good."""
+    import shutil
+
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
+    for request in morning.tick("drchrono_changes").run_requests:
+        assert morning.launch(request)
+    merges = morning.tick("drchrono_changes").run_requests
+    sweep = merges[0].tags[sync_sensor.SWEEP_TAG]
+    shutil.rmtree(StagedChanges(str(morning.data_root)).folder / sweep)
+    again = morning.tick("drchrono_changes").run_requests
+    assert [request.job_name for request in again] == ["drchrono_sweep"]
+    assert again[0].tags[sync_sensor.SWEEP_TAG] != sweep
+    for request in again:
+        assert morning.launch(request)
+    morning.run()
+    assert not any(morning.tick_errors) and morning.failed_runs == 0
+    first = after_first_morning.at.date() - dt.timedelta(days=1)
+    assert_dated_partitions_exact(morning, days_between(first, first + dt.timedelta(days=1)))

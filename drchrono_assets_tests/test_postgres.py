@@ -175,7 +175,9 @@ def test_change_sensor_sweeps_and_advances_on_postgres(
             assert launch(request, pg_instance, dagster_resources)
     assert not result.run_requests
     assert sync_sensor.SyncCursor.from_json(cursor).sweep is None
-    sweep_runs = pg_instance.get_runs(dg.RunsFilter(tags={SWEEP_TAG: "2024-03-06T050000"}))
+    assert sync_sensor.SyncCursor.from_json(result.cursor).day == "2024-03-06"
+    sweep_runs = [run for run in pg_instance.get_runs() if SWEEP_TAG in run.tags]
+    assert {run.tags[SWEEP_TAG][:17] for run in sweep_runs} == {"2024-03-06T050000"}
     assert len(sweep_runs) > 1 and all(
         run.status == dg.DagsterRunStatus.SUCCESS for run in sweep_runs
     )

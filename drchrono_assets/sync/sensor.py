@@ -159,6 +159,20 @@ def _finish(staged: StagedChanges, sweep: str) -> None:
     staged.remove_through(sweep)
 
 
+def _lost(staged: StagedChanges, sweep: str) -> bool:
+    """Whether the sweep's staged changes are gone though it has not finished (removed by
+    hand, or an older data root restored): it can only be swept again."""
+    if staged.has_plan(sweep):
+        return False
+    state = staged.state()
+    return state is None or state.finished != sweep
+
+
+def _sweep_again(context: dg.SensorEvaluationContext, cursor: SyncCursor) -> SyncCursor:
+    context.log.warning(f"sweep {cursor.sweep}: its staged changes are gone; sweeping again")
+    return SyncCursor(since=cursor.since)  # no day: the next sweep starts now
+
+
 def _progress(
     context: dg.SensorEvaluationContext, cursor: SyncCursor, staged: StagedChanges
 ) -> dg.SensorResult | None:
@@ -207,25 +221,30 @@ def drchrono_changes(
     asset; a day nobody touched is never fetched again."""
     cursor = SyncCursor.from_json(context.cursor)
     staged = StagedChanges(parquet_io_manager.data_root)
+    if cursor.sweep is not None and SWEEP_RUN not in cursor.runs and _lost(staged, cursor.sweep):
+        cursor = _sweep_again(context, cursor)
     if cursor.sweep is not None:
         pending = _progress(context, cursor, staged)
         if pending is not None:
             return pending
-        if SWEEP_RUN in cursor.runs:  # the sweep run succeeded: request what it planned
+        if SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep):
+            cursor = _sweep_again(context, cursor)
+        elif SWEEP_RUN in cursor.runs:  # the sweep run succeeded: request what it planned
             plan = staged.plan(cursor.sweep)
             cursor.runs = {run.key: RunAttempt(1, clock().isoformat()) for run in plan.runs}
             requests = [_run_request(cursor.sweep, key, 1, cursor, staged) for key in cursor.runs]
             if requests:
                 return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
-        _finish(staged, cursor.sweep)
-        cursor = SyncCursor(day=cursor.day)
+        if cursor.sweep is not None:
+            _finish(staged, cursor.sweep)
+            cursor = SyncCursor(day=cursor.day)
     now = clock().astimezone(zoneinfo.ZoneInfo(settings.timezone()))
     yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
     if cursor.day == now.date().isoformat() or now.hour < SYNC_HOUR:
         return dg.SensorResult(skip_reason="swept this morning already", cursor=cursor.to_json())
     if yesterday < daily_partitions.get_first_partition_key():
         return dg.SensorResult(skip_reason="before DRCHRONO_START_DATE", cursor=cursor.to_json())
-    sweep = now.strftime("%Y-%m-%dT%H%M%S")
+    sweep = StagedChanges.new_sweep_id(now)
     cursor = SyncCursor(
         day=now.date().isoformat(),
         sweep=sweep,

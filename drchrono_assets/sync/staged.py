@@ -14,8 +14,10 @@ to which the data is known to be current.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
+import secrets
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -32,9 +34,10 @@ CHANGES_FOLDER = ".changes"  # beside the datasets, never inside one
 WAITING = "waiting"
 STATE_FILE = "state.json"
 PLAN_FILE = "plan.json"
-# A sweep's id is the practice-local time it started, to the second: unique per sweep, and
-# safe in a path (it also arrives in a run tag, which anyone can set).
-SWEEP_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}")
+# A sweep's id is the practice-local time it started, to the second, and a random part:
+# unique per sweep (so are its run keys), ordered by time, and safe in a path (it also
+# arrives in a run tag, which anyone can set).
+SWEEP_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}-[0-9a-f]{6}")
 RunMode = Literal["merge", "fetch"]
 
 
@@ -96,7 +99,7 @@ class StagedChanges:
 
     def path(self, sweep: str, name: str) -> UPath:
         if sweep != WAITING and not SWEEP_ID.fullmatch(sweep):
-            raise ValueError(f"{sweep!r} is not a sweep id (YYYY-MM-DDTHHMMSS)")
+            raise ValueError(f"{sweep!r} is not a sweep id (YYYY-MM-DDTHHMMSS-xxxxxx)")
         return self.folder / sweep / name
 
     def write(self, sweep: str, resource: str, table: pa.Table) -> None:
@@ -117,6 +120,9 @@ class StagedChanges:
     def write_plan(self, plan: SweepPlan) -> None:
         self._put(self.path(plan.sweep, PLAN_FILE), _json_bytes(dataclasses.asdict(plan)))
 
+    def has_plan(self, sweep: str) -> bool:
+        return self.path(sweep, PLAN_FILE).exists()
+
     def plan(self, sweep: str) -> SweepPlan:
         return SweepPlan.from_json(self.path(sweep, PLAN_FILE).read_text())
 
@@ -126,6 +132,11 @@ class StagedChanges:
 
     def save_state(self, state: SyncState) -> None:
         self._put(self.folder / STATE_FILE, _json_bytes(dataclasses.asdict(state)))
+
+    @staticmethod
+    def new_sweep_id(started: dt.datetime) -> str:
+        """The id of a sweep started at ``started`` (practice-local)."""
+        return f"{started:%Y-%m-%dT%H%M%S}-{secrets.token_hex(3)}"
 
     def remove_through(self, sweep: str) -> None:
         """Remove the staged changes of ``sweep`` and of every sweep started before it (one

@@ -31,7 +31,7 @@ SWEEP_OP = "sweep_changes"
 class SweepConfig(dg.Config):
     """Which sweep this is; set by the ``drchrono_changes`` sensor."""
 
-    sweep: str  # its id: the practice-local time it started (YYYY-MM-DDTHHMMSS)
+    sweep: str  # its id: the practice-local time it started and a random part
     yesterday: str  # the last partition it fills
     since: str | None = None  # start here instead of where the last finished sweep ended
 
