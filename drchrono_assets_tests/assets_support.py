@@ -15,6 +15,7 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset
+from drchrono_assets.io_managers.hive_dataset import VERSION_KEY
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 
@@ -33,6 +34,13 @@ def served(sandbox: SandboxServer, resource: str, day: str) -> list[dict[str, An
 def partition_file(data_root: str | Path, resource: str, day: str) -> Path:
     """The local file of partition ``day`` of ``resource``."""
     return Path(HiveDataset(UPath(data_root), resource).file(day).path)
+
+
+def unversioned(schema: pa.Schema) -> pa.Schema:
+    """A stored file's schema less the version an ingest asset's file records: the time its
+    records are as of (``VERSION_KEY``); the column schema and its metadata are the rest."""
+    metadata = {key: value for key, value in (schema.metadata or {}).items() if key != VERSION_KEY}
+    return schema.with_metadata(metadata) if metadata else schema.remove_metadata()
 
 
 def read_partition(data_root: str | Path, resource: str, day: str) -> pa.Table:
