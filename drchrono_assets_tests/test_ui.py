@@ -44,6 +44,11 @@ BROWSER_SECONDS = 60
 ALL_ASSETS = sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
 INGEST_ASSETS = sorted(spec.key.to_user_string() for a in resource_assets for spec in a.specs)
 LAUNCHED = [*INGEST_ASSETS, "billing_report"]
+BILLING_CHECKS = (
+    "billing_report_one_row_per_appointment",
+    "billing_report_orphans_and_unbilled",
+    "billing_report_reconciles",
+)
 
 # The UI's own operations, copied from dagster-webserver's bundled ui-core sources
 # (assets/LaunchAssetExecutionButton.tsx, launchpad/ConfigFetch.tsx, runs/RunUtils.tsx),
@@ -455,7 +460,11 @@ def test_materialize_a_partition_through_the_webserver(deployment: Deployment) -
             evaluations = instance.all_logs(
                 run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             )
-            assert len(evaluations) == 3
+            # The billing report's three checks, and each launched asset's freshness check.
+            results = [entry.dagster_event.event_specific_data for entry in evaluations]
+            checked = sorted((r.asset_key.to_user_string(), r.check_name) for r in results)
+            billing = [("billing_report", name) for name in BILLING_CHECKS]
+            assert checked == sorted([*billing, *((name, "freshness_check") for name in LAUNCHED)])
             # Queued by the webserver; the daemon's run coordinator dequeues and starts it.
             queue = [
                 entry.dagster_event.event_type
