@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import html
-import http.server
 import secrets
-import socket
-import socketserver
 import sys
 import time
 import webbrowser
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from drchrono_assets import settings
 from drchrono_assets.api import ClientSettings, DrchronoClient
+from drchrono_assets.auth_callback import (
+    CALLBACK_PATH,
+    LOGIN_HINT,
+    CallbackServer,
+    wait_for_code,
+    warn_if_exposed,
+)
 from drchrono_assets.errors import ConfigurationError, DrchronoError, TokenRejectedError
 
 #: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
@@ -39,88 +42,9 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "billing:read",
     "clinical:read",
 )
-CALLBACK_PATH = "/callback"
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT_SECONDS = 300.0
-#: How long one browser connection may take to send its request (a silent pre-connect must
-#: not hold the single-threaded listener up).
-REQUEST_READ_TIMEOUT_SECONDS = 5.0
-LOGIN_HINT = "python -m drchrono_assets.auth login"
-
-_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>drchrono_assets</title></head>
-<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{text}</p></body></html>
-"""
-
-
-class LoginError(DrchronoError):
-    """The authorization-code flow did not produce a code (denied, wrong state, timeout)."""
-
-
-class _CallbackServer(http.server.HTTPServer):
-    """An ``HTTPServer`` that judges the first request to the redirect URI and keeps the result.
-
-    ``outcome`` is the authorization code, or the ``LoginError`` saying why there is none.
-    """
-
-    def __init__(self, host: str, port: int, state: str) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.state = state
-        self.outcome: str | LoginError | None = None
-        super().__init__((host, port), _CallbackHandler)
-
-    def server_bind(self) -> None:
-        """Bind without ``HTTPServer``'s ``getfqdn`` (a DNS lookup) of the address."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-    def handle_timeout(self) -> None:
-        """Nothing to do: the caller checks its own deadline."""
-
-
-class _CallbackHandler(http.server.BaseHTTPRequestHandler):
-    """Answers the redirect URI once; anything else (a favicon...) gets a 404."""
-
-    server: _CallbackServer
-    timeout = REQUEST_READ_TIMEOUT_SECONDS
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if url.path != CALLBACK_PATH or self.server.outcome is not None:
-            self._answer(404, "Not found", "This is not the drchrono_assets redirect URI.")
-            return
-        params = {key: values[0] for key, values in parse_qs(url.query).items()}
-        try:
-            self.server.outcome = code_from(params, self.server.state)
-        except LoginError as error:
-            self.server.outcome = error
-            self._answer(
-                400,
-                "Authorization not completed",
-                "drchrono_assets did not get an authorization. You can close this tab; the "
-                "terminal says what happened.",
-            )
-            return
-        self._answer(
-            200,
-            "Authorization received",
-            "drchrono_assets got the authorization. You can close this tab and return to "
-            "the terminal.",
-        )
-
-    def _answer(self, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request line carries the authorization code."""
 
 
 # -- building blocks ---------------------------------------------------------------------
@@ -158,44 +82,6 @@ def requested_scopes(values: Sequence[str] | None) -> list[str]:
     if not scopes:
         raise ConfigurationError("--scope is empty: name at least one scope (e.g. user:read)")
     return scopes
-
-
-def wait_for_code(server: _CallbackServer, timeout_seconds: float) -> str:
-    """Serve requests until the redirect URI is hit; its code, else ``LoginError``."""
-    deadline = time.monotonic() + timeout_seconds
-    while server.outcome is None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise LoginError(
-                f"no authorization arrived on the redirect URI within {timeout_seconds:g} "
-                f"seconds; run `{LOGIN_HINT}` again and approve the application in the browser"
-            )
-        server.timeout = remaining
-        server.handle_request()
-    if isinstance(server.outcome, LoginError):
-        raise server.outcome
-    return server.outcome
-
-
-def code_from(params: Mapping[str, str], state: str) -> str:
-    """The code in a redirect's query, once ``state`` matches; ``LoginError`` otherwise."""
-    if not secrets.compare_digest(params.get("state", "").encode(), state.encode()):
-        raise LoginError(
-            "the redirect carried the wrong state (not the one this login sent), so it may "
-            "not come from your authorization: nothing was exchanged or stored; run "
-            f"`{LOGIN_HINT}` again"
-        )
-    error = params.get("error")
-    if error == "access_denied":
-        raise LoginError(
-            "the authorization was denied in the browser (access_denied): nothing was stored"
-        )
-    if error:
-        raise LoginError(f"drchrono answered the authorization with error {error!r}")
-    code = params.get("code")
-    if not code:
-        raise LoginError("the redirect carried neither a code nor an error")
-    return code
 
 
 def describe_expiry(expires_at: float | None, now: float | None = None) -> str:
@@ -239,8 +125,9 @@ def login(args: argparse.Namespace) -> int:
     location = store_location(client)
     client.stored_tokens()  # fails early on missing credentials or an unreadable token store
     scopes = requested_scopes(args.scope)
+    warn_if_exposed(args.host)
     try:
-        server = _CallbackServer(args.host, args.port, state=secrets.token_urlsafe(32))
+        server = CallbackServer(args.host, args.port, state=secrets.token_urlsafe(32))
     except OSError as error:
         raise ConfigurationError(
             f"cannot listen on {args.host}:{args.port} for the redirect ({error.strerror}); "
@@ -364,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     login_parser.add_argument(
         "--host",
         default=DEFAULT_HOST,
-        help=f"host of the redirect URI and address to listen on (default {DEFAULT_HOST})",
+        help=f"host of the redirect URI and address to listen on (default {DEFAULT_HOST}; "
+        "a non-loopback address is reachable from other machines)",
     )
     login_parser.add_argument(
         "--scope",

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from drchrono_assets.auth import DEFAULT_SCOPES
+from drchrono_assets.auth_callback import is_loopback
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.conftest import subprocess_env
@@ -162,25 +163,75 @@ def test_login_connects_an_account_through_the_sandbox(
     assert code_grants(quiet_sandbox) == grants_before + 1
 
 
-def test_wrong_state_is_refused_and_nothing_is_stored(
+def test_a_wrong_state_is_turned_away_and_the_login_waits_for_its_own(
     quiet_sandbox, sandbox_env, tmp_path, start_login
 ) -> None:
     env = code_flow_env(sandbox_env, tmp_path)
     grants_before = code_grants(quiet_sandbox)
     login = start_login(env)
-    query = parse_qs(urlsplit(login.authorize_url()).query)
-    redirect_uri = query["redirect_uri"][0]
+    url = login.authorize_url()
+    query = {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
-    answer = requests.get(redirect_uri, params={"code": "forged", "state": "wrong"}, timeout=10)
+    forged = requests.get(
+        query["redirect_uri"], params={"code": "forged", "state": "wrong"}, timeout=10
+    )
+    assert forged.status_code == 400
+    # The answer tells the sender nothing: not the state, not what was wrong.
+    for revealing in (query["state"], "forged", "state", "code"):
+        assert revealing not in forged.text
+    assert login.process.poll() is None  # still waiting
+
+    page = requests.get(url, timeout=10)  # the real redirect, through the sandbox
+    assert page.status_code == 200
+    assert "close this tab" in page.text
+
+    returncode, stdout, stderr = login.finish()
+    assert returncode == 0, stderr
+    assert "Connected drchrono account" in stdout
+    assert "Ignored a request" in stderr
+    assert "Traceback" not in stderr
+    stored = json.loads(Path(env["DRCHRONO_TOKEN_STORE"]).read_text())
+    assert stored["access_token"] not in stdout + stderr
+    # Only the real code was exchanged; the forged one never reached drchrono.
+    assert code_grants(quiet_sandbox) == grants_before + 1
+
+
+def test_a_wrong_state_alone_stores_nothing(
+    quiet_sandbox, sandbox_env, tmp_path, start_login
+) -> None:
+    env = code_flow_env(sandbox_env, tmp_path)
+    grants_before = code_grants(quiet_sandbox)
+    login = start_login(env, "--timeout", "2")
+    query = parse_qs(urlsplit(login.authorize_url()).query)
+
+    answer = requests.get(
+        query["redirect_uri"][0], params={"code": "forged", "state": "wrong"}, timeout=10
+    )
     assert answer.status_code == 400
 
     returncode, _stdout, stderr = login.finish()
     assert returncode == 1
-    assert "wrong state" in stderr
+    assert "within 2 seconds (1 request(s) not from this login were ignored)" in stderr
     assert "Traceback" not in stderr
-    assert len(stderr.strip().splitlines()) == 1
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()
     assert code_grants(quiet_sandbox) == grants_before
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_a_callback_listening_beyond_this_machine_is_warned_about(
+    sandbox_env, tmp_path, start_login, host: str, warned: bool
+) -> None:
+    env = code_flow_env(sandbox_env, tmp_path)
+    login = start_login(env, "--host", host, "--timeout", "0.5")
+    login.authorize_url()
+
+    returncode, stdout, stderr = login.finish()
+    assert returncode == 1  # the timeout: nobody was sent to the redirect URI
+    assert stderr.count("beyond this machine") == (1 if warned else 0)
+    assert "beyond this machine" not in stdout
+    if warned:
+        # Said before the listener's wait began (and so before it ended).
+        assert stderr.index("beyond this machine") < stderr.index("within 0.5 seconds")
 
 
 def test_access_denied_is_a_clear_failure(
@@ -223,3 +274,21 @@ def test_status_without_tokens_says_how_to_connect(sandbox_env, tmp_path) -> Non
     assert "python -m drchrono_assets.auth login" in status.stdout
     assert env["DRCHRONO_TOKEN_STORE"] in status.stdout
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
+def test_which_hosts_keep_the_callback_on_this_machine(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

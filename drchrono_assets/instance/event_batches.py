@@ -41,7 +41,10 @@ def run_of_asset_events(events: Sequence[EventLogEntry]) -> str | None:
 
 
 class LatestAssetEntries(SqlEventLogStorage):
-    """Updates the asset keys' rows once per batch instead of once per event."""
+    """Updates the asset keys' rows once per batch instead of once per event.
+
+    A mixin, never constructed alone: its subclasses check the Dagster version. Remove with
+    the last of them (sqlite_event_log.py, postgres_event_log.py)."""
 
     def _store_latest_asset_entries(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]

@@ -27,6 +27,7 @@ from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
+from drchrono_assets.instance.dagster_version import require_supported_dagster
 from drchrono_assets.instance.event_batches import (
     LatestAssetEntries,
     enable_event_batches,
@@ -53,9 +54,16 @@ def stored_in_one_transaction(events: Sequence[EventLogEntry]) -> bool:
 
 class AtomicSlotPostgresEventLogStorage(LatestAssetEntries, PostgresEventLogStorage):
     """`PostgresEventLogStorage`, but a pool slot goes to one step only, and a batch of a
-    run's planned events or materializations is stored in one transaction."""
+    run's planned events or materializations is stored in one transaction.
+
+    Remove when Dagster's own ``PostgresEventLogStorage`` claims a slot in one statement and
+    stores either batch in one transaction (neither holds in 1.13.27)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before connecting: the methods below override and call Dagster's private ones.
+        require_supported_dagster(
+            type(self).__name__, "dagster_postgres.event_log", "PostgresEventLogStorage"
+        )
         super().__init__(*args, **kwargs)
         enable_event_batches()
 

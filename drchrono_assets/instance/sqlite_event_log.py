@@ -24,6 +24,7 @@ from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 
+from drchrono_assets.instance.dagster_version import require_supported_dagster
 from drchrono_assets.instance.event_batches import (
     LatestAssetEntries,
     enable_event_batches,
@@ -32,9 +33,16 @@ from drchrono_assets.instance.event_batches import (
 
 
 class BatchedSqliteEventLogStorage(LatestAssetEntries, SqliteEventLogStorage):
-    """`SqliteEventLogStorage` whose ``store_event_batch`` writes a batch at once."""
+    """`SqliteEventLogStorage` whose ``store_event_batch`` writes a batch at once.
+
+    Remove when Dagster's own ``SqliteEventLogStorage.store_event_batch`` writes a batch in
+    one transaction per file (it stores one event at a time in 1.13.27)."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        # Before anything touches the files: the methods below are Dagster's private ones.
+        require_supported_dagster(
+            type(self).__name__, "dagster._core.storage.event_log", "SqliteEventLogStorage"
+        )
         super().__init__(base_dir, inst_data)
         # Events the index holds but their run's file not, by id(event), each to the batch it
         # came in (which keeps the event alive, so no other object can take its id).
@@ -98,9 +106,16 @@ class BatchedSqliteStorage(DagsterSqliteStorage):
 
     ``storage: {custom: {module: drchrono_assets.instance.sqlite_event_log,
     class: BatchedSqliteStorage, config: {base_dir: {env: DAGSTER_HOME}}}}``
+
+    Remove with ``BatchedSqliteEventLogStorage`` (deploy/local/dagster.yaml then names
+    Dagster's ``DagsterSqliteStorage``, or ``storage: {sqlite: ...}``).
     """
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        # Checked here too, so that the error names the class dagster.yaml names.
+        require_supported_dagster(
+            type(self).__name__, "dagster._core.storage.sqlite_storage", "DagsterSqliteStorage"
+        )
         super().__init__(base_dir, inst_data)
         self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
 
