@@ -28,6 +28,11 @@ defs = dg.Definitions(
     sensors=[drchrono_changes, freshness_sensor],
     resources={
         "drchrono": DrchronoApiResource.from_env(),
-        "parquet_io_manager": HiveParquetIOManager(data_root=settings.data_root()),
+        "parquet_io_manager": HiveParquetIOManager(
+            data_root=settings.data_root(),
+            data_group_read=settings.data_group_read(),
+            s3_sse=settings.s3_sse(),
+            s3_sse_kms_key_id=settings.s3_sse_kms_key_id(),
+        ),
     },
 )

@@ -19,6 +19,8 @@ DEFAULT_BASE_URL = "https://drchrono.com"
 DEFAULT_START_DATE = "2024-01-01"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_DATA_ROOT = "data"
+S3_SSE_ALGORITHMS = ("AES256", "aws:kms")  # SSE-S3, SSE-KMS
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -64,6 +66,43 @@ def is_local(location: str | UPath) -> bool:
 def data_root_is_local() -> bool:
     """Whether ``DRCHRONO_DATA_ROOT`` is a folder on this machine."""
     return is_local(data_root())
+
+
+def data_group_read() -> bool:
+    """``DRCHRONO_DATA_GROUP_READ``: whether the group of a local data root may read what is
+    written under it (files 0440/0640, folders 0750), not only its owner (0400/0600, 0700)."""
+    value = env("DRCHRONO_DATA_GROUP_READ", "false")
+    if value.lower() not in _TRUE + _FALSE:
+        raise ConfigurationError(f"DRCHRONO_DATA_GROUP_READ={value!r} is not true or false")
+    return value.lower() in _TRUE
+
+
+def s3_sse() -> str | None:
+    """``DRCHRONO_S3_SSE``: the server-side encryption every write to an ``s3://`` data root
+    asks for (``AES256`` or ``aws:kms``); unset, the bucket's default applies."""
+    value = env("DRCHRONO_S3_SSE")
+    check_s3_sse(value, None)
+    return value
+
+
+def s3_sse_kms_key_id() -> str | None:
+    """``DRCHRONO_S3_SSE_KMS_KEY_ID``: the KMS key (id, ARN or alias) of ``aws:kms``
+    encryption; unset, S3 uses the account's default key (``aws/s3``)."""
+    value = env("DRCHRONO_S3_SSE_KMS_KEY_ID")
+    check_s3_sse(s3_sse(), value)
+    return value
+
+
+def check_s3_sse(algorithm: str | None, kms_key_id: str | None) -> None:
+    """Raise a ``ConfigurationError`` naming the variables unless ``algorithm`` and
+    ``kms_key_id`` make a valid S3 server-side encryption setting."""
+    if algorithm is not None and algorithm not in S3_SSE_ALGORITHMS:
+        raise ConfigurationError(
+            f"DRCHRONO_S3_SSE={algorithm!r} is not one of {', '.join(S3_SSE_ALGORITHMS)}"
+        )
+    if kms_key_id is not None and algorithm != "aws:kms":
+        # A key id alone would silently leave objects under the bucket's default.
+        raise ConfigurationError("DRCHRONO_S3_SSE_KMS_KEY_ID needs DRCHRONO_S3_SSE=aws:kms")
 
 
 def default_token_folder() -> Path:

@@ -34,6 +34,7 @@ from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sync.changes import stored_days
+from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 from drchrono_assets_tests.assets_support import SPECS, materialize, served, unversioned
 
 PREFIX = "prod"
@@ -105,11 +106,16 @@ def arrow_s3(endpoint: str) -> pafs.S3FileSystem:
     )
 
 
-def run(api: DrchronoApiResource, bucket: str, first: str, last: str) -> dg.ExecuteInProcessResult:
-    resources: dict[str, Any] = {
-        "drchrono": api,
-        "parquet_io_manager": HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}"),
-    }
+def run(
+    api: DrchronoApiResource,
+    bucket: str,
+    first: str,
+    last: str,
+    io_manager: HiveParquetIOManager | None = None,
+) -> dg.ExecuteInProcessResult:
+    if io_manager is None:
+        io_manager = HiveParquetIOManager(data_root=f"s3://{bucket}/{PREFIX}")
+    resources: dict[str, Any] = {"drchrono": api, "parquet_io_manager": io_manager}
     return materialize(resources, first, last, assets=[*resource_assets, billing_report, ar_aging])
 
 
@@ -252,3 +258,53 @@ def test_writers_of_one_asset_take_turns_through_a_lease_object(
     with locks.writer_lock(root, "appointments", wait_seconds=5):
         pass
     assert object_keys(bucket) == []
+
+
+@pytest.mark.parametrize("sse", ["AES256", "aws:kms"], ids=["sse-s3", "sse-kms"])
+def test_every_object_written_asks_for_server_side_encryption(
+    quiet_sandbox: SandboxServer, api: DrchronoApiResource, bucket: str, sse: str
+) -> None:
+    """Datasets, the writability probe, writer leases, staged changes, a plan and the sync
+    state: each PUT asks for the configured encryption. The bucket keeps versions, so the
+    objects deleted after use (probe, leases) still show how they were written."""
+    s3 = boto3.client("s3")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"] if sse == "aws:kms" else None
+    io_manager = HiveParquetIOManager(
+        data_root=f"s3://{bucket}/{PREFIX}", s3_sse=sse, s3_sse_kms_key_id=key_id
+    )
+    day = WEEK.partition_keys[0]
+    assert run(api, bucket, day, day, io_manager).success
+    staged = StagedChanges.of(io_manager)
+    sweep = StagedChanges.new_sweep_id(dt.datetime(2024, 3, 5, 6, 0))
+    changes = pa.table({"id": ["1"]})
+    staged.write(sweep, "appointments", changes)
+    staged.leave_waiting("appointments", changes)
+    plan_run = PlannedRun(("appointments",), "merge", day, day)
+    staged.write_plan(
+        SweepPlan(sweep, day, day, "2024-03-05T06:00:00+00:00", day, day, (plan_run,))
+    )
+    staged.save_state(SyncState(f"{day}T00:00:00", day, day, sweep))
+
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+    versions = [version for page in pages for version in page.get("Versions", [])]
+    written = {}
+    for version in versions:
+        head = s3.head_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+        written[version["Key"]] = (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId"))
+    kinds = {
+        "probe": f"{PREFIX}/.staging/probe-",
+        "lease": f"{PREFIX}/.locks/appointments.lock",
+        "dataset": f"{PREFIX}/appointments/date={day}/part-0.parquet",
+        "report": f"{PREFIX}/ar_aging/part-0.parquet",
+        "changes": f"{PREFIX}/.changes/{sweep}/appointments.parquet",
+        "plan": f"{PREFIX}/.changes/{sweep}/plan.json",
+        "waiting": f"{PREFIX}/.changes/waiting/appointments.parquet",
+        "state": f"{PREFIX}/.changes/state.json",
+    }
+    for kind, prefix in kinds.items():
+        assert any(key.startswith(prefix) for key in written), kind
+    for key, (algorithm, kms_key) in written.items():
+        assert algorithm == sse, key
+        if key_id is not None:
+            assert kms_key is not None and kms_key.endswith(key_id), key

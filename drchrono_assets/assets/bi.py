@@ -1,7 +1,8 @@
 """One DuckDB file of views over every dataset, for BI tools and notebooks."""
 
 import os
-import uuid
+import shutil
+import tempfile
 
 import dagster as dg
 import duckdb
@@ -53,15 +54,23 @@ def bi_duckdb(
         views[ar_aging.key.to_python_identifier()] = f"read_parquet({_sql_string(aging.path)})"
 
     database = root / DATABASE_NAME
+    at_rest = parquet_io_manager.at_rest
+    at_rest.make_folders(root)
     # Built aside and renamed: a BI tool holding the old file keeps reading it undisturbed.
-    partial = root / f".{DATABASE_NAME}.{uuid.uuid4().hex}.partial"
+    # Aside is a folder only the owner can enter (mkdtemp: 0700): DuckDB creates its files
+    # (the database, its write-ahead log) with the umask's modes, unreachable there.
+    building = tempfile.mkdtemp(prefix=f".{DATABASE_NAME}.", suffix=".partial", dir=root.path)
     try:
-        with duckdb.connect(partial.path) as db:
+        partial = os.path.join(building, DATABASE_NAME)
+        with duckdb.connect(partial) as db:
             for name, source in views.items():
                 db.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
-        os.replace(partial.path, database.path)
+        # Writable by its owner, unlike the datasets: nothing else shares its inode, and
+        # DuckDB opens a file it may not write only when told ``read_only``.
+        os.chmod(partial, at_rest.file_mode)
+        os.replace(partial, database.path)
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(building, ignore_errors=True)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(database.path), "views": sorted(views)}
     )

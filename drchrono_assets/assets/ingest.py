@@ -89,7 +89,7 @@ def _merge_output(
     """The staged changes merged into the stored days. A day with no file that the changes
     alone cannot fill (a day listed by date, or one before the sweeps' unbroken chain) is
     fetched instead: never merged into nothing."""
-    staged = StagedChanges(io_manager.data_root)
+    staged = StagedChanges.of(io_manager)
     plan = staged.plan(sweep)
     changes = staged.read(sweep, spec.name)
     stored = set(io_manager.dataset(dg.AssetKey(spec.name)).partition_keys())

@@ -3,6 +3,7 @@
 Layout: ``<root>/<asset>/date=<day>/part-0.parquet``, or ``<root>/<asset>/part-0.parquet`` for
 an unpartitioned asset. Files being written on a local disk are staged in ``<root>/.staging/``
 and renamed into place, so no reader's glob ever meets a half-written file, even after a crash.
+Every file and folder is created with the modes of an ``AtRest`` (owner-only by default).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.io_managers.at_rest import PRIVATE, AtRest
 from drchrono_assets.io_managers.writer_lock import writer_lock
 
 PARTITION_COLUMN = "date"
@@ -52,15 +54,17 @@ class HiveDataset:
     """The Parquet files of one asset under ``root``: where they go, which partitions exist,
     reading them as one table and writing them atomically.
 
-    ``root`` is a local folder or any fsspec location (``s3://bucket/prefix``); ``key`` an asset
-    key or, for a top-level asset, its name.
+    ``root`` is a local folder or any fsspec location (``s3://bucket/prefix``, with the storage
+    options of ``at_rest.root``); ``key`` an asset key or, for a top-level asset, its name;
+    ``at_rest`` the modes of what is written on a local disk.
     """
 
     # Hive key of every partition folder; readers see it as a DATE column.
     partition_column: ClassVar[str] = PARTITION_COLUMN
 
-    def __init__(self, root: UPath, key: dg.AssetKey | str) -> None:
+    def __init__(self, root: UPath, key: dg.AssetKey | str, at_rest: AtRest = PRIVATE) -> None:
         self.root = root
+        self.at_rest = at_rest
         self.asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
         self.folder = root.joinpath(*self.asset_key.path)
 
@@ -156,7 +160,7 @@ class HiveDataset:
         """Write each table as the file of its partition key (``None``: unpartitioned), each
         atomically, while no other writer of this asset writes; a re-run replaces the files.
         A stored file newer than its table (``VERSION_KEY``) is kept: returns those keys."""
-        with writer_lock(self.root, self._lock_name):
+        with writer_lock(self.root, self._lock_name, self.at_rest):
             return self._write_newer(tables)
 
     def update(
@@ -165,7 +169,7 @@ class HiveDataset:
         """Read, change and write back partitions as one step no other writer interleaves
         with: ``change`` gets the stored tables of ``partition_keys`` that exist and returns
         the tables to write. Returns them, and the keys whose stored file was newer (kept)."""
-        with writer_lock(self.root, self._lock_name):
+        with writer_lock(self.root, self._lock_name, self.at_rest):
             tables = change(self.read_files(partition_keys))
             return tables, self._write_newer(tables)
 
@@ -193,7 +197,8 @@ class HiveDataset:
         for key, table in tables.items():
             days_by_table.setdefault(id(table), (table, []))[1].append(key)
         for table, keys in days_by_table.values():
-            write_atomically(parquet_bytes(table), [self.file(key) for key in keys], staging)
+            paths = [self.file(key) for key in keys]
+            write_atomically(parquet_bytes(table), paths, staging, self.at_rest)
         return kept
 
     def _stored_newer(self, tables: Tables) -> set[str | None]:
@@ -222,13 +227,16 @@ class HiveDataset:
         self.folder.fs.invalidate_cache(self.folder.path)
 
 
-def check_writable(root: UPath) -> None:
+def check_writable(root: UPath, at_rest: AtRest = PRIVATE) -> None:
     """Raise a ``ConfigurationError`` naming ``DRCHRONO_DATA_ROOT`` unless files can be
-    written under ``root``."""
+    written under ``root`` (creating it, and its staging folder, with ``at_rest``'s mode)."""
     probe = root / STAGING_FOLDER / f"probe-{uuid.uuid4().hex}"
     try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
+        if settings.is_local(root):
+            at_rest.make_folders(probe.parent)
+            os.close(at_rest.create_file(probe.path, at_rest.file_mode))
+        else:  # an object carrying the root's encryption, like every other write
+            probe.write_bytes(b"")
         with contextlib.suppress(FileNotFoundError):  # another writer's clean-up took it
             probe.unlink()
     except OSError as error:
@@ -242,17 +250,18 @@ def check_writable(root: UPath) -> None:
 
 
 @contextlib.contextmanager
-def _staged_file(staging: UPath) -> Iterator[str]:
-    """A new file in ``staging``, locked while this process writes it (see below)."""
+def _staged_file(staging: UPath, at_rest: AtRest) -> Iterator[tuple[str, int]]:
+    """A new owner-only file in ``staging``, locked while this process writes it (see
+    below): its path and a descriptor open for writing."""
     while True:
         path = os.path.join(staging.path, f"{uuid.uuid4().hex}.parquet.partial")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = at_rest.create_file(path, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink:  # not removed as abandoned before we locked it
             break
         os.close(fd)
     try:
-        yield path
+        yield path, fd
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
@@ -286,16 +295,23 @@ def parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_atomically(data: pa.Buffer, paths: Sequence[UPath], staging: UPath) -> None:
-    """Write a Parquet file's bytes to each of ``paths`` so no reader ever sees half a file,
-    and a re-run replaces a partition's file."""
+def write_atomically(
+    data: bytes | pa.Buffer, paths: Sequence[UPath], staging: UPath, at_rest: AtRest = PRIVATE
+) -> None:
+    """Write a file's bytes to each of ``paths`` so no reader ever sees half a file, and a
+    re-run replaces a partition's file. On a local disk the file is read-only (see
+    ``AtRest``); on object storage each object carries the paths' encryption options."""
     if settings.is_local(paths[0]):
-        staging.mkdir(parents=True, exist_ok=True)
-        with _staged_file(staging) as partial:
-            with open(partial, "wb") as handle:
+        at_rest.make_folders(staging)
+        with _staged_file(staging, at_rest) as (partial, fd):
+            # Through the descriptor: once read-only, the file cannot be opened to write.
+            with open(fd, "wb", closefd=False) as handle:
                 handle.write(data)
+            # Every path links to this inode, so a write in place to one would change them
+            # all. A re-run still replaces a path: renaming needs only the folder writable.
+            os.fchmod(fd, at_rest.stored_file_mode)
             for path in paths:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                at_rest.make_folders(path.parent)
                 # A link shares the staged file's inode, so its lock keeps the clean-up off it.
                 link = f"{partial}.{uuid.uuid4().hex}"
                 os.link(partial, link)

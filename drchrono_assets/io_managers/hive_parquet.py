@@ -15,6 +15,7 @@ import pyarrow as pa
 from upath import UPath
 
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
+from drchrono_assets.io_managers.at_rest import AtRest
 from drchrono_assets.io_managers.hive_dataset import HiveDataset, check_writable
 
 if TYPE_CHECKING:
@@ -33,18 +34,33 @@ class PartitionUpdate:
 class HiveParquetIOManager(dg.ConfigurableIOManager):
     """Writes each partition of an asset as one Parquet file, atomically; reads many as one table.
 
-    ``data_root`` is a local folder or any fsspec URL (``s3://bucket/prefix``).
+    ``data_root`` is a local folder or any fsspec URL (``s3://bucket/prefix``). What is written
+    there is protected as ``at_rest`` says (see ``AtRest``).
     """
 
     data_root: str = "data"
+    data_group_read: bool = False  # DRCHRONO_DATA_GROUP_READ
+    s3_sse: str | None = None  # DRCHRONO_S3_SSE
+    s3_sse_kms_key_id: str | None = None  # DRCHRONO_S3_SSE_KMS_KEY_ID
+
+    @property
+    def at_rest(self) -> AtRest:
+        """The protection of every file written under the data root; pass it to anything
+        else that writes there (``StagedChanges``)."""
+        return AtRest(self.data_group_read, self.s3_sse, self.s3_sse_kms_key_id)
+
+    @property
+    def root(self) -> UPath:
+        """The data root, with the storage options (encryption) every write must carry."""
+        return self.at_rest.root(self.data_root)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Before the step spends any API request on data it could not store.
-        check_writable(UPath(self.data_root))
+        check_writable(self.root, self.at_rest)
 
     def dataset(self, asset_key: dg.AssetKey) -> HiveDataset:
         """Where ``asset_key`` is stored, for assets that read or list storage themselves."""
-        return HiveDataset(UPath(self.data_root), asset_key)
+        return HiveDataset(self.root, asset_key, self.at_rest)
 
     def handle_output(
         self,

@@ -4,9 +4,11 @@ A run that merges changes reads stored days, merges and writes them back; a back
 from the UI meanwhile must not be overwritten by that write (a lost update). Every write of
 an asset's files therefore holds the asset's lock, on whatever instance the code runs:
 
-- on a local data root, a lock file (``fcntl``: released by the OS if the process dies);
+- on a local data root, a lock file (``fcntl``: released by the OS if the process dies),
+  owner-only in a folder of the ``AtRest`` mode;
 - on object storage, a lease object created only if absent (S3 ``If-None-Match: *``); a
-  holder that died leaves it behind, so it expires after ``LEASE_SECONDS``.
+  holder that died leaves it behind, so it expires after ``LEASE_SECONDS``. It is written
+  with the storage options of ``root`` (its server-side encryption), like every object.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import filelock
 from upath import UPath
 
 from drchrono_assets import settings
+from drchrono_assets.io_managers.at_rest import LOCK_FILE_MODE, PRIVATE, AtRest
 
 LOCKS_FOLDER = ".locks"  # beside the datasets, never inside one
 # Longer than any write of a year's files to object storage; a dead holder's lease is
@@ -31,13 +34,16 @@ POLL_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def writer_lock(root: UPath, name: str, *, wait_seconds: float = WAIT_SECONDS) -> Iterator[None]:
+def writer_lock(
+    root: UPath, name: str, at_rest: AtRest = PRIVATE, *, wait_seconds: float = WAIT_SECONDS
+) -> Iterator[None]:
     """Hold the writer lock of asset ``name`` under the data root ``root``."""
     path = root / LOCKS_FOLDER / f"{name}.lock"
     if settings.is_local(root):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        at_rest.make_folders(path.parent)
         try:
-            with filelock.FileLock(path.path, timeout=wait_seconds):
+            # filelock sets an explicit mode on the file it creates, whatever the umask.
+            with filelock.FileLock(path.path, timeout=wait_seconds, mode=LOCK_FILE_MODE):
                 yield
         except filelock.Timeout:
             raise _timed_out(name, path, wait_seconds) from None

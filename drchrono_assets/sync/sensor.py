@@ -220,7 +220,7 @@ def drchrono_changes(
     into exactly the partitions it touches, plus every day since the last sweep for every
     asset; a day nobody touched is never fetched again."""
     cursor = SyncCursor.from_json(context.cursor)
-    staged = StagedChanges(parquet_io_manager.data_root)
+    staged = StagedChanges.of(parquet_io_manager)
     if cursor.sweep is not None and SWEEP_RUN not in cursor.runs and _lost(staged, cursor.sweep):
         cursor = _sweep_again(context, cursor)
     if cursor.sweep is not None:

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.io_managers.at_rest import PRIVATE, AtRest
 from drchrono_assets.io_managers.hive_dataset import (
     STAGING_FOLDER,
     parquet_bytes,
@@ -92,10 +94,18 @@ class SyncState:
 
 
 class StagedChanges:
-    """The ``.changes`` folder of one data root."""
+    """The ``.changes`` folder of one data root. Its files hold patient records, so they are
+    written with the data root's protection: pass ``at_rest`` as the IO manager has it
+    (``io_manager.at_rest``); the default is owner-only files and no S3 encryption."""
 
-    def __init__(self, data_root: str) -> None:
-        self.folder = UPath(data_root) / CHANGES_FOLDER
+    def __init__(self, data_root: str, at_rest: AtRest = PRIVATE) -> None:
+        self.at_rest = at_rest
+        self.folder = at_rest.root(data_root) / CHANGES_FOLDER
+
+    @classmethod
+    def of(cls, io_manager: HiveParquetIOManager) -> StagedChanges:
+        """The ``.changes`` folder beside ``io_manager``'s datasets, written as they are."""
+        return cls(io_manager.data_root, io_manager.at_rest)
 
     def path(self, sweep: str, name: str) -> UPath:
         if sweep != WAITING and not SWEEP_ID.fullmatch(sweep):
@@ -148,7 +158,7 @@ class StagedChanges:
                 child.fs.rm(child.path, recursive=True)
 
     def _put(self, path: UPath, data: bytes | pa.Buffer) -> None:
-        write_atomically(data, [path], UPath(self.folder.parent) / STAGING_FOLDER)
+        write_atomically(data, [path], self.folder.parent / STAGING_FOLDER, self.at_rest)
 
 
 def _json_bytes(value: Any) -> bytes:

@@ -59,7 +59,7 @@ def plan_sweep(
     first_new = state.last_day if state else None
     new_days = days_between(first_new, yesterday)[1:] if first_new else [yesterday]
     first_day = daily_partitions.get_first_partition_key()
-    staged = StagedChanges(io_manager.data_root)
+    staged = StagedChanges.of(io_manager)
     runs: list[PlannedRun] = []
     answered: list[dt.datetime] = []
     for spec in RESOURCES:
@@ -116,7 +116,7 @@ def sweep_changes(
 ) -> None:
     """Ask the API what changed since the last finished sweep, stage it beside the datasets,
     and write the plan of the runs that merge it (read by the ``drchrono_changes`` sensor)."""
-    staged = StagedChanges(parquet_io_manager.data_root)
+    staged = StagedChanges.of(parquet_io_manager)
     client = drchrono.client
     plan = plan_sweep(config, staged.state(), client, parquet_io_manager, context.log)
     staged.write_plan(plan)
