@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -468,3 +469,49 @@ def test_two_processes_sharing_tokens_that_expire_after_seven_uses(sandbox_env, 
         stats = own.state.stats.snapshot()
         assert stats["by_status"].get("401", 0) > 0
         assert stats["refresh_token_reuse"] == 0
+
+
+# -- the token lock ------------------------------------------------------------------------
+
+
+def test_the_token_lock_is_held_for_one_token_request_taken_after_its_budget_slot(
+    quiet_sandbox, faults, sandbox_env, monkeypatch
+) -> None:
+    """Waiting for the budget or backing off while holding the token lock would stall every
+    other process of the practice; one short attempt per hold, retries outside it."""
+    from drchrono_assets.api.rate_budget import RequestBudget
+    from drchrono_assets.api.shared_documents import FileDocument
+
+    token_path = Path(sandbox_env["DRCHRONO_TOKEN_STORE"])
+    events: list[str] = []
+    update, acquire, send = FileDocument.update, RequestBudget.acquire, requests.Session.request
+
+    def traced_update(self, change):
+        if self.path != token_path:
+            return update(self, change)
+
+        def traced(value):
+            events.append("lock")
+            try:
+                return change(value)
+            finally:
+                events.append("unlock")
+
+        return update(self, traced)
+
+    def traced_acquire(self):
+        events.append("slot")
+        return acquire(self)
+
+    def traced_send(self, method, url, **kwargs):
+        events.append(f"{method} {urlsplit(url).path}")
+        return send(self, method, url, **kwargs)
+
+    monkeypatch.setattr(FileDocument, "update", traced_update)
+    monkeypatch.setattr(RequestBudget, "acquire", traced_acquire)
+    monkeypatch.setattr(requests.Session, "request", traced_send)
+    faults.add(path_prefix="/o/token/", times=2, status=503)
+    api = api_for(sandbox_env, backoff_initial_seconds=0.1, backoff_max_seconds=0.1)
+    assert api.client.current_user()["username"]
+    assert events[:12] == ["slot", "lock", "POST /o/token/", "unlock"] * 3
+    assert quiet_sandbox.state.stats.snapshot()["refresh_token_reuse"] == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import multiprocessing
 import shutil
 import subprocess
 import sys
 import threading
+import traceback
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -181,7 +183,7 @@ def test_change_sensor_sweeps_and_advances_on_postgres(
     assert len(sweep_runs) > 1 and all(
         run.status == dg.DagsterRunStatus.SUCCESS for run in sweep_runs
     )
-    state = StagedChanges(dagster_resources["parquet_io_manager"].data_root).state()
+    state = StagedChanges.of(dagster_resources["parquet_io_manager"]).state()
     assert state is not None and state.since > "2024-03-05"
     assert "2024-03-05" in pg_instance.get_materialized_partitions(dg.AssetKey("transactions"))
 
@@ -360,3 +362,113 @@ class _WouldWait(Exception):
 
 def _no_sleep(seconds: float) -> None:
     raise _WouldWait(seconds)
+
+
+# -- a token store write that fails after drchrono issued new tokens ----------------------
+
+
+def _fail_token_writes(url: str, times: int, how: str) -> None:
+    """The next ``times`` UPDATEs of the token table fail: the trigger raises, or ends its
+    own connection (a failover, an idle-in-transaction timeout). A sequence counts them: it
+    is not rolled back with the failed transaction."""
+    effect = {
+        "raise": "RAISE EXCEPTION 'injected failure of a token store write'",
+        "disconnect": "PERFORM pg_terminate_backend(pg_backend_pid())",
+    }[how]
+    with sqlalchemy.create_engine(url).begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE SEQUENCE token_write_failures"))
+        connection.execute(
+            sqlalchemy.text(
+                "CREATE FUNCTION fail_token_writes() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN IF nextval('token_write_failures') <= {times} THEN {effect}; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        connection.execute(
+            sqlalchemy.text(
+                f"CREATE TRIGGER fail_token_writes BEFORE UPDATE ON {PostgresTokenStore.TABLE} "
+                "FOR EACH ROW EXECUTE FUNCTION fail_token_writes()"
+            )
+        )
+
+
+def _allow_token_writes(url: str) -> None:
+    with sqlalchemy.create_engine(url).begin() as connection:
+        connection.execute(
+            sqlalchemy.text(f"DROP TRIGGER fail_token_writes ON {PostgresTokenStore.TABLE}")
+        )
+
+
+def _every_token(sandbox: Any) -> set[str]:
+    """Every token the sandbox ever issued or took back."""
+    oauth = sandbox.state.oauth
+    return {*oauth._refresh_tokens, *oauth._spent_refresh_tokens, *oauth._access_tokens}
+
+
+def _token_store_for(postgres: PostgresServer, sandbox_env: dict[str, str]) -> dict[str, str]:
+    url = postgres.create_database(f"tokens_{uuid.uuid4().hex[:8]}")
+    env = {**sandbox_env, "DRCHRONO_TOKEN_STORE": url}
+    PostgresTokenStore(url, api_for(env).client.application_key()).load()  # creates the table
+    return env
+
+
+@pytest.mark.parametrize("how", ["raise", "disconnect"])
+def test_a_token_store_write_failing_once_after_a_refresh_keeps_the_new_refresh_token(
+    postgres, quiet_sandbox, sandbox_env, caplog, how
+) -> None:
+    env = _token_store_for(postgres, sandbox_env)
+    _fail_token_writes(env["DRCHRONO_TOKEN_STORE"], 1, how)
+    client = api_for(env).client
+    with caplog.at_level(logging.DEBUG):
+        assert client.current_user()["username"]  # the write is retried on a new connection
+    store = PostgresTokenStore(env["DRCHRONO_TOKEN_STORE"], client.application_key())
+    stored = store.load()
+    assert stored is not None and stored.refresh_token != env["DRCHRONO_REFRESH_TOKEN"]
+    assert "could not save" in caplog.text and PostgresTokenStore.TABLE in caplog.text
+    for token in _every_token(quiet_sandbox):
+        assert token not in caplog.text
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    assert api_for(env).client.current_user()["username"]  # another process, the stored token
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert (stats["refresh_grants"], stats["refresh_token_reuse"]) == (2, 0)
+
+
+def test_tokens_the_store_cannot_take_are_kept_in_memory_until_it_can(
+    postgres, quiet_sandbox, sandbox_env, caplog, monkeypatch
+) -> None:
+    """While the store refuses every write: one clear error naming the store, this process
+    goes on with the tokens it holds, and stores them once the store takes writes again."""
+    from drchrono_assets.errors import DrchronoError
+
+    env = _token_store_for(postgres, sandbox_env)
+    url = env["DRCHRONO_TOKEN_STORE"]
+    _fail_token_writes(url, 1_000_000, "raise")
+    client = api_for(env).client
+    errors: list[DrchronoError] = []
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(DrchronoError) as raised:
+            client.current_user()
+        errors.append(raised.value)
+        assert client.current_user()["username"]  # the tokens kept in memory
+        quiet_sandbox.state.oauth.revoke_access_tokens()
+        with pytest.raises(DrchronoError) as raised:
+            client.current_user()  # refreshed with the kept refresh token, not the spent one
+        errors.append(raised.value)
+        assert client.current_user()["username"]
+        stats = quiet_sandbox.state.stats.snapshot()
+        assert (stats["refresh_grants"], stats["refresh_token_reuse"]) == (2, 0)
+
+        _allow_token_writes(url)
+        monkeypatch.setattr("drchrono_assets.api.oauth_tokens.RESAVE_INTERVAL_SECONDS", 0.0)
+        assert client.current_user()["username"]  # stores the kept tokens
+    message = str(errors[0])
+    assert message.startswith("drchrono issued new tokens but the token store PostgreSQL table")
+    assert errors[0].__context__ is None and errors[0].__cause__ is None
+    assert "DRCHRONO_TOKEN_STORE" in message
+    shown = caplog.text + "".join("".join(traceback.format_exception(e)) for e in errors)
+    for token in _every_token(quiet_sandbox):
+        assert token not in shown
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    assert api_for(env).client.current_user()["username"]  # another process, the stored token
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert (stats["refresh_grants"], stats["refresh_token_reuse"]) == (3, 0)

@@ -100,3 +100,67 @@ def test_corrupt_token_file_stays_a_clear_error(tmp_path: Path, content: bytes) 
         FileTokenStore(path).load()
     assert "SECRET" not in str(e.value)
     assert path.read_bytes() == content  # tokens are never thrown away behind our back
+
+
+def test_a_token_file_locked_too_long_is_a_clear_error_naming_the_store(tmp_path: Path) -> None:
+    """Waiters used to give up with a bare ``filelock.Timeout``."""
+    import filelock
+
+    from drchrono_assets.errors import DrchronoError
+
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.document._file_lock.timeout = 0.2  # instead of two minutes
+    with filelock.FileLock(f"{path}.lock"), pytest.raises(DrchronoError) as raised:
+        store.update(lambda _: TokenSet(refresh_token="SECRET-R"))
+    message = str(raised.value)
+    assert message.startswith(f"the token store {path} stayed locked by another process")
+    assert "0.2 s" in message
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+
+
+def test_a_failed_token_file_write_after_a_refresh_is_retried_and_the_new_token_kept(
+    quiet_sandbox, sandbox_env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """drchrono spent the old refresh token: a full disk for a moment must not lose the new one."""
+    from drchrono_assets.api.shared_documents import FileDocument
+    from drchrono_assets_tests.conftest import api_for
+
+    token_path = Path(sandbox_env["DRCHRONO_TOKEN_STORE"])
+    write = FileDocument._write
+    failures: list[Path] = []
+
+    def fail_once(self: FileDocument, value: object) -> None:
+        if self.path == token_path and not failures:
+            failures.append(self.path)
+            raise OSError(28, "No space left on device")
+        write(self, value)
+
+    monkeypatch.setattr(FileDocument, "_write", fail_once)
+    with caplog.at_level(logging.DEBUG):
+        assert api_for(sandbox_env).client.current_user()["username"]
+    assert failures
+    stored = FileTokenStore(token_path).load()
+    assert stored is not None and stored.refresh_token != sandbox_env["DRCHRONO_REFRESH_TOKEN"]
+    quiet_sandbox.state.oauth.revoke_access_tokens()
+    assert api_for(sandbox_env).client.current_user()["username"]  # the next process
+    stats = quiet_sandbox.state.stats.snapshot()
+    assert (stats["refresh_grants"], stats["refresh_token_reuse"]) == (2, 0)
+    for secret in (sandbox_env["DRCHRONO_REFRESH_TOKEN"], stored.refresh_token):
+        assert secret not in caplog.text
+
+
+def test_a_cancelled_budget_slot_is_given_back(tmp_path: Path) -> None:
+    """A token request not sent (another process had refreshed) costs no slot."""
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds}s")
+
+    ledger = open_request_ledger(str(tmp_path / "tokens.json"), "key")
+    budget = RequestBudget(per_hour=2, per_second=10, ledger=ledger, sleep=no_sleep)
+    budget.cancel(budget.acquire())
+    budget.release(budget.acquire())
+    budget.release(budget.acquire())  # the hour's two: the cancelled one is not counted
+    assert budget.used == 2
+    with pytest.raises(AssertionError, match="waited"):
+        budget.acquire()

@@ -5,41 +5,39 @@ budget, pagination and the documented write calls. Plain Python: the Dagster res
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import email.utils
 import hashlib
-import http.client
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import pydantic
 import requests
 import tenacity
-import urllib3
 from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.api.answers import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Answer,
-    BodyTooLarge,
     TransientFailure,
     UnreadableBody,
     parse_json,
-    read_answer,
     retry_after_seconds,
-    size_text,
-    transport_failure,
 )
+
+# Re-exported: the Dagster resource and scripts import the settings from here.
+from drchrono_assets.api.client_settings import BASE_URL_VARIABLE as BASE_URL_VARIABLE
+from drchrono_assets.api.client_settings import REQUIRED, SECRET_VARIABLES, ClientSettings
+from drchrono_assets.api.client_settings import TUNING_VARIABLES as TUNING_VARIABLES
 from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
+from drchrono_assets.api.origins import require_https_base_url, same_origin
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet, TokenStore, open_token_store
+from drchrono_assets.api.transport import WRITE_ADVICE, Call, Transport
 from drchrono_assets.errors import (
     ApiRequestError,
     ConfigurationError,
@@ -51,84 +49,14 @@ if TYPE_CHECKING:
     # Only annotations use it: importing the catalog at run time would import Dagster.
     from drchrono_assets.catalog.records import JsonRecord
 
-BASE_URL_VARIABLE = "DRCHRONO_BASE_URL"
-# The Dagster resource takes these as EnvVar references so values never reach run config or
-# the UI. A database URL in DRCHRONO_TOKEN_STORE carries a password.
-SECRET_VARIABLES = {
-    "client_id": "DRCHRONO_CLIENT_ID",
-    "client_secret": "DRCHRONO_CLIENT_SECRET",
-    "refresh_token": "DRCHRONO_REFRESH_TOKEN",
-    "token_store": "DRCHRONO_TOKEN_STORE",
-}
-TUNING_VARIABLES = {
-    "api_version": "DRCHRONO_API_VERSION",
-    "page_size": "DRCHRONO_PAGE_SIZE",
-    "requests_per_hour": "DRCHRONO_REQUESTS_PER_HOUR",
-    "requests_per_second": "DRCHRONO_REQUESTS_PER_SECOND",
-    "request_budget_window_seconds": "DRCHRONO_REQUEST_BUDGET_WINDOW_SECONDS",
-    "backoff_initial_seconds": "DRCHRONO_RETRY_BACKOFF_SECONDS",
-}
-REQUIRED = ("client_id", "client_secret")
 # After a 401, how many times to refresh and resend before backing off like any failure.
 MAX_REFRESHES_PER_REQUEST = 3
 TOKEN_ENDPOINT = "/o/token/"
-WRITE_ADVICE = (
-    "; the write may have been applied, so it is not repeated: check in drchrono before "
-    "trying again"
-)
-
-
-# A pydantic dataclass: values read from the environment are strings, converted and checked here.
-@pydantic.dataclasses.dataclass(frozen=True)
-class ClientSettings:
-    """How to reach drchrono and how hard to push it. ``repr`` never shows a secret."""
-
-    base_url: str = settings.DEFAULT_BASE_URL
-    client_id: str | None = None
-    client_secret: str | None = dataclasses.field(default=None, repr=False)
-    # The first refresh token; rotated ones live in the token store.
-    refresh_token: str | None = dataclasses.field(default=None, repr=False)
-    api_version: str | None = None
-    # A file path or a ``postgresql+psycopg2://`` URL (with a password: kept out of ``repr``).
-    token_store: str | None = dataclasses.field(default=None, repr=False)
-    page_size: int = 250
-    timeout_seconds: float = 30.0
-    max_attempts: int = 10
-    backoff_initial_seconds: float = 2.0
-    backoff_max_seconds: float = 120.0
-    requests_per_hour: int = 500
-    requests_per_second: float = 10.0
-    # drchrono's quota window is an hour; shorter ones let tests watch the budget roll.
-    request_budget_window_seconds: float = 3600.0
-    # How many queries of one extraction go side by side.
-    max_parallel_requests: int = 4
-
-    @classmethod
-    def from_env(cls) -> ClientSettings:
-        """Settings from the ``DRCHRONO_*`` variables; unset ones keep their defaults."""
-        variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES, **TUNING_VARIABLES}
-        configured = {field: settings.env(variable) for field, variable in variables.items()}
-        return cls(**{field: value for field, value in configured.items() if value is not None})
+T = TypeVar("T")
 
 
 class ReminderConflictError(ApiRequestError):
     """The appointment already has reminders (HTTP 409 from ``apply_to_appointment``)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Call:
-    """One logical request, however many attempts it takes."""
-
-    method: str
-    url: str
-    endpoint: str  # the path, for messages: never the URL, which may carry a cursor
-    auth: bool  # False for the token endpoint, which authenticates with the client secret
-    kwargs: Mapping[str, Any]
-
-    @property
-    def idempotent(self) -> bool:
-        # Reads and token grants; a write may have been applied when its answer is lost.
-        return self.method == "GET" or not self.auth
 
 
 def _note_answer_time(connection: _Connection, answer: Answer) -> None:
@@ -156,9 +84,41 @@ class _Connection:
             ),
             window_seconds=config.request_budget_window_seconds,
         )
-        self.tokens = TokenManager(credentials, self.store, client._post_token_form)
+        self.transport = Transport(
+            self.session,
+            self.budget,
+            config.base_url,
+            config.timeout_seconds,
+            client.max_response_bytes,
+            config.api_version,
+        )
+        endpoint = _TokenEndpoint(client, self)
+        self.tokens = TokenManager(credentials, self.store, endpoint, client._log)
         # The API's clock as of each thread's last answer (its ``Date`` header).
         self.answered = threading.local()
+
+
+class _TokenEndpoint:
+    """``/o/token/`` for the token manager: one attempt in a slot it took, retried outside
+    the token lock with the client's backoff."""
+
+    def __init__(self, client: DrchronoClient, connection: _Connection) -> None:
+        self._client = client
+        self._connection = connection
+        self._call = Call("POST", client.url(TOKEN_ENDPOINT), TOKEN_ENDPOINT, auth=False, kwargs={})
+
+    def reserve(self) -> str:
+        return self._connection.budget.acquire()
+
+    def cancel(self, ticket: str) -> None:
+        self._connection.budget.cancel(ticket)
+
+    def post(self, form: Mapping[str, str], ticket: str) -> tuple[int, Any]:
+        call = Call("POST", self._call.url, TOKEN_ENDPOINT, auth=False, kwargs={"data": dict(form)})
+        return self._client._attempt(self._connection, call, ticket)
+
+    def retrying(self, attempt: Callable[[], TokenSet]) -> TokenSet:
+        return self._client._retrying(self._connection, self._call, attempt)
 
 
 class DrchronoClient:
@@ -368,38 +328,32 @@ class DrchronoClient:
                         f"drchrono credentials missing: set {' and '.join(missing)} "
                         "(see README, Configuration)"
                     )
+                require_https_base_url(self.config.base_url)
                 self._connection = _Connection(self)
             return self._connection
 
     def _log_wait(self, seconds: float) -> None:
         self._log.info(f"drchrono request budget spent; waiting {seconds:.0f}s")
 
-    def _post_token_form(self, form: Mapping[str, str]) -> tuple[int, Any]:
-        """POST a grant to ``/o/token/``; transient failures are retried like any request."""
-        url = self.url(TOKEN_ENDPOINT)
-        call = _Call("POST", url, endpoint=TOKEN_ENDPOINT, auth=False, kwargs={"data": dict(form)})
-        return self._send_call(call)
-
     def _check_next(self, path: str, next_url: str, seen: set[str]) -> None:
-        base, nxt = urlsplit(self.config.base_url), urlsplit(next_url)
-        if (nxt.scheme, nxt.netloc) != (base.scheme, base.netloc):
+        if not same_origin(next_url, self.config.base_url):
             # Following it would send our bearer token to another host.
-            raise MalformedPageError(f"GET {path}: 'next' points outside {base.netloc}")
+            raise MalformedPageError(f"GET {path}: 'next' points outside {self.config.base_url}")
         if next_url in seen:
             raise MalformedPageError(f"GET {path}: 'next' repeats an earlier page")
 
     def _request(self, method: str, path: str, *, url: str | None = None, **kwargs: Any) -> Any:
         """The body of an authorized request to ``path`` (or ``url``, a later page of it);
         an HTTP error status raises."""
-        call = _Call(method, url or self.url(path), endpoint=path, auth=True, kwargs=kwargs)
-        status, body = self._send_call(call)
+        call = Call(method, url or self.url(path), endpoint=path, auth=True, kwargs=kwargs)
+        connection = self._connect()
+        status, body = self._retrying(connection, call, lambda: self._attempt(connection, call))
         if status >= 400:
             raise self._client_error(method, path, status, body)
         return body
 
-    def _send_call(self, call: _Call) -> tuple[int, Any]:
-        """The status and body of ``call``, retrying transient failures with backoff."""
-        connection = self._connect()
+    def _retrying(self, connection: _Connection, call: Call, attempt: Callable[[], T]) -> T:
+        """``attempt``'s result, retrying its transient failures with backoff."""
         attempts = self.config.max_attempts
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
@@ -408,9 +362,9 @@ class DrchronoClient:
             before_sleep=lambda state: self._before_retry(connection, call, state),
         )
         try:
-            for attempt in retrying:
-                with attempt:
-                    status, body = self._attempt(connection, call)
+            for trial in retrying:
+                with trial:
+                    result = attempt()
         except tenacity.RetryError as exhausted:
             reason = exhausted.last_attempt.exception()
             if isinstance(reason, TransientFailure) and reason.token_refused:
@@ -422,7 +376,7 @@ class DrchronoClient:
             raise ApiRequestError(
                 f"{call.method} {call.endpoint} failed after {attempts} attempts: {reason}"
             ) from None
-        return status, body
+        return result
 
     def _backoff(self, state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
@@ -435,7 +389,7 @@ class DrchronoClient:
         return jitter(state)
 
     def _before_retry(
-        self, connection: _Connection, call: _Call, state: tenacity.RetryCallState
+        self, connection: _Connection, call: Call, state: tenacity.RetryCallState
     ) -> None:
         failure = state.outcome.exception() if state.outcome else None
         seconds = state.next_action.sleep if state.next_action else 0.0
@@ -447,10 +401,13 @@ class DrchronoClient:
             f"retry {state.attempt_number}/{self.config.max_attempts - 1} in {seconds:.1f}s"
         )
 
-    def _attempt(self, connection: _Connection, call: _Call) -> tuple[int, Any]:
-        """One try: send, refreshing the access token on 401; transient failures raise."""
+    def _attempt(
+        self, connection: _Connection, call: Call, ticket: str | None = None
+    ) -> tuple[int, Any]:
+        """One try: send (in ``ticket``'s budget slot, if taken), refreshing the access token
+        on 401; transient failures raise."""
         if not call.auth:
-            answer = self._send(connection, call, None)
+            answer = connection.transport.send(call, None, ticket)
         else:
             answer = self._send_authorized(connection, call)
         status = answer.status
@@ -467,7 +424,7 @@ class DrchronoClient:
             return status, None
         return status, self._json(answer, call)
 
-    def _send_authorized(self, connection: _Connection, call: _Call) -> Answer:
+    def _send_authorized(self, connection: _Connection, call: Call) -> Answer:
         """Send with the current access token; on 401, refresh and send again (bounded).
 
         A token another thread or process refreshed may already be spent or expired when we
@@ -476,12 +433,12 @@ class DrchronoClient:
         """
         tokens = connection.tokens
         token = tokens.access_token()
-        answer = self._send(connection, call, token)
+        answer = connection.transport.send(call, token)
         for _ in range(MAX_REFRESHES_PER_REQUEST):
             if answer.status != 401:
                 return answer
             token = tokens.refresh(rejected=token)
-            answer = self._send(connection, call, token)
+            answer = connection.transport.send(call, token)
         if answer.status == 401:
             raise TransientFailure(
                 f"HTTP 401 with {MAX_REFRESHES_PER_REQUEST} freshly refreshed access tokens",
@@ -489,48 +446,8 @@ class DrchronoClient:
             )
         return answer
 
-    def _send(self, connection: _Connection, call: _Call, token: str | None) -> Answer:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if self.config.api_version:
-            headers["X-DRC-API-Version"] = self.config.api_version
-        ticket = connection.budget.acquire()
-        try:
-            # Streamed, so a body past the limit is never read whole; the body is read inside
-            # the budget's ticket: a slot ages from the answer's end.
-            response = connection.session.request(
-                call.method,
-                call.url,
-                headers=headers,
-                timeout=self.config.timeout_seconds,
-                stream=True,
-                **call.kwargs,
-            )
-            with response:  # closed unread, the connection is dropped, not drained
-                return read_answer(response, self.max_response_bytes)
-        except BodyTooLarge as too_large:
-            advice = "" if call.idempotent else WRITE_ADVICE
-            raise ApiRequestError(
-                f"{call.method} {call.endpoint} answered HTTP {too_large.status} with a body "
-                f"larger than the limit of {size_text(self.max_response_bytes)}{advice}"
-            ) from None
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            http.client.HTTPException,
-        ) as error:
-            failure = transport_failure(error, idempotent=call.idempotent)
-        finally:
-            connection.budget.release(ticket)
-        # Outside the except block: requests' exceptions quote the URL, which may carry a cursor.
-        if failure.transient:
-            raise TransientFailure(failure.reason)
-        advice = WRITE_ADVICE if failure.write_may_be_applied else ""
-        raise ApiRequestError(f"{call.method} {call.endpoint}: {failure.reason}{advice}")
-
     @staticmethod
-    def _json(answer: Answer, call: _Call) -> Any:
+    def _json(answer: Answer, call: Call) -> Any:
         if not answer.body:
             return None
         try:

@@ -1,18 +1,52 @@
-"""OAuth 2.0 tokens for the drchrono API: refresh-token rotation shared through a token store."""
+"""OAuth 2.0 tokens for the drchrono API: refresh-token rotation shared through a token store.
+
+A refresh spends the stored refresh token, so it runs under the store's lock; that lock is
+held for one token request at most (its budget slot is taken before, retries back off after),
+because every process of the practice waits on it. A refresh token drchrono issued is the
+only one left: when the store cannot save it, it is saved again and again, and kept in memory
+meanwhile, never dropped.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from drchrono_assets.api.shared_documents import TokenStoreError
 from drchrono_assets.api.token_store import TokenSet, TokenStore, fingerprint
 from drchrono_assets.errors import ConfigurationError, TokenRejectedError
 
-# Posts a form to the token endpoint and returns (HTTP status, parsed JSON body or None).
-TokenEndpoint = Callable[[Mapping[str, str]], tuple[int, Any]]
+# Waits before each further try to save new tokens the store failed to save: a few seconds in
+# all, which outlast a dropped connection or a failover, and hold no lock.
+SAVE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
+# While new tokens live only in memory, how often a request tries to save them again.
+RESAVE_INTERVAL_SECONDS = 10.0
+
+
+class TokenEndpoint(Protocol):
+    """``/o/token/`` as the token manager uses it (the client provides it)."""
+
+    def reserve(self) -> str:
+        """A request-budget slot for one token request, taken before the store's lock."""
+        ...
+
+    def cancel(self, ticket: str) -> None:
+        """Give back a slot no request used (another process had refreshed)."""
+        ...
+
+    def post(self, form: Mapping[str, str], ticket: str) -> tuple[int, Any]:
+        """One request in ``ticket``'s slot: (HTTP status, JSON body or None);
+        ``TransientFailure`` when another try may succeed."""
+        ...
+
+    def retrying(self, attempt: Callable[[], TokenSet]) -> TokenSet:
+        """``attempt``, again after each ``TransientFailure`` (with backoff) until retries
+        run out."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -24,19 +58,46 @@ class ClientCredentials:
     seed_refresh_token: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """A grant to ask for: its form (without the client's credentials) and token chain."""
+
+    form: Mapping[str, str] = field(repr=False)
+    seed: str | None
+
+
+def _reason(error: BaseException) -> str:
+    """Why a store failed, in a few words: never its message, which may quote values."""
+    if isinstance(error, TokenStoreError):
+        return error.reason
+    if isinstance(error, OSError) and error.strerror:
+        return f"{type(error).__name__}: {error.strerror}"
+    return type(error).__name__
+
+
 class TokenManager:
     """Hands out a valid access token, refreshing (once, across processes) when needed."""
 
     def __init__(
-        self, credentials: ClientCredentials, store: TokenStore, post_token: TokenEndpoint
+        self,
+        credentials: ClientCredentials,
+        store: TokenStore,
+        endpoint: TokenEndpoint,
+        log: logging.Logger | None = None,
     ) -> None:
         self._credentials = credentials
         self._store = store
-        self._post_token = post_token
+        self._endpoint = endpoint
+        self._log = log or logging.getLogger(__name__)
         self._lock = threading.Lock()
         self._tokens: TokenSet | None = None
+        # Tokens drchrono issued that the store has not saved: newer than the stored ones.
+        self._unsaved: TokenSet | None = None
+        self._last_save_try = 0.0
 
     def access_token(self) -> str:
+        if self._unsaved is not None:
+            self._save_unsaved()
         tokens = self._tokens
         if tokens is None or not tokens.access_token_valid():
             return self.refresh(rejected=None)
@@ -57,18 +118,104 @@ class TokenManager:
                 and current.access_token_valid()
             ):
                 return current.access_token  # another thread of this process refreshed
-            self._tokens = self._store.update(lambda stored: self._renew(stored, rejected))
-            assert self._tokens.access_token is not None
-            return self._tokens.access_token
+            tokens = self._endpoint.retrying(
+                lambda: self._update_once(lambda stored: self._renewal(stored, rejected))
+            )
+            assert tokens.access_token is not None
+            return tokens.access_token
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Trade an authorization code for tokens and store them (the ``auth login`` flow)."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        grant = _Grant(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            seed=None,
+        )
         with self._lock:
-            self._tokens = self._store.update(lambda _stored: self._grant(form, seed=None))
-            return self._tokens
+            return self._endpoint.retrying(lambda: self._update_once(lambda _stored: grant))
 
-    def _renew(self, stored: TokenSet | None, rejected: str | None) -> TokenSet:
+    def _update_once(self, plan: Callable[[TokenSet | None], TokenSet | _Grant]) -> TokenSet:
+        """One try: under the store's lock, ``plan`` keeps the stored tokens or asks for one
+        grant, whose budget slot is taken before the lock."""
+        ticket = self._endpoint.reserve()
+        sent = False
+        issued: TokenSet | None = None
+
+        def change(stored: TokenSet | None) -> TokenSet:
+            nonlocal sent, issued
+            step = plan(self._unsaved or stored)  # unsaved ones replace a spent refresh token
+            if isinstance(step, TokenSet):
+                return step
+            sent = True
+            issued = self._grant(step, ticket)
+            # In memory before the store writes them: if that fails, this is the only copy.
+            self._tokens = self._unsaved = issued
+            return issued
+
+        failure: Exception | None = None
+        try:
+            tokens = self._store.update(change)
+        except Exception as error:
+            if issued is None:
+                raise
+            failure = error  # handled below, so no error of ours chains the store's
+        finally:
+            if not sent:
+                self._endpoint.cancel(ticket)
+        if failure is not None:
+            assert issued is not None
+            tokens = self._keep(issued, failure)
+        self._tokens, self._unsaved = tokens, None
+        return tokens
+
+    def _keep(self, issued: TokenSet, failure: Exception) -> TokenSet:
+        """Save new tokens the store failed to save: a few more tries, each on a new
+        connection and outside the lock; if none succeeds they stay in ``_unsaved``."""
+        location = self._store.location
+        for delay in SAVE_RETRY_SECONDS:
+            self._log.warning(
+                f"could not save the new drchrono tokens to the token store {location} "
+                f"({_reason(failure)}); trying again in {delay:g}s"
+            )
+            time.sleep(delay)
+            try:
+                self._store.save(issued)
+            except Exception as error:
+                failure = error
+            else:
+                self._log.info(f"saved the new drchrono tokens to the token store {location}")
+                return issued
+        self._last_save_try = time.monotonic()
+        raise TokenStoreError(
+            f"drchrono issued new tokens but the token store {location} could not save them "
+            f"({_reason(failure)}, {len(SAVE_RETRY_SECONDS) + 1} tries): this process keeps "
+            "using them and saves them once the store works, but other processes are refused "
+            "until then, and if this process ends first the account must be re-authorized "
+            "(`python -m drchrono_assets.auth login`). Make the token store in "
+            "DRCHRONO_TOKEN_STORE reachable and writable.",
+            reason=_reason(failure),
+        )
+
+    def _save_unsaved(self) -> None:
+        """Try again, now and then, to save tokens that only this process holds."""
+        location = self._store.location
+        with self._lock:
+            unsaved = self._unsaved
+            if unsaved is None or time.monotonic() - self._last_save_try < RESAVE_INTERVAL_SECONDS:
+                return
+            self._last_save_try = time.monotonic()
+            try:
+                self._store.save(unsaved)
+            except Exception as error:
+                self._log.warning(
+                    f"the token store {location} still cannot save the new drchrono "
+                    f"tokens ({_reason(error)}); this process keeps them in memory"
+                )
+                return
+            self._unsaved = None
+            self._log.info(f"saved the new drchrono tokens to the token store {location}")
+
+    def _renewal(self, stored: TokenSet | None, rejected: str | None) -> TokenSet | _Grant:
+        """The stored tokens if their access token is usable, else the refresh grant to ask."""
         seed = self._credentials.seed_refresh_token
         if stored is not None and seed and stored.seed not in (None, fingerprint(seed)):
             stored = None  # DRCHRONO_REFRESH_TOKEN changed: the stored chain is an older grant
@@ -83,16 +230,17 @@ class TokenManager:
                 "no drchrono refresh token: set DRCHRONO_REFRESH_TOKEN or run "
                 "`python -m drchrono_assets.auth login`"
             )
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self._grant(form, seed=chain)
+        return _Grant({"grant_type": "refresh_token", "refresh_token": refresh_token}, chain)
 
-    def _grant(self, form: Mapping[str, str], seed: str | None) -> TokenSet:
-        status, body = self._post_token(
+    def _grant(self, grant: _Grant, ticket: str) -> TokenSet:
+        form = grant.form
+        status, body = self._endpoint.post(
             {
                 **form,
                 "client_id": self._credentials.client_id,
                 "client_secret": self._credentials.client_secret,
-            }
+            },
+            ticket,
         )
         if status != 200 or not isinstance(body, Mapping):
             error = body.get("error") if isinstance(body, Mapping) else None
@@ -118,7 +266,7 @@ class TokenManager:
                 refresh_token=str(body["refresh_token"]),
                 expires_at=time.time() + float(body.get("expires_in", 172800)),
                 scope=body.get("scope"),
-                seed=seed,
+                seed=grant.seed,
             )
         except (KeyError, TypeError, ValueError):
             raise TokenRejectedError(

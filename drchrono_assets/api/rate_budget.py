@@ -36,7 +36,11 @@ def open_request_ledger(
     token_file = Path(token_store_location).expanduser()
     # Disposable: a damaged ledger costs at most a window of counting, never every request.
     return FileDocument(
-        token_file.with_suffix(".requests.json"), durable=False, disposable=True, log=log
+        token_file.with_suffix(".requests.json"),
+        durable=False,
+        disposable=True,
+        log=log,
+        kind="request ledger",
     )
 
 
@@ -108,6 +112,18 @@ class RequestBudget:
             return state
 
         self._ledger.update(answered)
+
+    def cancel(self, ticket: str) -> None:
+        """No request used the ticket's slot (another process had refreshed): give it back."""
+
+        def unused(state: dict[str, Any] | None) -> dict[str, Any]:
+            state = self._pruned(state, self._clock())
+            state["sent"] = [entry for entry in state["sent"] if entry[0] != ticket]
+            return state
+
+        self._ledger.update(unused)
+        with self._used_lock:
+            self.used -= 1
 
     def pause(self, seconds: float) -> None:
         """No user of the ledger sends for ``seconds`` (a 429 answered someone)."""

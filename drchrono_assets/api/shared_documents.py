@@ -14,9 +14,9 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import filelock
 import sqlalchemy
@@ -25,6 +25,19 @@ from drchrono_assets.errors import ConfigurationError
 
 JsonValue = Any
 Change = Callable[[JsonValue | None], JsonValue]
+T = TypeVar("T")
+STORE_VARIABLE = "DRCHRONO_TOKEN_STORE"
+
+
+class TokenStoreError(ConfigurationError):
+    """The token store (or the request ledger beside it) could not be read or written.
+
+    ``reason`` says why in a few words (an error type), never quoting a value.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SharedDocument(Protocol):
@@ -84,9 +97,11 @@ class FileDocument:
         disposable: bool = False,
         log: logging.Logger | None = None,
         lock_timeout_seconds: float = 120.0,
+        kind: str = "shared file",
     ) -> None:
         self.path = path
         self.location = str(path)
+        self.kind = kind  # what the file is, for messages: "token store", "request ledger"
         self._durable = durable
         self._disposable = disposable
         self._log = log or logging.getLogger(__name__)
@@ -117,12 +132,29 @@ class FileDocument:
 
     def update(self, change: Change) -> JsonValue:
         make_private_folder(self.path.parent)
-        with self._thread_lock, self._file_lock:
-            current = self.load()
-            new = change(current)
-            if new != current:
-                self._write(new)
-            return new
+        with self._thread_lock:
+            try:
+                self._file_lock.acquire()
+            except filelock.Timeout:
+                pass  # raised below, outside this block: one error, not filelock's as well
+            else:
+                try:
+                    current = self.load()
+                    new = change(current)
+                    if new != current:
+                        self._write(new)
+                    return new
+                finally:
+                    self._file_lock.release()
+        # A process that dies releases its lock: the holder is alive, and stuck.
+        raise TokenStoreError(
+            f"the {self.kind} {self.path} stayed locked by another process for "
+            f"{self._file_lock.timeout:g} s (lock file {self.path}.lock): stop the stuck "
+            "drchrono_assets process holding it; if none is running, the folder's file system "
+            f"may not support file locks (some network file systems): set {STORE_VARIABLE} to "
+            "a local path or a PostgreSQL database",
+            reason="lock timeout",
+        )
 
     def _write(self, value: JsonValue) -> None:
         # mkstemp creates the file 0600 in the same folder, so os.replace is an atomic rename.
@@ -143,7 +175,8 @@ class FileDocument:
 @functools.cache
 def _engine(url: str) -> sqlalchemy.Engine:
     """One connection pool per database URL, shared by the token store and the ledger."""
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    # hide_parameters: SQLAlchemy's errors would otherwise quote the values, tokens among them.
+    return sqlalchemy.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 # Any fixed number: it names the lock that serializes CREATE TABLE across processes.
@@ -166,15 +199,20 @@ class PostgresDocument:
         self.location = f"PostgreSQL table {table} (key {key})"
 
     def load(self) -> JsonValue | None:
-        with self._connect() as connection:
-            row = connection.execute(
-                sqlalchemy.text(f"SELECT {self._column} FROM {self._table} WHERE store_key = :key"),
-                {"key": self._key},
-            ).first()
-        return row[0] if row else None
+        return self._run("read", self._load)
 
     def update(self, change: Change) -> JsonValue:
-        with self._connect() as connection, connection.begin():
+        return self._run("updated", lambda connection: self._update(connection, change))
+
+    def _load(self, connection: sqlalchemy.Connection) -> JsonValue | None:
+        row = connection.execute(
+            sqlalchemy.text(f"SELECT {self._column} FROM {self._table} WHERE store_key = :key"),
+            {"key": self._key},
+        ).first()
+        return row[0] if row else None
+
+    def _update(self, connection: sqlalchemy.Connection, change: Change) -> JsonValue:
+        with connection.begin():
             connection.execute(
                 sqlalchemy.text(
                     f"INSERT INTO {self._table} (store_key) VALUES (:key) ON CONFLICT DO NOTHING"
@@ -198,20 +236,36 @@ class PostgresDocument:
                 )
             return new
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlalchemy.Connection]:
+    def _run(self, action: str, work: Callable[[sqlalchemy.Connection], T]) -> T:
+        """``work`` on a pooled connection; a database failure is one ``TokenStoreError``."""
+        connection = self._open()
         try:
-            connection = self._engine.connect()
-        except sqlalchemy.exc.SQLAlchemyError as error:
-            failure = type(error.orig or error).__name__
-        else:
             with connection:
-                if not self._table_ready:
-                    self._create_table(connection)
-                yield connection
-            return
+                try:
+                    if not self._table_ready:
+                        self._create_table(connection)
+                    return work(connection)
+                except sqlalchemy.exc.SQLAlchemyError:
+                    # It may be dead or mid-transaction: the next try gets a new connection.
+                    with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                        connection.invalidate()
+                    raise
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            reason = _failure(error)
+        # Outside the except block: the driver's message may quote the statement.
+        raise TokenStoreError(
+            f"{self.location} could not be {action} ({reason}): check that the database in "
+            f"{STORE_VARIABLE} is reachable and accepts writes",
+            reason=reason,
+        )
+
+    def _open(self) -> sqlalchemy.Connection:
+        try:
+            return self._engine.connect()
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            reason = _failure(error)
         # Outside the except block: the driver's message would include the URL's password.
-        raise ConfigurationError(f"cannot reach the token store database ({failure})")
+        raise TokenStoreError(f"cannot reach the token store database ({reason})", reason)
 
     def _create_table(self, connection: sqlalchemy.Connection) -> None:
         # CREATE TABLE IF NOT EXISTS is not safe when several processes run it on a fresh
@@ -228,3 +282,8 @@ class PostgresDocument:
                 )
             )
         self._table_ready = True
+
+
+def _failure(error: sqlalchemy.exc.SQLAlchemyError) -> str:
+    """The driver's error type (``OperationalError``): its message may quote values."""
+    return type(getattr(error, "orig", None) or error).__name__

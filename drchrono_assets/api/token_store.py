@@ -59,6 +59,11 @@ class TokenStore:
         stored = self.document.update(lambda value: dataclasses.asdict(change(self._tokens(value))))
         return TokenSet(**stored)
 
+    def save(self, tokens: TokenSet) -> None:
+        """Store ``tokens`` over whatever is stored: the newest drchrono issued, which an
+        earlier ``update`` could not save (the refresh token they replace is spent)."""
+        self.document.update(lambda _value: dataclasses.asdict(tokens))
+
     def _tokens(self, value: object) -> TokenSet | None:
         if not value:
             return None
@@ -74,8 +79,12 @@ class TokenStore:
 class FileTokenStore(TokenStore):
     """A token file readable only by its owner, replaced atomically, guarded by a lock file."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(FileDocument(path, durable=True))
+    def __init__(self, path: Path, *, lock_timeout_seconds: float = 120.0) -> None:
+        super().__init__(
+            FileDocument(
+                path, durable=True, lock_timeout_seconds=lock_timeout_seconds, kind="token store"
+            )
+        )
         self.path = path
 
 

@@ -1,0 +1,284 @@
+"""Where credentials may go: redirects stay on the API's host, the API is reached over HTTPS
+(loopback excepted), and database errors never print a statement's parameters."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import http.server
+import json
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from drchrono_assets.api import ClientSettings, DrchronoClient
+from drchrono_assets.errors import ApiRequestError, ConfigurationError
+
+PACKAGE = Path(__file__).resolve().parents[1] / "drchrono_assets"
+CLIENT_SECRET = "SECRET-CLIENT-SECRET"
+REFRESH_TOKEN = "SECRET-REFRESH-TOKEN-1"
+ACCESS_TOKEN = "SECRET-ACCESS-TOKEN"
+TOKEN_ANSWER = {
+    "access_token": ACCESS_TOKEN,
+    "refresh_token": "SECRET-REFRESH-TOKEN-2",
+    "expires_in": 3600,
+}
+PAGE = {"results": [{"id": 666}], "next": None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+Answerer = Callable[[Received], tuple[int, dict[str, str], Any]]
+
+
+class LocalServer:
+    """A tiny HTTP server on 127.0.0.1, on a thread: ``answer`` decides each answer
+    (status, headers, JSON body) and ``received`` keeps every request."""
+
+    def __init__(self, answer: Answerer) -> None:
+        self.received: list[Received] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle_one(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                got = Received(self.command, self.path, dict(self.headers), self.rfile.read(length))
+                server.received.append(got)
+                status, headers, body = answer(got)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = handle_one
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _elsewhere(request: Received) -> tuple[int, dict[str, str], Any]:
+    """Another host that would gladly take the tokens and serve a page."""
+    return 200, {}, TOKEN_ANSWER if request.path.startswith("/o/token/") else PAGE
+
+
+def _api(
+    redirect_token: tuple[int, str] | None = None, redirect_read: tuple[int, str] | None = None
+) -> Answerer:
+    """The 'API': tokens, ``/api/users/current`` redirecting to the user on the same host,
+    and ``/api/doctors``; ``redirect_*`` (status, URL) turn the token endpoint or the list
+    into a redirect."""
+
+    def answer(request: Received) -> tuple[int, dict[str, str], Any]:
+        if request.path.startswith("/o/token/"):
+            if redirect_token:
+                return redirect_token[0], {"Location": redirect_token[1]}, {}
+            return 200, {}, TOKEN_ANSWER
+        if request.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+            return 401, {}, {"detail": "Invalid token."}
+        if request.path == "/api/users/current":
+            return 302, {"Location": "/api/users/7"}, {}
+        if request.path == "/api/users/7":
+            return 200, {}, {"id": 7, "username": "dr-who"}
+        if request.path.startswith("/api/doctors") and redirect_read:
+            return redirect_read[0], {"Location": redirect_read[1]}, {}
+        return 200, {}, {"results": [{"id": 1}], "next": None}
+
+    return answer
+
+
+def _client(base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrchronoClient:
+    monkeypatch.setenv("DRCHRONO_DATA_ROOT", str(tmp_path / "data"))
+    settings = ClientSettings(
+        base_url=base_url,
+        client_id="client-id",
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH_TOKEN,
+        token_store=str(tmp_path / "secrets" / "tokens.json"),
+        max_attempts=2,
+        backoff_initial_seconds=0.01,
+        backoff_max_seconds=0.01,
+        requests_per_hour=1_000_000,
+        requests_per_second=10_000,
+    )
+    return DrchronoClient(settings)
+
+
+def _full_text(error: BaseException) -> str:
+    """What a step failure shows: the message and every chained cause."""
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[LocalServer]:
+    with LocalServer(_elsewhere) as server:
+        yield server
+
+
+# -- redirects ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_redirected_token_request_is_not_sent_to_another_host(
+    elsewhere: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """A 307/308 would resend the form, client secret and refresh token, to its target."""
+    target = f"{elsewhere.url}/o/token/"
+    with LocalServer(_api(redirect_token=(status, target))) as api:
+        client = _client(api.url, tmp_path, monkeypatch)
+        with pytest.raises(ApiRequestError) as raised:
+            client.current_user()
+        assert elsewhere.received == []
+        assert [request.path for request in api.received] == ["/o/token/"]  # not retried
+    message = str(raised.value)
+    assert message.startswith(f"POST /o/token/ answered HTTP {status}, a redirect to")
+    assert elsewhere.url in message and "not followed" in message
+    assert "DRCHRONO_BASE_URL" in message
+    for secret in (CLIENT_SECRET, REFRESH_TOKEN, "/o/token/?"):
+        assert secret not in _full_text(raised.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirected_read_is_not_followed_to_another_host(
+    elsewhere: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """Followed, the request loses its bearer token and another host's page becomes data."""
+    target = f"{elsewhere.url}/api/doctors?cursor=abc"
+    with LocalServer(_api(redirect_read=(status, target))) as api:
+        client = _client(api.url, tmp_path, monkeypatch)
+        with pytest.raises(ApiRequestError) as raised:
+            client.list_records("/api/doctors")
+    assert elsewhere.received == []
+    message = str(raised.value)
+    assert message.startswith(f"GET /api/doctors answered HTTP {status}, a redirect to")
+    assert elsewhere.url in message and "cursor" not in message
+    assert ACCESS_TOKEN not in _full_text(raised.value)
+
+
+def test_a_redirect_on_the_api_host_is_followed_with_the_bearer_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/api/users/current`` is documented as a redirect to the user's own record."""
+    with LocalServer(_api()) as api:
+        client = _client(api.url, tmp_path, monkeypatch)
+        assert client.current_user() == {"id": 7, "username": "dr-who"}
+        followed = api.received[-1]
+    assert (followed.path, followed.headers["Authorization"]) == (
+        "/api/users/7",
+        f"Bearer {ACCESS_TOKEN}",
+    )
+    assert client.requests_used == 3  # the token, the redirect and the record: each counted
+
+
+def test_a_next_link_to_the_same_host_with_its_default_port_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``https://drchrono.com:443/...`` is drchrono.com: spelling the port changes nothing."""
+    client = _client("https://drchrono.com", tmp_path, monkeypatch)
+    client._check_next("/api/doctors", "https://DRCHRONO.com:443/api/doctors?cursor=1", set())
+
+
+# -- HTTPS ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://drchrono.com",
+        "http://10.0.0.5:8000",
+        "http://127.0.0.1.example.com",
+        "http://localhost.example.com",
+        "ftp://drchrono.com",
+    ],
+)
+def test_a_base_url_without_https_is_refused_unless_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a request was sent")
+
+    monkeypatch.setattr(requests.Session, "request", no_network)
+    client = _client(base_url, tmp_path, monkeypatch)
+    with pytest.raises(ConfigurationError) as raised:
+        client.current_user()
+    message = str(raised.value)
+    assert message.startswith("DRCHRONO_BASE_URL")
+    assert "https://" in message and "loopback" in message
+    assert CLIENT_SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://drchrono.com",
+        "http://127.0.0.1:8000",
+        "http://127.8.9.10",
+        "http://localhost:8000",
+        "HTTP://LOCALHOST",
+        "http://[::1]:8000",
+    ],
+)
+def test_https_and_loopback_base_urls_are_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(requests.Session, "request", refused)
+    client = _client(base_url, tmp_path, monkeypatch)
+    with pytest.raises(ApiRequestError, match="connection failed"):
+        client.current_user()
+
+
+# -- database errors -----------------------------------------------------------------------
+
+
+def _engine_calls() -> list[tuple[str, ast.Call]]:
+    makers = {"create_engine", "engine_from_config", "create_async_engine"}
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                if name in makers:
+                    calls.append((f"{path.relative_to(PACKAGE)}:{node.lineno}", node))
+    return calls
+
+
+def test_every_engine_the_package_creates_hides_statement_parameters() -> None:
+    """SQLAlchemy's errors otherwise quote a statement's parameters, tokens among them."""
+    from drchrono_assets.api import shared_documents
+
+    calls = _engine_calls()
+    assert calls, "no create_engine call found: the scan is broken"
+    for where, call in calls:
+        hidden = [k for k in call.keywords if k.arg == "hide_parameters"]
+        assert hidden and isinstance(hidden[0].value, ast.Constant), where
+        assert hidden[0].value.value is True, where
+    engine = shared_documents._engine("postgresql+psycopg2://u@127.0.0.1:1/unused")
+    assert engine.hide_parameters
