@@ -22,6 +22,7 @@ import filelock
 import sqlalchemy
 
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.folders import make_folders
 
 JsonValue = Any
 Change = Callable[[JsonValue | None], JsonValue]
@@ -68,15 +69,6 @@ class MemoryDocument:
         with self._lock:
             self._value = change(self._value)
             return self._value
-
-
-def make_private_folder(folder: Path) -> None:
-    """Create ``folder`` and every missing parent owner-only, whatever the umask."""
-    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
-    for parent in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            parent.mkdir(mode=0o700)
-        os.chmod(parent, 0o700)  # mkdir's mode is masked by the umask
 
 
 class FileDocument:
@@ -131,7 +123,7 @@ class FileDocument:
         )
 
     def update(self, change: Change) -> JsonValue:
-        make_private_folder(self.path.parent)
+        make_folders(self.path.parent, 0o700)  # tokens: the owner's alone
         with self._thread_lock:
             try:
                 self._file_lock.acquire()

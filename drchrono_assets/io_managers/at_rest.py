@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from upath import UPath
 
 from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.folders import make_folders
 
 # A reader who could open a lock file could also hold its flock, and keep every writer of
 # the asset waiting: lock files stay the owner's, whatever ``group_read`` says.
@@ -81,19 +81,7 @@ class AtRest:
     def make_folders(self, folder: UPath | str) -> None:
         """Create the local ``folder`` and its missing parents with ``folder_mode``,
         whatever the umask. Existing folders are left as they are."""
-        path = Path(folder.path if isinstance(folder, UPath) else folder)
-        if path.is_dir():
-            return
-        missing = [parent for parent in (path, *path.parents) if not parent.exists()]
-        for parent in reversed(missing):
-            try:
-                parent.mkdir(mode=self.folder_mode)
-            except FileExistsError:
-                continue  # another writer made it, with the same mode
-            # mkdir's mode is masked by the umask. A set-group-id bit the folder inherited
-            # stays, so what is written below stays in the data root's group.
-            inherited = parent.stat().st_mode & stat.S_ISGID
-            os.chmod(parent, self.folder_mode | inherited)
+        make_folders(Path(folder.path if isinstance(folder, UPath) else folder), self.folder_mode)
 
     def create_file(self, path: str, mode: int) -> int:
         """A new local file at ``path`` (which must not exist) with exactly ``mode``, open
