@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from drchrono_assets import settings
 from drchrono_assets.api import ClientSettings, DrchronoClient
+from drchrono_assets.api.reachability import INTERACTIVE_CONNECT_WAITS, require_reachable
 from drchrono_assets.auth_callback import (
     CALLBACK_PATH,
     LOGIN_HINT,
@@ -28,7 +29,12 @@ from drchrono_assets.auth_callback import (
     wait_for_code,
     warn_if_exposed,
 )
-from drchrono_assets.errors import ConfigurationError, DrchronoError, TokenRejectedError
+from drchrono_assets.errors import (
+    ApiUnreachableError,
+    ConfigurationError,
+    DrchronoError,
+    TokenRejectedError,
+)
 
 #: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
 #: ``user`` (users, doctors, offices), ``calendar`` (appointments, profiles, templates,
@@ -111,6 +117,12 @@ def _account(user: Any) -> str:
     return f"{username or '(no username)'} (user id {user_id if user_id is not None else '?'})"
 
 
+def interactive_client() -> DrchronoClient:
+    """A client from the ``DRCHRONO_*`` variables that gives up on an API it cannot reach
+    within seconds: someone is waiting (the long backoff for 5xx and 429 stays)."""
+    return DrchronoClient(ClientSettings.from_env(), connect_waits=INTERACTIVE_CONNECT_WAITS)
+
+
 def store_location(client: DrchronoClient) -> str:
     """Where ``client`` keeps its tokens, without the password a database URL may carry."""
     return client.open_token_store().location
@@ -121,9 +133,11 @@ def store_location(client: DrchronoClient) -> str:
 
 def login(args: argparse.Namespace) -> int:
     """Run the authorization-code flow and store the tokens; 0 once an account is connected."""
-    client = DrchronoClient(ClientSettings.from_env())
+    client = interactive_client()
     location = store_location(client)
     client.stored_tokens()  # fails early on missing credentials or an unreadable token store
+    # Before anyone is sent to a page the API serves; a TCP connection, not a request.
+    require_reachable(client.config.base_url)
     scopes = requested_scopes(args.scope)
     warn_if_exposed(args.host)
     try:
@@ -170,7 +184,7 @@ def login(args: argparse.Namespace) -> int:
 
 def status(_args: argparse.Namespace) -> int:
     """Show the token store, the connected account, scope and expiry; 1 if not connected."""
-    client = DrchronoClient(ClientSettings.from_env())
+    client = interactive_client()
     print(f"Token store: {store_location(client)}")
     if client.stored_tokens() is None:
         print("No drchrono account is connected: the token store holds no tokens.")
@@ -181,24 +195,24 @@ def status(_args: argparse.Namespace) -> int:
             )
         print(f"Connect an account with `{LOGIN_HINT}`.")
         return 1
-    connected = True
+    note = ""
     try:
         print(f"Account: {_account(client.current_user())}")
-    except TokenRejectedError:
-        connected = False
-        print(
-            "Account: drchrono rejected the stored authorization (revoked or spent); the "
-            f"account must re-authorize with `{LOGIN_HINT}`"
-        )
+    except ApiUnreachableError:
+        raise  # says nothing about the tokens: ``main`` prints the one sentence that matters
+    except TokenRejectedError as error:
+        # The error says what was refused (the client's id/secret or the refresh token) and
+        # the fix: the two differ, and only a spent refresh token needs a new login.
+        note = " (as stored; drchrono did not accept the credentials)"
+        print(f"Account: not connected: {error}")
     except DrchronoError as error:
-        connected = False
+        note = " (as stored; not checked)"
         print(f"Account: could not be checked: {error}")
     tokens = client.stored_tokens()  # reloaded: checking the account may have refreshed them
     if tokens is not None:
         print(f"Granted scope: {tokens.scope or '(not reported)'}")
-        note = "" if connected else " (as stored; drchrono did not accept it)"
         print(f"Access token expires: {describe_expiry(tokens.expires_at)}{note}")
-    return 0 if connected else 1
+    return 1 if note else 0
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -17,8 +17,18 @@ class TokenRejectedError(DrchronoError):
     """drchrono refused our credentials: a spent or revoked refresh token, or a wrong client."""
 
 
+class ClientRejectedError(TokenRejectedError):
+    """drchrono's token endpoint refused the application's client id and secret
+    (``invalid_client``): a setting to correct, not an account to re-authorize."""
+
+
 class ApiRequestError(DrchronoError):
     """A request failed for good: a 4xx we cannot fix, or retries ran out."""
+
+
+class ApiUnreachableError(ApiRequestError):
+    """No connection to the API could be made (refused, host name not found, connect timeout):
+    a wrong ``DRCHRONO_BASE_URL`` or a host that is down, not a passing fault."""
 
 
 class MalformedPageError(DrchronoError):

@@ -20,6 +20,7 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import (
     ApiRequestError,
+    ClientRejectedError,
     ConfigurationError,
     MalformedPageError,
     TokenRejectedError,
@@ -163,9 +164,50 @@ def test_missing_refresh_token_says_how_to_connect(sandbox_env) -> None:
 
 def test_rejected_refresh_token_is_a_clear_error_without_the_token(sandbox_env) -> None:
     api = api_for(sandbox_env, refresh_token="not-a-real-refresh-token")
-    with pytest.raises(TokenRejectedError, match="refused the refresh_token grant") as raised:
+    with pytest.raises(TokenRejectedError) as raised:
         api.client.current_user()
-    assert "not-a-real" not in str(raised.value)
+    assert str(raised.value) == (
+        "drchrono's token endpoint refused the refresh_token grant (HTTP 400, invalid_grant): "
+        "the refresh token is spent or revoked: re-authorize with "
+        "`python -m drchrono_assets.auth login` or set a new DRCHRONO_REFRESH_TOKEN"
+    )
+    assert not isinstance(raised.value, ClientRejectedError)
+
+
+def test_a_spent_refresh_token_is_reported_as_spent(sandbox_env, tmp_path) -> None:
+    """Another token store spent it first: drchrono's answer is invalid_grant."""
+    api_for(sandbox_env).client.current_user()  # spends DRCHRONO_REFRESH_TOKEN
+    elsewhere = api_for(sandbox_env, token_store=str(tmp_path / "other" / "tokens.json"))
+    with pytest.raises(TokenRejectedError, match=r"\(HTTP 400, invalid_grant\): the refresh "):
+        elsewhere.client.current_user()
+
+
+def test_a_wrong_client_secret_is_named_and_the_refresh_token_kept(
+    quiet_sandbox, sandbox_env
+) -> None:
+    """invalid_client: the id/secret pair is wrong, the account needs no re-authorization."""
+    wrong = "WRONG-CLIENT-SECRET"
+    quiet_sandbox.state.stats.reset()  # the fixture's authorization-code grant
+    with pytest.raises(ClientRejectedError) as raised:
+        api_for(sandbox_env, client_secret=wrong).client.current_user()
+    message = str(raised.value)
+    assert message == (
+        "drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET (HTTP 401, invalid_client "
+        "from its token endpoint, refreshing the access token): copy both again from the API "
+        "application's page in drchrono (Account > API); no re-authorization is needed"
+    )
+    for secret in (wrong, quiet_sandbox.client_secret, sandbox_env["DRCHRONO_REFRESH_TOKEN"]):
+        assert secret not in message
+    # Not retried: asking again with the same pair gets the same answer.
+    assert quiet_sandbox.state.stats.snapshot()["by_path"]["/o/token/"] == 1
+    # The refresh token was not spent: with the right secret the same one connects.
+    assert api_for(sandbox_env).client.current_user()["username"]
+    assert quiet_sandbox.state.stats.snapshot()["refresh_token_reuse"] == 0
+
+
+def test_a_wrong_client_id_is_named_too(sandbox_env) -> None:
+    with pytest.raises(ClientRejectedError, match="DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET"):
+        api_for(sandbox_env, client_id="not-the-client-id").client.current_user()
 
 
 def test_api_version_header_is_sent(sandbox_env, monkeypatch) -> None:
@@ -270,23 +312,11 @@ def test_resource_repr_shows_no_secret() -> None:
     assert "SECRET" not in repr(api) and "SECRET" not in str(api)
 
 
-def test_connection_errors_are_retried_then_reported(sandbox_env) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    api = api_for({**sandbox_env, "DRCHRONO_BASE_URL": closed}, max_attempts=3)
-    with pytest.raises(
-        ApiRequestError, match=r"^POST /o/token/ failed after 3 attempts: connection"
-    ):
-        api.client.current_user()
-
-
 def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
     import tenacity
 
     from drchrono_assets.api.answers import TransientFailure, retry_after_seconds
+    from drchrono_assets.api.retries import backoff
 
     api = DrchronoApiResource(backoff_initial_seconds=1, backoff_max_seconds=8)
 
@@ -294,7 +324,7 @@ def test_retry_after_is_honoured_and_backoff_is_bounded_without_it() -> None:
         state = tenacity.RetryCallState(None, None, (), {})
         state.attempt_number = attempt
         state.set_exception((type(failure), failure, None))
-        return api.client._backoff(state)
+        return backoff(api.client.config, state)
 
     assert wait_after(TransientFailure("HTTP 429", retry_after=42), 1) == 42
     assert 0 < wait_after(TransientFailure("HTTP 429"), 1) <= 2

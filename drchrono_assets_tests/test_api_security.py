@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import http.server
 import json
+import socket
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from drchrono_assets.api import ClientSettings, DrchronoClient
-from drchrono_assets.errors import ApiRequestError, ConfigurationError
+from drchrono_assets.errors import ApiRequestError, ApiUnreachableError, ConfigurationError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "drchrono_assets"
 CLIENT_SECRET = "SECRET-CLIENT-SECRET"
@@ -253,6 +254,23 @@ def test_https_and_loopback_base_urls_are_accepted(
     client = _client(base_url, tmp_path, monkeypatch)
     with pytest.raises(ApiRequestError, match="connection failed"):
         client.current_user()
+
+
+def test_an_unreachable_api_is_named_by_its_origin_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user name, password, path or query in DRCHRONO_BASE_URL never reaches the message."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base_url = f"http://user:SECRET-PASSWORD@127.0.0.1:{port}/SECRET-PATH?key=SECRET-QUERY"
+    client = DrchronoClient(_client(base_url, tmp_path, monkeypatch).config, connect_waits=())
+    with pytest.raises(ApiUnreachableError) as raised:
+        client.current_user()
+    assert f"the drchrono API at http://127.0.0.1:{port} cannot be reached" in str(raised.value)
+    full = _full_text(raised.value)
+    for secret in ("SECRET", CLIENT_SECRET, REFRESH_TOKEN):
+        assert secret not in full
 
 
 # -- database errors -----------------------------------------------------------------------

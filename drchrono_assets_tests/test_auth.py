@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from drchrono_assets.api.token_store import FileTokenStore
 from drchrono_assets.auth import DEFAULT_SCOPES
 from drchrono_assets.auth_callback import is_loopback
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets_tests.conftest import subprocess_env
+from drchrono_assets_tests.conftest import api_for, subprocess_env
 
 AUTH = [sys.executable, "-m", "drchrono_assets.auth"]
 
@@ -292,3 +295,85 @@ def test_status_without_tokens_says_how_to_connect(sandbox_env, tmp_path) -> Non
 )
 def test_which_hosts_keep_the_callback_on_this_machine(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+# -- which credential drchrono refused ---------------------------------------------------
+
+
+def connected_env_needing_a_refresh(sandbox_env, tmp_path) -> dict[str, str]:
+    """An account connected in the token store whose access token has expired, so the next
+    check refreshes; DRCHRONO_REFRESH_TOKEN unset, as after ``auth login``."""
+    api_for(sandbox_env).client.current_user()  # stores a token pair
+    store = FileTokenStore(Path(sandbox_env["DRCHRONO_TOKEN_STORE"]))
+    stored = store.load()
+    assert stored is not None
+    store.save(dataclasses.replace(stored, expires_at=time.time() - 3600))
+    return code_flow_env(sandbox_env, tmp_path)
+
+
+def test_status_with_a_wrong_client_secret_names_the_variables_not_a_login(
+    sandbox_env, tmp_path
+) -> None:
+    env = connected_env_needing_a_refresh(sandbox_env, tmp_path)
+    env["DRCHRONO_CLIENT_SECRET"] = "WRONG-CLIENT-SECRET"
+    status = run_status(env)
+    assert status.returncode == 1
+    assert (
+        "Account: not connected: drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET "
+        "(HTTP 401, invalid_client from its token endpoint, refreshing the access token): copy "
+        "both again from the API application's page in drchrono (Account > API); no "
+        "re-authorization is needed\n"
+    ) in status.stdout
+    assert "auth login" not in status.stdout
+    assert "WRONG-CLIENT-SECRET" not in status.stdout + status.stderr
+    assert "Traceback" not in status.stderr
+
+
+def test_status_with_a_spent_refresh_token_says_to_log_in_again(
+    quiet_sandbox, sandbox_env, tmp_path
+) -> None:
+    env = connected_env_needing_a_refresh(sandbox_env, tmp_path)
+    stored = FileTokenStore(Path(env["DRCHRONO_TOKEN_STORE"])).load()
+    assert stored is not None
+    spent = requests.post(  # another copy of the tokens spent it
+        f"{quiet_sandbox.url}/o/token/",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": stored.refresh_token,
+            "client_id": quiet_sandbox.client_id,
+            "client_secret": quiet_sandbox.client_secret,
+        },
+        timeout=10,
+    )
+    assert spent.status_code == 200
+    status = run_status(env)
+    assert status.returncode == 1
+    assert (
+        "Account: not connected: drchrono's token endpoint refused the refresh_token grant "
+        "(HTTP 400, invalid_grant): the refresh token is spent or revoked: re-authorize with "
+        "`python -m drchrono_assets.auth login` or set a new DRCHRONO_REFRESH_TOKEN\n"
+    ) in status.stdout
+    assert "DRCHRONO_CLIENT_SECRET" not in status.stdout
+    assert "(as stored; drchrono did not accept the credentials)" in status.stdout
+    assert stored.refresh_token not in status.stdout + status.stderr
+
+
+def test_login_with_a_wrong_client_secret_names_the_variables(
+    quiet_sandbox, sandbox_env, tmp_path, start_login
+) -> None:
+    env = code_flow_env(sandbox_env, tmp_path)
+    env["DRCHRONO_CLIENT_SECRET"] = "WRONG-CLIENT-SECRET"
+    login = start_login(env)
+    page = requests.get(login.authorize_url(), timeout=10)  # the sandbox checks only the id
+    assert page.status_code == 200
+
+    returncode, stdout, stderr = login.finish()
+    assert returncode == 1
+    assert stderr == (
+        "error: drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET (HTTP 401, "
+        "invalid_client from its token endpoint, for the authorization_code grant): copy both "
+        "again from the API application's page in drchrono (Account > API); then run "
+        "`python -m drchrono_assets.auth login` again\n"
+    )
+    assert "WRONG-CLIENT-SECRET" not in stdout + stderr
+    assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()

@@ -39,12 +39,15 @@ class TransientFailure(Exception):
         *,
         throttled: bool = False,
         token_refused: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.throttled = throttled
         self.token_refused = token_refused
+        # No connection could be made: nothing was sent, and the API may not be there at all.
+        self.unreachable = unreachable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,16 +55,34 @@ class TransportFailure:
     reason: str  # never the URL: it may carry a cursor
     transient: bool
     write_may_be_applied: bool
+    unreachable: bool = False  # no connection was made
+
+
+def connect_failure(error: BaseException) -> str | None:
+    """Why no connection could be made (so nothing was sent), or None if one was."""
+    if isinstance(error, requests.ConnectTimeout):
+        return "connection timed out"
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", None)
+    # NameResolutionError is a NewConnectionError; both say no byte of the request left.
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return "host name not found"
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return None
+    if isinstance(reason.__cause__ or reason.__context__, ConnectionRefusedError):
+        return "connection refused"
+    return "no connection could be made"
 
 
 def transport_failure(error: Exception, *, idempotent: bool) -> TransportFailure:
     """Why no whole answer came back, and whether sending again is safe."""
-    cause = error.args[0] if error.args else None
-    if isinstance(error, requests.ConnectTimeout) or isinstance(
-        getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError
-    ):
+    unconnected = connect_failure(error)
+    if unconnected is not None:
         return TransportFailure(
-            "connection failed (nothing was sent)", transient=True, write_may_be_applied=False
+            f"{unconnected}, nothing was sent",
+            transient=True,
+            write_may_be_applied=False,
+            unreachable=True,
         )
     if isinstance(error, requests.Timeout):
         reason = "timed out"

@@ -11,12 +11,11 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 import requests
-import tenacity
 from upath import UPath
 
 from drchrono_assets import settings
@@ -36,14 +35,11 @@ from drchrono_assets.api.client_settings import TUNING_VARIABLES as TUNING_VARIA
 from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
 from drchrono_assets.api.origins import require_https_base_url, same_origin
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
+from drchrono_assets.api.reachability import RUN_CONNECT_WAITS
+from drchrono_assets.api.retries import Retries
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet, TokenStore, open_token_store
 from drchrono_assets.api.transport import WRITE_ADVICE, Call, Transport
-from drchrono_assets.errors import (
-    ApiRequestError,
-    ConfigurationError,
-    MalformedPageError,
-    TokenRejectedError,
-)
+from drchrono_assets.errors import ApiRequestError, ConfigurationError, MalformedPageError
 
 if TYPE_CHECKING:
     # Only annotations use it: importing the catalog at run time would import Dagster.
@@ -52,7 +48,6 @@ if TYPE_CHECKING:
 # After a 401, how many times to refresh and resend before backing off like any failure.
 MAX_REFRESHES_PER_REQUEST = 3
 TOKEN_ENDPOINT = "/o/token/"
-T = TypeVar("T")
 
 
 class ReminderConflictError(ApiRequestError):
@@ -92,6 +87,9 @@ class _Connection:
             client.max_response_bytes,
             config.api_version,
         )
+        self.retries = Retries(
+            config, self.budget, self.transport, client.connect_waits, client._log
+        )
         endpoint = _TokenEndpoint(client, self)
         self.tokens = TokenManager(credentials, self.store, endpoint, client._log)
         # The API's clock as of each thread's last answer (its ``Date`` header).
@@ -118,7 +116,7 @@ class _TokenEndpoint:
         return self._client._attempt(self._connection, call, ticket)
 
     def retrying(self, attempt: Callable[[], TokenSet]) -> TokenSet:
-        return self._client._retrying(self._connection, self._call, attempt)
+        return self._connection.retries.run(self._call, attempt)
 
 
 class DrchronoClient:
@@ -126,7 +124,8 @@ class DrchronoClient:
 
     Nothing is opened until the first request: then the credentials are checked and the
     token store, the request ledger and a keep-alive session are opened, once for all
-    threads.
+    threads. ``connect_waits``: the short waits before giving up on an API no connection
+    reaches (interactive commands pass ``INTERACTIVE_CONNECT_WAITS``).
     """
 
     def __init__(
@@ -135,8 +134,10 @@ class DrchronoClient:
         *,
         log: logging.Logger | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        connect_waits: Sequence[float] = RUN_CONNECT_WAITS,
     ) -> None:
         self.config = config
+        self.connect_waits = tuple(connect_waits)
         # A longer answer fails its request: a runaway body must not exhaust memory.
         self.max_response_bytes = max_response_bytes
         self._log = log or logging.getLogger(__name__)
@@ -347,59 +348,10 @@ class DrchronoClient:
         an HTTP error status raises."""
         call = Call(method, url or self.url(path), endpoint=path, auth=True, kwargs=kwargs)
         connection = self._connect()
-        status, body = self._retrying(connection, call, lambda: self._attempt(connection, call))
+        status, body = connection.retries.run(call, lambda: self._attempt(connection, call))
         if status >= 400:
             raise self._client_error(method, path, status, body)
         return body
-
-    def _retrying(self, connection: _Connection, call: Call, attempt: Callable[[], T]) -> T:
-        """``attempt``'s result, retrying its transient failures with backoff."""
-        attempts = self.config.max_attempts
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=self._backoff,
-            retry=tenacity.retry_if_exception_type(TransientFailure),
-            before_sleep=lambda state: self._before_retry(connection, call, state),
-        )
-        try:
-            for trial in retrying:
-                with trial:
-                    result = attempt()
-        except tenacity.RetryError as exhausted:
-            reason = exhausted.last_attempt.exception()
-            if isinstance(reason, TransientFailure) and reason.token_refused:
-                raise TokenRejectedError(
-                    f"{call.method} {call.endpoint}: drchrono refused (HTTP 401) every access "
-                    f"token it issued, {attempts} times over; check the application's scopes "
-                    "and that it is still authorized"
-                ) from None
-            raise ApiRequestError(
-                f"{call.method} {call.endpoint} failed after {attempts} attempts: {reason}"
-            ) from None
-        return result
-
-    def _backoff(self, state: tenacity.RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, TransientFailure) and failure.retry_after is not None:
-            return min(failure.retry_after, 3600.0)
-        jitter = tenacity.wait_exponential_jitter(
-            multiplier=self.config.backoff_initial_seconds,
-            max=self.config.backoff_max_seconds,
-        )
-        return jitter(state)
-
-    def _before_retry(
-        self, connection: _Connection, call: Call, state: tenacity.RetryCallState
-    ) -> None:
-        failure = state.outcome.exception() if state.outcome else None
-        seconds = state.next_action.sleep if state.next_action else 0.0
-        if isinstance(failure, TransientFailure) and failure.throttled:
-            # The quota is the practice's: every user of the ledger waits, not this thread only.
-            connection.budget.pause(seconds)
-        self._log.warning(
-            f"{call.method} {call.endpoint}: {failure}; "
-            f"retry {state.attempt_number}/{self.config.max_attempts - 1} in {seconds:.1f}s"
-        )
 
     def _attempt(
         self, connection: _Connection, call: Call, ticket: str | None = None

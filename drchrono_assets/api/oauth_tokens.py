@@ -10,6 +10,7 @@ meanwhile, never dropped.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,13 +19,16 @@ from typing import Any, Protocol
 
 from drchrono_assets.api.shared_documents import TokenStoreError
 from drchrono_assets.api.token_store import TokenSet, TokenStore, fingerprint
-from drchrono_assets.errors import ConfigurationError, TokenRejectedError
+from drchrono_assets.errors import ClientRejectedError, ConfigurationError, TokenRejectedError
 
 # Waits before each further try to save new tokens the store failed to save: a few seconds in
 # all, which outlast a dropped connection or a failover, and hold no lock.
 SAVE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 # While new tokens live only in memory, how often a request tries to save them again.
 RESAVE_INTERVAL_SECONDS = 10.0
+# An OAuth error code (RFC 6749, 5.2): quoted only if it looks like one.
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+_LOGIN = "`python -m drchrono_assets.auth login`"
 
 
 class TokenEndpoint(Protocol):
@@ -64,6 +68,45 @@ class _Grant:
 
     form: Mapping[str, str] = field(repr=False)
     seed: str | None
+
+
+def refusal(grant_type: str, status: int, body: Any) -> TokenRejectedError:
+    """Why the token endpoint refused a grant, from the ``error`` code of its answer.
+
+    ``invalid_client`` is about the application's id and secret, checked before the grant:
+    the refresh token or code was not used, and re-authorizing would not help.
+    """
+    error = body.get("error") if isinstance(body, Mapping) else None
+    code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else None
+    answered = f"HTTP {status}{f', {code}' if code else ''}"
+    if code == "invalid_client":
+        if grant_type == "refresh_token":
+            doing, then = "refreshing the access token", "no re-authorization is needed"
+        else:
+            doing, then = f"for the {grant_type} grant", f"then run {_LOGIN} again"
+        return ClientRejectedError(
+            f"drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET ({answered} from "
+            f"its token endpoint, {doing}): copy both again from the API application's page "
+            f"in drchrono (Account > API); {then}"
+        )
+    if grant_type == "authorization_code":
+        advice = (
+            "the code is single-use and expires within minutes, and the redirect URI must "
+            f"match the application's: run {_LOGIN} again"
+        )
+    elif code == "invalid_grant":
+        advice = (
+            f"the refresh token is spent or revoked: re-authorize with {_LOGIN} or set a "
+            "new DRCHRONO_REFRESH_TOKEN"
+        )
+    else:
+        advice = (
+            "the refresh token may be spent or revoked, or DRCHRONO_CLIENT_ID/"
+            f"DRCHRONO_CLIENT_SECRET wrong: check both, else re-authorize with {_LOGIN}"
+        )
+    return TokenRejectedError(
+        f"drchrono's token endpoint refused the {grant_type} grant ({answered}): {advice}"
+    )
 
 
 def _reason(error: BaseException) -> str:
@@ -243,23 +286,7 @@ class TokenManager:
             ticket,
         )
         if status != 200 or not isinstance(body, Mapping):
-            error = body.get("error") if isinstance(body, Mapping) else None
-            if form["grant_type"] == "authorization_code":
-                advice = (
-                    "The code is single-use and expires within minutes, and the redirect URI "
-                    "must match the application's: run `python -m drchrono_assets.auth login` "
-                    "again."
-                )
-            else:
-                advice = (
-                    "The refresh token may be spent or revoked, or the client id/secret wrong: "
-                    "re-authorize with `python -m drchrono_assets.auth login` or set a new "
-                    "DRCHRONO_REFRESH_TOKEN."
-                )
-            raise TokenRejectedError(
-                f"drchrono's token endpoint refused the {form['grant_type']} grant "
-                f"(HTTP {status}{f', {error}' if isinstance(error, str) else ''}). {advice}"
-            )
+            raise refusal(form["grant_type"], status, body)
         try:
             return TokenSet(
                 access_token=str(body["access_token"]),

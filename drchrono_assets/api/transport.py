@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
@@ -38,6 +39,9 @@ WRITE_ADVICE = (
 # drchrono documents one redirect (``/api/users/current``); a chain this long is a loop.
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# A TCP connect (and TLS handshake) takes well under a second; waiting the whole read timeout
+# for one only delays reporting a host that drops connections.
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Transport:
     timeout_seconds: float
     max_response_bytes: int
     api_version: str | None = None
+    # Set by the first answer of any kind (even a 503): the API is reachable at ``base_url``.
+    reached: threading.Event = dataclasses.field(default_factory=threading.Event, compare=False)
 
     def send(self, call: Call, token: str | None, ticket: str | None = None) -> Answer:
         """The answer to ``call`` after same-origin redirects; ``ticket``: a budget slot
@@ -127,11 +133,12 @@ class Transport:
                 method,
                 url,
                 headers=headers,
-                timeout=self.timeout_seconds,
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout_seconds), self.timeout_seconds),
                 stream=True,
                 allow_redirects=False,
                 **kwargs,
             )
+            self.reached.set()
             with response:  # closed unread, the connection is dropped, not drained
                 return read_answer(response, self.max_response_bytes)
         except BodyTooLarge as too_large:
@@ -150,6 +157,6 @@ class Transport:
             self.budget.release(ticket)
         # Outside the except block: requests' exceptions quote the URL, which may carry a cursor.
         if failure.transient:
-            raise TransientFailure(failure.reason)
+            raise TransientFailure(failure.reason, unreachable=failure.unreachable)
         advice = WRITE_ADVICE if failure.write_may_be_applied else ""
         raise ApiRequestError(f"{call.method} {call.endpoint}: {failure.reason}{advice}")
