@@ -6,8 +6,11 @@ values never reach run configuration or the UI.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import os
+import re
 import zoneinfo
 from pathlib import Path
 
@@ -21,6 +24,9 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_DATA_ROOT = "data"
 S3_SSE_ALGORITHMS = ("AES256", "aws:kms")  # SSE-S3, SSE-KMS
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# Exactly a partition key's form: ``date.fromisoformat`` also takes ``20240101`` and
+# ``2024-W01-1``, which Dagster's partitions do not.
+_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -29,15 +35,40 @@ def env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
-def start_date() -> str:
-    """``DRCHRONO_START_DATE``: the first partition (``YYYY-MM-DD``)."""
-    value = env("DRCHRONO_START_DATE", DEFAULT_START_DATE)
+def iso_day(text: str) -> dt.date:
+    """``text`` as a date if it is exactly ``YYYY-MM-DD``, else ``ValueError`` saying why
+    (``not a valid date (month must be in 1..12)``) for a message to quote."""
+    match = _ISO_DAY.fullmatch(text)
+    if match is None:
+        raise ValueError("not a date in YYYY-MM-DD form")
     try:
-        dt.date.fromisoformat(value)
-    except ValueError:
+        return dt.date(*(int(part) for part in match.groups()))
+    except ValueError as problem:
+        raise ValueError(f"not a valid date ({problem})") from None
+
+
+def practice_today() -> dt.date:
+    """Today in ``DRCHRONO_TIMEZONE``: the day a partition is complete after."""
+    return dt.datetime.now(zoneinfo.ZoneInfo(timezone())).date()
+
+
+def start_date() -> str:
+    """``DRCHRONO_START_DATE``: the first partition (``YYYY-MM-DD``), no later than today."""
+    value = env("DRCHRONO_START_DATE", DEFAULT_START_DATE)
+    today = practice_today()
+    fix = (
+        f"give the first day to materialize as YYYY-MM-DD, up to today ({today}), "
+        f"e.g. {DEFAULT_START_DATE}"
+    )
+    try:
+        day = iso_day(value)
+    except ValueError as problem:
+        raise ConfigurationError(f"DRCHRONO_START_DATE={value!r} is {problem}: {fix}") from None
+    if day > today:
+        # Dagster would define no partition at all, and say nothing.
         raise ConfigurationError(
-            f"DRCHRONO_START_DATE={value!r} is not a date in YYYY-MM-DD form"
-        ) from None
+            f"DRCHRONO_START_DATE={value!r} is after today ({today} in {timezone()}): {fix}"
+        )
     return value
 
 
@@ -48,7 +79,8 @@ def timezone() -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError(
-            f"DRCHRONO_TIMEZONE={value!r} is not an IANA time zone name (e.g. America/New_York)"
+            f"DRCHRONO_TIMEZONE={value!r} is not an IANA time zone name: set it to the "
+            f"practice's zone, e.g. America/New_York, or unset it for {DEFAULT_TIMEZONE}"
         ) from None
     return value
 
@@ -73,7 +105,10 @@ def data_group_read() -> bool:
     written under it (files 0440/0640, folders 0750), not only its owner (0400/0600, 0700)."""
     value = env("DRCHRONO_DATA_GROUP_READ", "false")
     if value.lower() not in _TRUE + _FALSE:
-        raise ConfigurationError(f"DRCHRONO_DATA_GROUP_READ={value!r} is not true or false")
+        raise ConfigurationError(
+            f"DRCHRONO_DATA_GROUP_READ={value!r} is not true or false: set it to true or false "
+            "(or 1/0, yes/no, on/off), or unset it for false"
+        )
     return value.lower() in _TRUE
 
 
@@ -98,11 +133,17 @@ def check_s3_sse(algorithm: str | None, kms_key_id: str | None) -> None:
     ``kms_key_id`` make a valid S3 server-side encryption setting."""
     if algorithm is not None and algorithm not in S3_SSE_ALGORITHMS:
         raise ConfigurationError(
-            f"DRCHRONO_S3_SSE={algorithm!r} is not one of {', '.join(S3_SSE_ALGORITHMS)}"
+            f"DRCHRONO_S3_SSE={algorithm!r} is not one of {', '.join(S3_SSE_ALGORITHMS)}: "
+            "set it to AES256 (SSE-S3) or aws:kms (SSE-KMS), exactly so spelled, or unset it "
+            "for the bucket's default encryption"
         )
     if kms_key_id is not None and algorithm != "aws:kms":
         # A key id alone would silently leave objects under the bucket's default.
-        raise ConfigurationError("DRCHRONO_S3_SSE_KMS_KEY_ID needs DRCHRONO_S3_SSE=aws:kms")
+        raise ConfigurationError(
+            f"DRCHRONO_S3_SSE_KMS_KEY_ID needs DRCHRONO_S3_SSE=aws:kms, but DRCHRONO_S3_SSE is "
+            f"{'unset' if algorithm is None else repr(algorithm)}: set DRCHRONO_S3_SSE=aws:kms, "
+            "or unset DRCHRONO_S3_SSE_KMS_KEY_ID"
+        )
 
 
 def default_token_folder() -> Path:
@@ -110,18 +151,103 @@ def default_token_folder() -> Path:
     return Path.home() / ".drchrono_assets"
 
 
-def _positive_int(name: str, default: int) -> int:
-    value = env(name, str(default))
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name}={value!r} is not a positive whole number")
-    return int(value)
+@dataclasses.dataclass(frozen=True)
+class Allowed:
+    """The values a numeric setting may take: whole numbers or any, from ``low`` (excluded
+    when ``above``) up to ``high`` if given; ``why`` explains a bound in messages."""
+
+    whole: bool
+    low: float
+    above: bool = False
+    high: float | None = None
+    why: str = ""
+
+    def __str__(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        if self.high is not None:
+            return f"{kind} from {self.low:g} to {self.high:g}{self.why}"
+        return f"{kind} {'above' if self.above else 'of at least'} {self.low:g}{self.why}"
+
+    def parse(self, text: str) -> int | float:
+        """``text`` as this setting's number; ``ValueError`` says what is wrong with it."""
+        if self.whole:
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise ValueError("is not a whole number")
+            value: int | float = int(text)
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError("is not a number") from None
+        problem = self.problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def problem(self, value: float) -> str | None:
+        """What puts ``value`` outside the allowed values, or ``None``."""
+        if isinstance(value, float) and not math.isfinite(value):  # inf, nan
+            return "is not a finite number"
+        if self.whole and value != int(value):
+            return "is not a whole number"
+        if self.above and value <= self.low:
+            return f"is not above {self.low:g}"
+        if value < self.low:
+            return f"is below {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"is above {self.high:g}"
+        return None
+
+
+def number(name: str, allowed: Allowed, default: float) -> int | float | None:
+    """Variable ``name`` as a number within ``allowed``; ``None`` when unset (``default``
+    applies, named in the error)."""
+    value = env(name)
+    if value is None:
+        return None
+    try:
+        return allowed.parse(value)
+    except ValueError as problem:
+        raise ConfigurationError(
+            f"{name}={value!r} {problem}: set it to {allowed}, or unset it for the "
+            f"default {default:g}"
+        ) from None
+
+
+WARN_THRESHOLD = Allowed(whole=True, low=1)
+
+
+def _threshold(name: str, default: int) -> int:
+    value = number(name, WARN_THRESHOLD, default)
+    return default if value is None else int(value)
 
 
 def orphan_warning_threshold() -> int:
     """``DRCHRONO_ORPHAN_WARN_THRESHOLD``: orphan rows per day above which a check warns."""
-    return _positive_int("DRCHRONO_ORPHAN_WARN_THRESHOLD", 2)
+    return _threshold("DRCHRONO_ORPHAN_WARN_THRESHOLD", 2)
 
 
 def unbilled_warning_threshold() -> int:
     """``DRCHRONO_UNBILLED_WARN_THRESHOLD``: unbilled visits per day above which a check warns."""
-    return _positive_int("DRCHRONO_UNBILLED_WARN_THRESHOLD", 3)
+    return _threshold("DRCHRONO_UNBILLED_WARN_THRESHOLD", 3)
+
+
+DEFAULT_SYNC_HOUR = 4  # yesterday is complete and the practice is quiet
+
+
+def sync_hour() -> int:
+    """``DRCHRONO_SYNC_HOUR``: the practice-local hour (0..23) from which the daily sweep of
+    yesterday's changes starts."""
+    hour = number("DRCHRONO_SYNC_HOUR", Allowed(whole=True, low=0, high=23), DEFAULT_SYNC_HOUR)
+    return DEFAULT_SYNC_HOUR if hour is None else int(hour)
+
+
+def check_all() -> None:
+    """Read every setting of this module, so a bad one is refused when the code location
+    loads (``dagster definitions validate``) rather than by the step or check that reads it."""
+    start_date()  # and timezone()
+    sync_hour()
+    data_group_read()
+    s3_sse_kms_key_id()  # and s3_sse()
+    orphan_warning_threshold()
+    unbilled_warning_threshold()

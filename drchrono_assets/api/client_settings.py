@@ -8,6 +8,7 @@ import dataclasses
 import pydantic
 
 from drchrono_assets import settings
+from drchrono_assets.errors import ConfigurationError
 
 BASE_URL_VARIABLE = "DRCHRONO_BASE_URL"
 # The Dagster resource takes these as EnvVar references so values never reach run config or
@@ -27,6 +28,24 @@ TUNING_VARIABLES = {
     "backoff_initial_seconds": "DRCHRONO_RETRY_BACKOFF_SECONDS",
 }
 REQUIRED = ("client_id", "client_secret")
+_SECONDS = settings.Allowed(whole=False, low=0, above=True)
+# The values each numeric field may take, checked when its variable is read and again when
+# settings are made: a value from Dagster config never passes through the variable.
+ALLOWED = {
+    "page_size": settings.Allowed(whole=True, low=1, high=250, why=" (the API's largest page)"),
+    "timeout_seconds": _SECONDS,
+    "max_attempts": settings.Allowed(whole=True, low=1),
+    # 0 would retry at once and pause nobody after a 429.
+    "backoff_initial_seconds": _SECONDS,
+    "backoff_max_seconds": _SECONDS,
+    "requests_per_hour": settings.Allowed(whole=True, low=1),
+    # The budget admits whole requests a second (rate_budget.RequestBudget): 0.5 would be 1.
+    "requests_per_second": settings.Allowed(
+        whole=False, low=1, why=" (the budget admits whole requests a second)"
+    ),
+    "request_budget_window_seconds": _SECONDS,
+    "max_parallel_requests": settings.Allowed(whole=True, low=1),
+}
 
 
 # A pydantic dataclass: values read from the environment are strings, converted and checked here.
@@ -54,9 +73,41 @@ class ClientSettings:
     # How many queries of one extraction go side by side.
     max_parallel_requests: int = 4
 
+    def __post_init__(self) -> None:
+        """Refuse a number out of its range, whether from a variable or Dagster config."""
+        for field in dataclasses.fields(self):
+            allowed = ALLOWED.get(field.name)
+            value = getattr(self, field.name)
+            problem = allowed.problem(value) if allowed else None
+            if problem:
+                variable = TUNING_VARIABLES.get(field.name)
+                raise ConfigurationError(
+                    f"drchrono resource field {field.name}={value!r}"
+                    f"{f' ({variable})' if variable else ''} {problem}: set it to {allowed}, "
+                    f"or leave it unset for the default {field.default:g}"
+                )
+
     @classmethod
     def from_env(cls) -> ClientSettings:
         """Settings from the ``DRCHRONO_*`` variables; unset ones keep their defaults."""
-        variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES, **TUNING_VARIABLES}
+        variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES}
         configured = {field: settings.env(variable) for field, variable in variables.items()}
-        return cls(**{field: value for field, value in configured.items() if value is not None})
+        given = {field: value for field, value in configured.items() if value is not None}
+        return cls(**given, **tuning_from_env())
+
+
+def tuning_from_env() -> dict[str, str | int | float]:
+    """The tuning fields whose ``DRCHRONO_*`` variable is set, as numbers within their
+    ``ALLOWED`` range; a bad one is refused naming the variable, not the field."""
+    defaults = {field.name: field.default for field in dataclasses.fields(ClientSettings)}
+    tuning: dict[str, str | int | float] = {}
+    for field, variable in TUNING_VARIABLES.items():
+        allowed = ALLOWED.get(field)
+        value: str | int | float | None
+        if allowed:
+            value = settings.number(variable, allowed, defaults[field])
+        else:
+            value = settings.env(variable)  # api_version: any text
+        if value is not None:
+            tuning[field] = value
+    return tuning

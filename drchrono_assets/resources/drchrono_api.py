@@ -12,10 +12,11 @@ from drchrono_assets import settings
 from drchrono_assets.api.client import (
     BASE_URL_VARIABLE,
     SECRET_VARIABLES,
-    TUNING_VARIABLES,
     ClientSettings,
     DrchronoClient,
 )
+from drchrono_assets.api.client_settings import tuning_from_env
+from drchrono_assets.api.origins import require_https_base_url
 
 
 def _resolved(value: object) -> object:
@@ -53,18 +54,19 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> DrchronoApiResource:
-        """Configured from ``DRCHRONO_*`` variables; secrets stay ``EnvVar`` references."""
+        """Configured from ``DRCHRONO_*`` variables; secrets stay ``EnvVar`` references.
+
+        The code location calls this at load, so a bad value is refused there, naming its
+        variable and the allowed values (``dagster definitions validate`` shows it).
+        """
         secrets = {
             field: dg.EnvVar(variable)
             for field, variable in SECRET_VARIABLES.items()
             if settings.env(variable)
         }
-        optional = {field: settings.env(variable) for field, variable in TUNING_VARIABLES.items()}
-        return cls(
-            base_url=settings.env(BASE_URL_VARIABLE, settings.DEFAULT_BASE_URL),
-            **secrets,
-            **{key: value for key, value in optional.items() if value is not None},
-        )
+        base_url = settings.env(BASE_URL_VARIABLE, settings.DEFAULT_BASE_URL)
+        require_https_base_url(base_url)  # the client checks again: config may override it
+        return cls(base_url=base_url, **secrets, **tuning_from_env())
 
     @property
     def client(self) -> DrchronoClient:
@@ -86,6 +88,10 @@ class DrchronoApiResource(dg.ConfigurableResource):
         return ClientSettings(
             **{field.name: _resolved(getattr(self, field.name)) for field in fields}
         )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a field out of its range (from Dagster config) before any step runs."""
+        self.client_settings()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:
