@@ -20,7 +20,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets.sandbox.resource_table import DAY_FIELDS
 from drchrono_assets.sync.changes import day_ranges
-from drchrono_assets.sync.sweep import sweep_job
+from drchrono_assets.sync.sweep import finish_job, sweep_job
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
     every_asset,
@@ -41,7 +41,7 @@ def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict
     if request.run_key and instance.get_runs(dg.RunsFilter(tags={RUN_KEY: request.run_key})):
         return True
     if request.asset_selection:
-        return execute(request.asset_selection, tags, instance, resources)
+        return execute(request.asset_selection, tags, instance, resources, request.run_config)
     if request.asset_check_keys:  # the freshness sensor's evaluations
         return dg.materialize(
             [*every_asset(), *freshness_checks],
@@ -50,14 +50,19 @@ def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict
             instance=instance,
             resources=resources,
         ).success
-    job = dg.Definitions(jobs=[sweep_job], resources=resources).resolve_job_def(request.job_name)
+    jobs = dg.Definitions(jobs=[sweep_job, finish_job], resources=resources)
+    job = jobs.resolve_job_def(request.job_name)
     return job.execute_in_process(
         run_config=request.run_config, tags=tags, instance=instance, raise_on_error=False
     ).success
 
 
 def execute(
-    selection: Any, tags: dict[str, str], instance: dg.DagsterInstance, resources: dict[str, Any]
+    selection: Any,
+    tags: dict[str, str],
+    instance: dg.DagsterInstance,
+    resources: dict[str, Any],
+    run_config: Any = None,
 ) -> bool:
     """One run of the assets of ``selection``; whether it succeeded."""
     # Ingest runs need only their assets; the billing report loads its upstream too.
@@ -73,6 +78,7 @@ def execute(
         tags=tags,
         instance=instance,
         resources=resources,
+        run_config=run_config,
         raise_on_error=False,
     ).success
 

@@ -12,6 +12,7 @@ from drchrono_assets_tests.assets_support import partition_file
 from drchrono_assets_tests.conftest import subprocess_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
+DEFINITIONS = "drchrono_assets.definitions"
 
 
 def materialize_cli(env: dict[str, str], *partition_args: str) -> subprocess.CompletedProcess:
@@ -52,3 +53,16 @@ def test_missing_credentials_fail_clearly_and_keep_written_data(sandbox_env, tmp
     assert done.returncode != 0
     assert "DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET" in done.stderr + done.stdout
     assert written.read_bytes() == before
+
+
+def test_sensor_preview_shows_the_sweep_run_and_changes_nothing(sandbox_env, tmp_path) -> None:
+    """``dagster sensor preview`` evaluates the sensor as a tick would: it shows the run it
+    would request (the sweep, with its config) and sends no request, writes no file."""
+    env = subprocess_env({**sandbox_env, "DRCHRONO_SYNC_HOUR": "0"}, tmp_path)
+    data_root = Path(env["DRCHRONO_DATA_ROOT"])
+    preview = [DAGSTER, "sensor", "preview", "drchrono_changes", "-m", DEFINITIONS]
+    done = subprocess.run(preview, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "returning run requests for 1 run(s)" in done.stdout, done.stdout
+    assert "sweep_changes:" in done.stdout and "yesterday:" in done.stdout
+    assert not data_root.exists() or not any(data_root.rglob("*"))

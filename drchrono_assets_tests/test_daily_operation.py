@@ -14,6 +14,7 @@ import itertools
 import os
 import zoneinfo
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -127,6 +128,8 @@ def test_a_failed_run_is_requested_again_later_and_the_sweep_waits_for_it(
     assert staged.state() == before  # nothing skipped while runs failed
     monkeypatch.setattr(ingest, "merge_changes", merge_changes)
     assert all([morning.launch(request) for request in retried])
+    (finish,) = morning.tick("drchrono_changes").run_requests
+    assert morning.launch(finish)
     morning.tick("drchrono_changes")
     cursor = sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
     assert cursor.sweep is None and staged.state().since > before.since
@@ -174,11 +177,12 @@ def _sweep_runs_succeed(morning: Morning) -> None:
             assert morning.launch(request)
 
 
-def test_a_tick_that_fails_while_finishing_a_sweep_is_finished_by_the_next(
+def test_a_finish_run_that_dies_halfway_is_finished_by_its_next_attempt(
     after_first_morning: AfterFirstMorning, monkeypatch
 ) -> None:
-    """Killed after the change set was removed but before its cursor was saved: the next tick
-    finishes the sweep (no FileNotFoundError) and the one after starts the next morning's."""
+    """Killed after the change set was removed but before the run ended: the finish run is
+    requested again after a delay and completes (no FileNotFoundError); the morning after
+    sweeps from where this one ended."""
     sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
     sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
     _sweep_runs_succeed(morning)
@@ -187,14 +191,18 @@ def test_a_tick_that_fails_while_finishing_a_sweep_is_finished_by_the_next(
 
     def remove_then_die(self: StagedChanges, sweep: str) -> None:
         remove(self, sweep)
-        raise RuntimeError("sensor evaluation timed out")
+        raise RuntimeError("worker killed")
 
     monkeypatch.setattr(StagedChanges, "remove_through", remove_then_die)
-    morning.tick("drchrono_changes")
-    assert morning.tick_errors[-1].startswith("drchrono_changes: RuntimeError")
+    (finish,) = morning.tick("drchrono_changes").run_requests
+    assert finish.job_name == "drchrono_finish_sweep" and not morning.launch(finish)
     monkeypatch.setattr(StagedChanges, "remove_through", remove)
+    assert not morning.tick("drchrono_changes").run_requests  # backoff
+    sandbox.state.clock.advance(sync_sensor.FIRST_RETRY)
+    (again,) = morning.tick("drchrono_changes").run_requests
+    assert again.run_key.endswith("finish#2") and morning.launch(again)
     finished = morning.tick("drchrono_changes")
-    assert morning.tick_errors[-1] == "" and not finished.run_requests
+    assert not any(morning.tick_errors) and not finished.run_requests
     cursor = sync_sensor.SyncCursor.from_json(morning.sensor_cursors["drchrono_changes"])
     assert cursor.sweep is None and staged.state().last_day == (
         after_first_morning.at.date().isoformat()
@@ -202,7 +210,7 @@ def test_a_tick_that_fails_while_finishing_a_sweep_is_finished_by_the_next(
     sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=2))
     ticks = len(morning.tick_errors)
     morning.run()
-    assert not any(morning.tick_errors[ticks:]) and morning.failed_runs == 0
+    assert not any(morning.tick_errors[ticks:]) and morning.failed_runs == 1
 
 
 def test_missed_mornings_are_caught_up_and_a_day_without_a_file_is_fetched_not_merged(
@@ -304,6 +312,39 @@ def test_missing_and_stuck_runs_are_requested_again_and_failures_back_off_to_a_c
     assert gaps == sorted(gaps) and gaps[-1] <= sync_sensor.LONGEST_RETRY + dt.timedelta(minutes=5)
     assert gaps[-2] >= sync_sensor.LONGEST_RETRY and 8 <= len(attempts) <= 16
     assert not any(morning.tick_errors)
+
+
+def test_a_tick_writes_nothing_and_each_request_says_what_it_runs(
+    after_first_morning: AfterFirstMorning,
+) -> None:
+    """A tick (and so ``dagster sensor preview``) changes nothing but its cursor: the finish
+    is a run. Each request's config names what it runs: the sweep, the assets it merges."""
+    sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
+    sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))
+
+    def files() -> dict[Path, int]:
+        return {path: path.stat().st_mtime_ns for path in morning.data_root.rglob("*")}
+
+    jobs = []
+    for _ in range(4):
+        before = files()
+        requests = morning.tick("drchrono_changes").run_requests
+        assert files() == before
+        for request in requests:
+            config = request.run_config
+            ops = (config if isinstance(config, dict) else config.to_config_dict())["ops"]
+            sweep = request.tags[sync_sensor.SWEEP_TAG]
+            if request.job_name == "drchrono_ingest":
+                assert set(ops) == {key.to_user_string() for key in request.asset_selection}
+                merges = {op["config"].get("merge_sweep") for op in ops.values()}
+                assert merges in ({sweep}, {None})  # a merge, or a fetch of new days
+            else:
+                assert next(iter(ops.values()))["config"]["sweep"] == sweep
+            jobs.append(request.job_name)
+            assert morning.launch(request)
+    assert jobs[0] == "drchrono_sweep" and jobs[-1] == "drchrono_finish_sweep"
+    assert set(jobs[1:-1]) == {"drchrono_ingest"}
+    assert not morning.tick("drchrono_changes").run_requests  # finished: until tomorrow
 
 
 def test_the_sensor_sends_no_request_and_an_outage_is_a_failed_sweep_run_caught_up_later(

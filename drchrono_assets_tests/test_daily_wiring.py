@@ -19,7 +19,7 @@ def test_daily_operation_is_the_sensor_with_billing_following_by_automation() ->
     assert not defs.schedules
     assert [sensor.name for sensor in defs.sensors] == ["drchrono_changes", "drchrono_freshness"]
     targets = {target.job_name for target in defs.resolve_sensor_def("drchrono_changes").targets}
-    assert targets == {"drchrono_ingest", "drchrono_sweep"}
+    assert targets == {"drchrono_ingest", "drchrono_sweep", "drchrono_finish_sweep"}
     graph = defs.resolve_asset_graph()
     for name in ("billing_report", "ar_aging", "bi_duckdb"):
         assert graph.get(dg.AssetKey(name)).automation_condition is not None, name

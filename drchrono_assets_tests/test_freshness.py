@@ -22,6 +22,7 @@ import pytest
 # Dagster's own clock freezer: the checks and the sensor take "now" from dagster._time.
 from dagster._core.test_utils import freeze_time
 
+from drchrono_assets import settings
 from drchrono_assets.checks.freshness import (
     DATED_ASSETS,
     DEADLINE_CRON,
@@ -32,7 +33,6 @@ from drchrono_assets.checks.freshness import (
 )
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.sync.sensor import SYNC_HOUR
 
 ZONE = zoneinfo.ZoneInfo(daily_partitions.timezone)
 # A morning well inside the partitions, whatever DRCHRONO_START_DATE is.
@@ -145,7 +145,8 @@ def test_every_dated_asset_has_a_check_due_hours_after_the_sweep(defs) -> None:
     assert graph.asset_check_keys == CHECK_KEYS
     assert {key.asset_key for key in CHECK_KEYS} >= {BILLING_REPORT, APPOINTMENTS}
     assert all(graph.get(key.asset_key).partitions_def == daily_partitions for key in CHECK_KEYS)
-    assert SYNC_HOUR < DEADLINE_HOUR <= SYNC_HOUR + 4  # a few hours for the morning's runs
+    # A few hours for the morning's runs.
+    assert settings.sync_hour() < DEADLINE_HOUR <= settings.sync_hour() + 4
     assert f"0 {DEADLINE_HOUR} * * *" == DEADLINE_CRON
     for key in CHECK_KEYS:
         params = graph.get_check_spec(key).metadata["dagster/freshness_params"].value

@@ -170,7 +170,7 @@ def test_change_sensor_sweeps_and_advances_on_postgres(
             return sensor.evaluate_tick(context)
 
     result, cursor = None, None
-    for _ in range(3):  # the sweep run, then its merge runs, then the sweep is finished
+    for _ in range(4):  # the sweep run, its merge runs, the finish run, then the cursor clears
         result = tick(cursor)
         cursor = result.cursor
         for request in result.run_requests:

@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 
 from drchrono_assets.api import DrchronoClient
 from drchrono_assets.assets.extraction import extract
@@ -13,7 +14,7 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
 from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sync.changes import MERGE_TAG, day_ranges, merge_changes
+from drchrono_assets.sync.changes import day_ranges, merge_changes
 from drchrono_assets.sync.staged import StagedChanges
 
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
@@ -21,6 +22,16 @@ TablesByDay = dict[str, pa.Table]
 GROUP = "drchrono"
 # Every API-calling step claims a slot; deploy/dagster.yaml limits the pool across runs.
 API_POOL = "drchrono_api"
+
+
+class IngestConfig(dg.Config):
+    """How a run brings its days in; unset (the UI, a backfill), it fetches them."""
+
+    merge_sweep: str | None = Field(
+        default=None,
+        description="Daily operation, set by the drchrono_changes sensor: merge the changes "
+        "this sweep staged into the stored days instead of fetching them.",
+    )
 
 
 def _description(spec: ResourceSpec) -> str:
@@ -55,13 +66,14 @@ def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
     )
     def resource_asset(
         context: dg.AssetExecutionContext,
+        config: IngestConfig,
         drchrono: DrchronoApiResource,
         parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
     ) -> TablesByDay | PartitionUpdate:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
         client = drchrono.client
         before = client.requests_used
-        sweep = context.run.tags.get(MERGE_TAG)
+        sweep = config.merge_sweep
         if sweep and spec.rule.captures_changes:
             # Daily operation: the sweep fetched what changed; merge it into the stored days
             # (read, merged and written under the asset's writer lock).

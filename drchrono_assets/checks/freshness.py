@@ -2,7 +2,7 @@
 
 Every ingest asset and ``billing_report`` gets a check that fails (severity ERROR, shown red)
 when, at ``DEADLINE_HOUR`` practice-local, yesterday's partition has no materialization. The
-``drchrono_changes`` sweep starts at ``SYNC_HOUR`` and ``billing_report`` follows it by
+``drchrono_changes`` sweep starts at ``DRCHRONO_SYNC_HOUR`` and ``billing_report`` follows it by
 automation, so a morning that cannot finish shows up as a failed check. It never looks like a
 silent wait. Once the late partition arrives, the sensor evaluates the check again and it passes.
 
@@ -40,15 +40,15 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from drchrono_assets import settings
 from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.sync.sensor import SYNC_HOUR
 
-# Time after SYNC_HOUR for the sweep's runs and the billing report after them; later, the
-# morning is late.
+# Time after the sync hour for the sweep's runs and the billing report after them; later,
+# the morning is late. Read with the partitions' zone, when the definitions are imported.
 GRACE_HOURS = 3
-DEADLINE_HOUR = SYNC_HOUR + GRACE_HOURS  # 07:00 practice-local
+DEADLINE_HOUR = min(settings.sync_hour() + GRACE_HOURS, 23)  # 07:00 practice-local by default
 DEADLINE_CRON = f"0 {DEADLINE_HOUR} * * *"
 # The zone settings.timezone() gave the partitions when the definitions were imported, read
 # once. The deadline and "yesterday" are then measured on the same practice clock.

@@ -55,8 +55,11 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
         return self.at_rest.root(self.data_root)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Before the step spends any API request on data it could not store.
-        check_writable(self.root, self.at_rest)
+        # Before a run's step spends any API request on data it could not store. A sensor's
+        # tick (no run) only reads: probing would write, even in `dagster sensor preview`.
+        root = self.root  # refuses encryption a data root of this kind cannot carry
+        if context.run is not None:
+            check_writable(root, self.at_rest)
 
     def dataset(self, asset_key: dg.AssetKey) -> HiveDataset:
         """Where ``asset_key`` is stored, for assets that read or list storage themselves."""

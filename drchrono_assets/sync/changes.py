@@ -28,7 +28,6 @@ from drchrono_assets.io_managers.hive_dataset import with_version
 OVERLAP = dt.timedelta(minutes=2)
 # On every run a sweep requests: the sweep's id; on those that merge its staged changes, too.
 SWEEP_TAG = "drchrono/sweep"
-MERGE_TAG = "drchrono/merge"
 
 
 def local_since(api_time: dt.datetime, timezone: str) -> str:

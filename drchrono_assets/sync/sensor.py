@@ -1,14 +1,15 @@
 """The sensor that keeps every partition current: one change sweep each morning.
 
-It only decides, requests and advances; every API request is made in a run. Each morning
-(from ``SYNC_HOUR`` in the practice's time zone) it requests a sweep run (``drchrono_sweep``),
+It only decides and requests: every API request and every write is made in a run, so a
+tick (and ``dagster sensor preview``) changes nothing but the sensor's cursor. Each morning
+(from ``DRCHRONO_SYNC_HOUR``, practice-local) it requests a sweep run (``drchrono_sweep``),
 which stages what changed since the last finished sweep and plans the runs that merge it;
 once that run succeeded, the sensor requests the planned runs (one per asset and range of
-dirty days, a single-run backfill each); once those succeeded, it finishes the sweep: the
-next one starts where it ended (``SyncState`` in the data root). A failed, deleted or stuck
-run is requested again with growing delays, never more often than ``FIRST_RETRY`` and never
-less than every ``LONGEST_RETRY``, so a sweep catches up as soon as the API answers again.
-``billing_report`` follows through its automation condition.
+dirty days, a single-run backfill each); once those succeeded, a finish run
+(``drchrono_finish_sweep``) records where the next sweep starts (``SyncState`` in the data
+root). A failed, deleted or stuck run is requested again with growing delays, never more
+often than ``FIRST_RETRY`` and never less than every ``LONGEST_RETRY``, so a sweep catches up
+as soon as the API answers again. ``billing_report`` follows through its automation condition.
 """
 
 from __future__ import annotations
@@ -23,16 +24,22 @@ from typing import Any
 import dagster as dg
 
 from drchrono_assets import settings
-from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.assets.ingest import IngestConfig
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.sync.changes import MERGE_TAG, SWEEP_TAG, dated_after
-from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SyncState
-from drchrono_assets.sync.sweep import SWEEP_OP, SweepConfig, sweep_job
+from drchrono_assets.sync.changes import SWEEP_TAG
+from drchrono_assets.sync.staged import PlannedRun, StagedChanges
+from drchrono_assets.sync.sweep import (
+    FINISH_OP,
+    SWEEP_OP,
+    FinishConfig,
+    SweepConfig,
+    finish_job,
+    sweep_job,
+)
 
-SYNC_HOUR = 4  # practice-local: yesterday is complete, the practice is quiet
 FIRST_RETRY = dt.timedelta(minutes=10)  # after a run's first failure; doubled each time
 LONGEST_RETRY = dt.timedelta(hours=6)
 # A run not finished this long after it was requested has a dead worker or is stuck: it is
@@ -41,6 +48,7 @@ RUN_DEADLINE = dt.timedelta(hours=6)
 # A requested run the instance does not know this long after was deleted or never launched.
 MISSING_AFTER = dt.timedelta(minutes=30)
 SWEEP_RUN = "sweep"  # the cursor's key of the sweep run itself
+FINISH_RUN = "finish"  # and of the run that finishes it
 DONE = dg.DagsterRunStatus.SUCCESS
 STOPPED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
@@ -130,33 +138,24 @@ def _run_request(
             run_config=dg.RunConfig(ops={SWEEP_OP: config}),
             tags=tags,
         )
+    if key == FINISH_RUN:
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=finish_job.name,
+            run_config=dg.RunConfig(ops={FINISH_OP: FinishConfig(sweep=sweep)}),
+            tags=tags,
+        )
     run: PlannedRun = staged.plan(sweep).run(key)
     tags |= DayWindow.from_partition_keys([run.first, run.last]).run_tags
-    if run.mode == "merge":
-        tags[MERGE_TAG] = sweep
+    # In the config, not a tag: what a run does shows in `dagster sensor preview` and the UI.
+    config = IngestConfig(merge_sweep=sweep if run.mode == "merge" else None)
     return dg.RunRequest(
         run_key=run_key,
         job_name=ingest_job.name,
         asset_selection=[dg.AssetKey(asset) for asset in run.assets],
+        run_config=dg.RunConfig(ops=dict.fromkeys(run.assets, config)),
         tags=tags,
     )
-
-
-def _finish(staged: StagedChanges, sweep: str) -> None:
-    """Advance the data root's state past ``sweep`` and remove its staged changes. Each step
-    may be repeated: a tick that fails halfway is finished by the next."""
-    state = staged.state()
-    if state is None or state.finished != sweep:
-        plan = staged.plan(sweep)
-        for spec in RESOURCES:
-            # Changed records dated after the sweep's last partition (a payment posted ahead
-            # of its visit) had no partition to go to, and may never change again.
-            if spec.rule.captures_changes and not spec.rule.lists_new_days:
-                later = dated_after(spec, staged.read(sweep, spec.name), plan.yesterday)
-                staged.leave_waiting(spec.name, later)
-        last_day = max(plan.yesterday, state.last_day) if state else plan.yesterday
-        staged.save_state(SyncState(plan.until, last_day, plan.covered_from, sweep))
-    staged.remove_through(sweep)
 
 
 def _lost(staged: StagedChanges, sweep: str) -> bool:
@@ -206,9 +205,32 @@ def _progress(
     return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor.to_json())
 
 
+def _next_step(cursor: SyncCursor, staged: StagedChanges) -> dg.SensorResult:
+    """The requests of the pending sweep's next step, once every run of its current step
+    succeeded: after the sweep run its planned runs, after those the finish run."""
+    sweep = cursor.sweep or ""
+    planned = [run.key for run in staged.plan(sweep).runs] if SWEEP_RUN in cursor.runs else []
+    keys = planned or [FINISH_RUN]
+    cursor.runs = {key: RunAttempt(1, clock().isoformat()) for key in keys}
+    requests = [_run_request(sweep, key, 1, cursor, staged) for key in keys]
+    return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
+
+
+DESCRIPTION = """Keeps every partition current, one change sweep each morning.
+
+From DRCHRONO_SYNC_HOUR (practice-local) it requests a drchrono_sweep run, which asks the
+API what changed since the last finished sweep and plans the runs that merge it; then those
+runs (tagged drchrono/sweep, one per asset and range of changed days, plus every day since
+the last sweep); then a drchrono_finish_sweep run that records where the next sweep starts
+(<data root>/.changes/state.json). A failed or lost run is requested again after 10 minutes,
+doubling up to 6 hours. Ticks make no API request and write nothing but this cursor.
+billing_report follows through automation."""
+
+
 @dg.sensor(
     name="drchrono_changes",
-    jobs=[ingest_job, sweep_job],
+    description=DESCRIPTION,
+    jobs=[ingest_job, sweep_job, finish_job],
     minimum_interval_seconds=120,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
@@ -227,21 +249,23 @@ def drchrono_changes(
         pending = _progress(context, cursor, staged)
         if pending is not None:
             return pending
-        if SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep):
-            cursor = _sweep_again(context, cursor)
-        elif SWEEP_RUN in cursor.runs:  # the sweep run succeeded: request what it planned
-            plan = staged.plan(cursor.sweep)
-            cursor.runs = {run.key: RunAttempt(1, clock().isoformat()) for run in plan.runs}
-            requests = [_run_request(cursor.sweep, key, 1, cursor, staged) for key in cursor.runs]
-            if requests:
-                return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
-        if cursor.sweep is not None:
-            _finish(staged, cursor.sweep)
+        if FINISH_RUN in cursor.runs:
+            context.log.info(f"sweep {cursor.sweep} finished")
             cursor = SyncCursor(day=cursor.day)
-    now = clock().astimezone(zoneinfo.ZoneInfo(settings.timezone()))
+        elif SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep):
+            cursor = _sweep_again(context, cursor)
+        else:
+            return _next_step(cursor, staged)
+    zone = settings.timezone()
+    now = clock().astimezone(zoneinfo.ZoneInfo(zone))
     yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
-    if cursor.day == now.date().isoformat() or now.hour < SYNC_HOUR:
-        return dg.SensorResult(skip_reason="swept this morning already", cursor=cursor.to_json())
+    start_hour = settings.sync_hour()
+    if cursor.day == now.date().isoformat():
+        skip = f"this morning's sweep is done; the next starts tomorrow {start_hour:02}:00 {zone}"
+        return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
+    if now.hour < start_hour:
+        skip = f"waiting for {start_hour:02}:00 {zone} (DRCHRONO_SYNC_HOUR) to sweep {yesterday}"
+        return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
     if yesterday < daily_partitions.get_first_partition_key():
         return dg.SensorResult(skip_reason="before DRCHRONO_START_DATE", cursor=cursor.to_json())
     sweep = StagedChanges.new_sweep_id(now)

@@ -17,6 +17,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sync.changes import (
+    dated_after,
     day_ranges,
     dirty_days,
     local_since,
@@ -26,6 +27,7 @@ from drchrono_assets.sync.changes import (
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 
 SWEEP_OP = "sweep_changes"
+FINISH_OP = "finish_sweep"
 
 
 class SweepConfig(dg.Config):
@@ -132,3 +134,48 @@ def sweep_changes(
 )
 def sweep_job() -> None:
     sweep_changes()
+
+
+class FinishConfig(dg.Config):
+    """Which sweep to finish; set by the ``drchrono_changes`` sensor once all its runs
+    succeeded."""
+
+    sweep: str
+
+
+def finish(staged: StagedChanges, sweep: str) -> None:
+    """Advance the data root's state past ``sweep`` and remove its staged changes. Each step
+    may be repeated: a run that fails halfway is finished by its next attempt."""
+    state = staged.state()
+    if state is None or state.finished != sweep:
+        plan = staged.plan(sweep)
+        for spec in RESOURCES:
+            # Changed records dated after the sweep's last partition (a payment posted ahead
+            # of its visit) had no partition to go to, and may never change again.
+            if spec.rule.captures_changes and not spec.rule.lists_new_days:
+                later = dated_after(spec, staged.read(sweep, spec.name), plan.yesterday)
+                staged.leave_waiting(spec.name, later)
+        last_day = max(plan.yesterday, state.last_day) if state else plan.yesterday
+        staged.save_state(SyncState(plan.until, last_day, plan.covered_from, sweep))
+    staged.remove_through(sweep)
+
+
+@dg.op(name=FINISH_OP)
+def finish_sweep(
+    context: dg.OpExecutionContext,
+    config: FinishConfig,
+    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+) -> None:
+    """Record that the sweep's changes are all in: the next sweep starts where it ended.
+    Records dated after its last day wait for their partition; its staged files go."""
+    finish(StagedChanges.of(parquet_io_manager), config.sweep)
+    context.log.info(f"sweep {config.sweep} finished")
+
+
+@dg.job(
+    name="drchrono_finish_sweep",
+    description="Records that a sweep's changes are all in, so the next sweep starts there. "
+    "Requested by the drchrono_changes sensor; no API request.",
+)
+def finish_job() -> None:
+    finish_sweep()
