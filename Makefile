@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint
+.PHONY: setup demo ui test lint
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	@echo "Setting up $(VENV) with the package and its test tools (the first time: about a minute)..."
@@ -18,6 +18,10 @@ setup: $(VENV)/.installed
 # Materialize a week of every asset against the bundled sandbox API (no credentials needed).
 demo: setup
 	@$(PY) -m drchrono_assets.demo
+
+# The UI on a live sandbox practice: a week of data, every sensor running, until Ctrl-C.
+ui: setup
+	@$(PY) -m drchrono_assets.demo_ui
 
 test: setup
 	bash .ci/system-deps

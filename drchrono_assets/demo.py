@@ -9,27 +9,34 @@ summary names.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 from upath import UPath
 
+from drchrono_assets import settings
+from drchrono_assets.api.client_settings import tuning_from_env
 from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
+from drchrono_assets.errors import DrchronoError
 from drchrono_assets.io_managers import HiveDataset
+from drchrono_assets.partition_keys import check_partition_range
 from drchrono_assets.sandbox import SandboxServer
+from drchrono_assets.sandbox.config import DEFAULTS
 
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
 DEMO_WEEK = ("2024-03-04", "2024-03-08")
 LOG_NAME = "demo-run.log"
+T = TypeVar("T")
 LOCAL_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
 CHECK_STEP = re.compile(r"^(\w+?)_\1_")
 FRESHNESS_STEP = re.compile(r"^freshness_check_\w+$")  # Dagster names it by a hash
@@ -54,36 +61,67 @@ def main() -> None:
     parser.add_argument("--data-root", default="data", help="where the Parquet datasets go")
     args = parser.parse_args()
 
+    checked(check_inherited_settings)
+    sandbox_start = DEFAULTS.start.isoformat()
+    partitions = dg.DailyPartitionsDefinition(sandbox_start, timezone=settings.timezone())
+    window = checked(lambda: check_partition_range(args.first, args.last, partitions))
     dagster_home = local_dagster_home(Path(".dagster_home").resolve())
-    os.environ["DAGSTER_HOME"] = str(dagster_home)  # the file names its folder by it
     data_root = Path(args.data_root).resolve()
-    log_path = dagster_home / LOG_NAME
-    window = DayWindow(dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last))
     print(f"drchrono_assets demo: every asset for {args.first}...{args.last}")
-    started = time.monotonic()
     with SandboxServer() as sandbox:
-        print(f"  sandbox drchrono API at {sandbox.url} (synthetic practice, no credentials)")
-        print(f"  dagster asset materialize, steps done: (full log: {log_path})", flush=True)
         env = {
-            **os.environ,
             **sandbox.env(),
             "DRCHRONO_DATA_ROOT": str(data_root),
-            "DRCHRONO_START_DATE": sandbox.config.start.isoformat(),
+            "DRCHRONO_START_DATE": sandbox_start,
             "DRCHRONO_TOKEN_STORE": str(dagster_home / "sandbox-tokens.json"),
         }
-        command = [
-            "dagster", "asset", "materialize",
-            "-m", "drchrono_assets.definitions",
-            "--select", "*",
-            "--partition-range", f"{args.first}...{args.last}",
-        ]  # fmt: skip
-        succeeded = _run_logged(command, env, log_path)
-        requests = sandbox.state.stats.snapshot()["api_requests"]
-    seconds = time.monotonic() - started
+        materialize(sandbox, window, dagster_home, env)
+    summarize(window, dagster_home, data_root)
+    dagster = Path(sys.executable).parent / "dagster"
+    print(f"\nOpen the UI: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
+    print("(or `make ui`: the UI with a live sandbox practice behind it)")
+
+
+def checked(step: Callable[[], T]) -> T:
+    """``step()``'s value; the package's error ends the command with its one sentence."""
+    try:
+        return step()
+    except DrchronoError as error:
+        sys.exit(f"error: {error}")
+
+
+def check_inherited_settings() -> None:
+    """The runs inherit this environment: a bad ``DRCHRONO_*`` setting is refused now."""
+    settings.check_all()
+    tuning_from_env()
+
+
+def materialize(
+    sandbox: SandboxServer, window: DayWindow, dagster_home: Path, env: dict[str, str]
+) -> None:
+    """Every asset for ``window`` from ``sandbox`` in one run of the real CLI, with ``env``
+    (``DRCHRONO_*``) set; exits with the log's path when the run fails."""
+    log_path = dagster_home / LOG_NAME
+    print(f"  sandbox drchrono API at {sandbox.url} (synthetic practice, no credentials)")
+    print(f"  dagster asset materialize, steps done: (full log: {log_path})", flush=True)
+    started = time.monotonic()
+    command = [
+        "dagster", "asset", "materialize",
+        "-m", "drchrono_assets.definitions",
+        "--select", "*",
+        "--partition-range", f"{window.first}...{window.last}",
+    ]  # fmt: skip
+    # DAGSTER_HOME: the instance file names its folder by it.
+    run_env = {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}
+    succeeded = _run_logged(command, run_env, log_path)
+    requests = sandbox.state.stats.snapshot()["api_requests"]
     if not succeeded:
         sys.exit(f"\nThe run failed; the error is in {log_path}")
+    print(f"  done in {time.monotonic() - started:.0f} s with {requests} API requests\n")
 
-    print(f"  done in {seconds:.0f} s with {requests} API requests\n")
+
+def summarize(window: DayWindow, dagster_home: Path, data_root: Path) -> None:
+    """The rows of every dataset for ``window``, and the verdicts of the last run's checks."""
     print(f"Datasets under {data_root}:")
     for name in [spec.name for spec in RESOURCES] + ["billing_report"]:
         dataset = HiveDataset(UPath(data_root), name)
@@ -96,8 +134,6 @@ def main() -> None:
     print("\nChecks:")
     for line in _check_verdicts(dagster_home):
         print(f"  {line}")
-    dagster = Path(sys.executable).parent / "dagster"
-    print(f"\nOpen the UI: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
 
 
 def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> bool:
@@ -148,6 +184,7 @@ class Progress:
 
 def _check_verdicts(dagster_home: Path) -> list[str]:
     """Each check of the last run: passed, or its severity and the reason it gives."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)  # the instance file names its folder by it
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         (run,) = instance.get_runs(limit=1)
         records = instance.get_records_for_run(

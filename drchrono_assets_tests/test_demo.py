@@ -54,3 +54,28 @@ def test_the_demo_opens_on_a_day_with_visits(demo_run) -> None:
     last = max((tmp_path / "data" / "appointments").iterdir())
     assert last.name.startswith("date=")
     assert pq.read_table(last / "part-0.parquet").num_rows > 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "variables", "named"),
+    [
+        (["--first", "yesterday"], {}, "DRCHRONO_START_DATE"),
+        (["--first", "2023-12-01", "--last", "2023-12-05"], {}, "DRCHRONO_START_DATE"),
+        ([], {"DRCHRONO_PAGE_SIZE": "0"}, "DRCHRONO_PAGE_SIZE"),
+    ],
+)
+def test_the_demo_refuses_bad_input_in_one_line_before_it_starts(
+    tmp_path: Path, arguments: list[str], variables: dict[str, str], named: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "drchrono_assets.demo", "--data-root", str(tmp_path / "data"),
+         *arguments],
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path), **variables},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()

@@ -18,6 +18,7 @@ import requests
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer, SandboxState
 from drchrono_assets.sandbox.__main__ import config_from_args, parse_args
 from drchrono_assets.sandbox.charges import is_consistent
+from drchrono_assets.sandbox.clock import SandboxClock
 from drchrono_assets.sandbox.evolution import history_end
 from drchrono_assets.sandbox.generate.calendar import PAST_STATUS_WEIGHTS
 from drchrono_assets.sandbox.practice import Practice
@@ -404,6 +405,7 @@ def test_clock_admin_route_moves_forward_only_and_is_not_counted(
             "now": "2024-02-01T18:00:00+00:00",
             "local_now": "2024-02-01T12:00:00",
             "evolving": True,
+            "live": False,
         }
         moved = http.post(url, json={"advance_seconds": 3600.5})
         assert moved.status_code == 200
@@ -518,3 +520,17 @@ def test_cli_clock_and_timezone(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--timezone", "Mars/Olympus"])
     assert "unknown time zone" in capsys.readouterr().err
+
+
+def test_a_live_clock_evolves_on_the_real_time_and_cannot_be_moved() -> None:
+    """``make ui``'s sandbox: the practice is served as of the real time, to the second."""
+    config = SandboxConfig(start=date(2024, 1, 1), end=date(2024, 3, 31), live=True)
+    with SandboxServer(config) as server:
+        clock = server.state.clock
+        before = datetime.now(UTC).replace(microsecond=0)
+        assert clock.evolving and clock.live and before <= clock.now() <= datetime.now(UTC)
+        assert clock.now().microsecond == 0
+        with pytest.raises(ValueError, match="live"):
+            clock.advance(timedelta(hours=1))
+    with pytest.raises(ValueError, match="live"):
+        SandboxClock(datetime(2024, 1, 1), live=True)

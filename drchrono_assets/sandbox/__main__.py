@@ -95,6 +95,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="evolving mode: serve the practice as of this instant (naive: in --timezone)",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="evolving mode on the real time: the practice changes as days pass (no --clock)",
+    )
+    parser.add_argument(
         "--timezone",
         type=time_zone,
         default=DEFAULTS.timezone,

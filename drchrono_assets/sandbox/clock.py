@@ -3,7 +3,9 @@
 Frozen mode (no start instant, the default) follows the real time and cannot be moved:
 the practice does not change by itself. Evolving mode starts at a given instant and
 stands still until told to move (`advance`, `set`, or `POST /_sandbox/clock`), forward
-only, so what the sandbox serves at a given reading is reproducible.
+only, so what the sandbox serves at a given reading is reproducible. Live mode evolves on
+the real time (to the second) and cannot be moved: the practice changes as a real one
+would, so a real daemon's sensor can follow it.
 
 The API's timestamps are naive and local to the practice's time zone (`timezone`, an
 IANA name); `now()` is aware UTC, `local_now()` the same instant as the practice's naive
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 
 class SandboxClock:
-    """Real time when frozen; a stopped clock that only moves forward when evolving.
+    """Real time when frozen or live; a stopped clock that only moves forward when evolving.
 
     `lock` is held while the clock moves: the practice passes its own, so a request that
     reads the practice under that lock sees a single instant throughout.
@@ -32,16 +34,20 @@ class SandboxClock:
         timezone: str = "UTC",
         *,
         lock: threading.RLock | None = None,
+        live: bool = False,
     ) -> None:
+        if live and start is not None:
+            raise ValueError("a live sandbox clock follows the real time: give no start")
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
+        self.live = live
         self._lock = lock if lock is not None else threading.RLock()
         self._now = self.aware(start) if start is not None else None
 
     @property
     def evolving(self) -> bool:
-        """Whether the clock was started at an instant (and so may be moved)."""
-        return self._now is not None
+        """Whether the practice changes with the clock: started at an instant, or live."""
+        return self._now is not None or self.live
 
     def aware(self, when: datetime) -> datetime:
         """`when` in UTC; a naive `when` is the practice's local time."""
@@ -55,7 +61,10 @@ class SandboxClock:
 
     def now(self) -> datetime:
         """The current instant, aware, in UTC."""
-        return self._now if self._now is not None else datetime.now(UTC)
+        if self._now is not None:
+            return self._now
+        # Live: whole seconds, so the pages of one list query read one instant's practice.
+        return datetime.now(UTC).replace(microsecond=0) if self.live else datetime.now(UTC)
 
     def local_now(self) -> datetime:
         """The current instant as the practice's naive local time."""
@@ -66,7 +75,8 @@ class SandboxClock:
         when `when` is before now. Returns the new now."""
         with self._lock:
             if self._now is None:
-                raise ValueError("the sandbox clock is frozen: start the sandbox with a clock")
+                mode = "live (it follows the real time)" if self.live else "frozen"
+                raise ValueError(f"the sandbox clock is {mode}: start the sandbox with a clock")
             target = self.aware(when)
             if target < self._now:
                 raise ValueError(
@@ -92,4 +102,5 @@ class SandboxClock:
             "now": now.isoformat(),
             "local_now": self.local(now).isoformat(),
             "evolving": self.evolving,
+            "live": self.live,
         }

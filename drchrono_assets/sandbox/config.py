@@ -22,7 +22,8 @@ class SandboxConfig:
     `size` (`PracticeSize.LARGE` for a busy practice) and `today` (None: the real date),
     which splits past days (outcomes, documents, billing) from future ones. `clock`
     (aware, or naive in `timezone`, the practice's IANA time zone) turns evolving mode
-    on: the practice is served as of that instant, and `today` is ignored.
+    on: the practice is served as of that instant, and `today` is ignored. `live` turns
+    it on with the real time as the clock (no `clock`): the practice changes as days pass.
 
     OAuth: the one application's `client_id` and `client_secret`; `refresh_token` is the
     one a client starts from (None: random per sandbox); access tokens expire after
@@ -41,6 +42,7 @@ class SandboxConfig:
     size: PracticeSize = SMALL
     today: date | None = None
     clock: datetime | None = None
+    live: bool = False
     timezone: str = "UTC"
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"

@@ -74,7 +74,7 @@ class Practice:
     def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
         self.config = config
         self.lock = threading.RLock()
-        self.clock = SandboxClock(config.clock, config.timezone, lock=self.lock)
+        self.clock = SandboxClock(config.clock, config.timezone, lock=self.lock, live=config.live)
         evolving = self.clock.evolving
         seed, start, end = config.seed, config.start, config.end
         today = evolution.final_day(end) if evolving else config.today
