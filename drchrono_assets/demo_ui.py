@@ -80,6 +80,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    # Ctrl-C reaches dagster dev too, however this was started: a SIGINT ignored here (a
+    # background job of a script) would stay ignored in it, and it could not be stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--folder", default="live", help="where everything it keeps goes")

@@ -1,4 +1,5 @@
-"""The DuckDB file for BI tools: views equal the Parquet files; the README's SQL is right."""
+"""The DuckDB file for BI tools: views equal the Parquet files; the package's BI questions
+are right, shown on the asset, and the README's copies equal them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
+from drchrono_assets.assets.bi_questions import BI_QUESTIONS, BI_QUESTIONS_BY_NAME
 from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
@@ -27,10 +29,14 @@ WINDOW = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 14))
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def readme_query(name: str) -> str:
-    match = re.search(rf"<!-- question: {name} -->\s*```sql\n(.*?)```", README.read_text(), re.S)
-    assert match, name
-    return match[1]
+def readme_queries() -> dict[str, str]:
+    """The SQL of each block the README marks ``<!-- question: <name> -->``."""
+    marked = re.findall(r"<!-- question: (\w+) -->\s*```sql\n(.*?)```", README.read_text(), re.S)
+    return dict(marked)
+
+
+def question(name: str) -> str:
+    return BI_QUESTIONS_BY_NAME[name].sql
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def test_collections_per_doctor_per_month(bi) -> None:
     expected: dict[tuple[int, dt.date], Decimal] = defaultdict(Decimal)
     for line in bi["transactions"]:
         expected[(line["doctor"], dt.date(2024, 3, 1))] += Decimal(line["paid_total"])
-    rows = bi["db"].execute(readme_query("collections")).fetchall()
+    rows = bi["db"].execute(question("collections")).fetchall()
     assert {(doctor, month): collected for doctor, _, month, collected in rows} == expected
     assert all(name for _, name, _, _ in rows)
 
@@ -99,7 +105,7 @@ def test_unbilled_visits_last_week(bi) -> None:
         and a["id"] not in bi["billed"]
         and dt.date.fromisoformat(a["scheduled_time"][:10]) > last - dt.timedelta(days=7)
     }
-    rows = bi["db"].execute(readme_query("unbilled")).fetchall()
+    rows = bi["db"].execute(question("unbilled")).fetchall()
     assert expected and {(day, appointment) for day, appointment, _, _ in rows} == expected
 
 
@@ -108,13 +114,27 @@ def test_denial_rate_by_procedure_code(bi) -> None:
     for line in bi["transactions"]:
         lines[line["code"]] += 1
         denied[line["code"]] += line["denied_flag"]
-    rows = bi["db"].execute(readme_query("denials")).fetchall()
+    rows = bi["db"].execute(question("denials")).fetchall()
     assert {code: (n, d) for code, n, d, _ in rows} == {c: (lines[c], denied[c]) for c in lines}
     for _, n, d, rate in rows:
         # SQL round() is half away from zero, Python's round() half to even.
         exact = (Decimal(100 * d) / n).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
         assert Decimal(str(rate)) == exact
     assert any(d for _, _, d, _ in rows)
+
+
+def test_the_readme_shows_the_packages_questions_exactly() -> None:
+    assert readme_queries() == {q.name: q.sql for q in BI_QUESTIONS}
+
+
+def test_the_ui_shows_the_questions_and_the_file_on_the_asset() -> None:
+    metadata = bi_duckdb.metadata_by_key[bi_duckdb.key]
+    assert metadata["database"].value.endswith(DATABASE_NAME)
+    shown = metadata["bi_questions"].value
+    for q in BI_QUESTIONS:
+        assert f"**{q.title}**\n\n```sql\n{q.sql}```" in shown
+    description = billing_report.descriptions_by_key[billing_report.key]
+    assert "bi_duckdb" in description and "bi_questions" in description
 
 
 def test_bi_database_needs_a_local_data_root() -> None:

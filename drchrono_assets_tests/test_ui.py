@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 PARTITION = "2024-03-05"
+RANGE = ("2024-03-06", "2024-03-07")  # launched as one run, as the demo's week is
 LOCATION = "drchrono_assets.definitions"  # workspace.yaml gives none: the module name
 STARTUP_SECONDS = 120
 RUN_SECONDS = 300
@@ -49,6 +51,15 @@ BILLING_CHECKS = (
     "billing_report_orphans_and_unbilled",
     "billing_report_reconciles",
 )
+
+
+def run_checks(days: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(asset, check, day or "") of each check result a run of LAUNCHED over ``days`` stores:
+    each of the billing report's three checks, one for the run's days and one for each day;
+    each launched asset's freshness check, once."""
+    billing = [("billing_report", name, day) for name in BILLING_CHECKS for day in ("", *days)]
+    return sorted([*billing, *((name, "freshness_check", "") for name in LAUNCHED)])
+
 
 # The UI's own operations, copied from dagster-webserver's bundled ui-core sources
 # (assets/LaunchAssetExecutionButton.tsx, launchpad/ConfigFetch.tsx, runs/RunUtils.tsx),
@@ -124,6 +135,45 @@ query RunQuery($runId: ID!) {
     __typename
     ... on Run { status pipelineName tags { key value } }
     ... on PythonError { message }
+  }
+}
+"""
+# The Checks tab's query (assets/asset-checks/AssetChecksQuery.tsx), trimmed to what its
+# status column reads (asset-checks/util.tsx): per-partition statuses when the check has
+# them, else the execution for the latest materialization.
+ASSET_CHECKS_QUERY = """
+query AssetChecksQuery($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks {
+          checks {
+            name
+            partitionDefinition { name }
+            partitionStatuses { __typename }
+            executionForLatestMaterialization {
+              runId
+              status
+              evaluation {
+                severity
+                partition
+                metadataEntries { label ... on MarkdownMetadataEntry { mdStr } }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+# The check's execution history (asset-checks/AssetCheckDetailDialog.tsx, trimmed).
+ASSET_CHECK_DETAILS_QUERY = """
+query AssetCheckDetailsQuery($assetKey: AssetKeyInput!, $checkName: String!, $limit: Int!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: $limit) {
+    runId
+    status
+    evaluation { partition }
   }
 }
 """
@@ -345,14 +395,20 @@ def test_code_location_loads_with_every_asset(deployment: Deployment) -> None:
     )
 
 
-def _materialize_like_the_ui(deployment: Deployment, names: list[str], partition: str) -> str:
-    """What the Materialize button does for ``names`` and one partition chosen in its dialog.
+def _materialize_like_the_ui(
+    deployment: Deployment, names: list[str], partition: str, last: str | None = None
+) -> str:
+    """What the Materialize button does for ``names`` and one partition chosen in its dialog,
+    or the range ``partition...last`` launched as one run.
 
     useMaterializationAction loads the asset nodes, picks the first job every asset is in
     (getCommonJob), and, the assets being partitioned, opens LaunchAssetChoosePartitionsDialog;
     with one partition that launches a single run (onLaunchAsSingleRun): the partition's tags
     and run config from ConfigPartitionForAssetJobQuery, executionParamsForAssetJob, plus the
-    dagster/from_ui tag (paramsWithUIExecutionTags), through LaunchPipelineExecution.
+    dagster/from_ui tag (paramsWithUIExecutionTags), through LaunchPipelineExecution. A range
+    launched as one run (the dialog's "single run" backfill option, launchWithRangesAsTags)
+    is the same with the first day's config, its dagster/partition tags replaced by the range
+    tags.
     """
     keys = [{"path": [name]} for name in names]
     loaded = deployment.graphql(LAUNCH_ASSET_LOADER_QUERY, {"assetKeys": keys})
@@ -380,6 +436,13 @@ def _materialize_like_the_ui(deployment: Deployment, names: list[str], partition
     assert run_config["__typename"] == "PartitionRunConfig", run_config
     assert {"key": "dagster/partition", "value": partition} in tags["results"]
 
+    partition_tags = tags["results"]
+    if last is not None:
+        partition_tags = [
+            *(t for t in partition_tags if not t["key"].startswith("dagster/partition")),
+            {"key": "dagster/asset_partition_range_start", "value": partition},
+            {"key": "dagster/asset_partition_range_end", "value": last},
+        ]
     checks = [
         {"name": check["name"], "assetKey": {"path": a["assetKey"]["path"]}}
         for a in assets
@@ -390,7 +453,7 @@ def _materialize_like_the_ui(deployment: Deployment, names: list[str], partition
         "mode": "default",
         "executionMetadata": {
             "tags": [
-                *(t for t in tags["results"] if t["key"] != "dagster/from_ui"),
+                *(t for t in partition_tags if t["key"] != "dagster/from_ui"),
                 {"key": "dagster/from_ui", "value": "true"},
             ]
         },
@@ -410,8 +473,8 @@ def _materialize_like_the_ui(deployment: Deployment, names: list[str], partition
     return launched["run"]["id"]
 
 
-def test_materialize_a_partition_through_the_webserver(deployment: Deployment) -> None:
-    run_id = _materialize_like_the_ui(deployment, LAUNCHED, PARTITION)
+def _finished_run(deployment: Deployment, run_id: str) -> dict[str, Any]:
+    """The run once it has finished successfully (its log and the servers' on failure)."""
 
     def run_log() -> str:
         events = deployment.graphql(RUN_LOGS_QUERY, {"runId": run_id})["logsForRun"]
@@ -425,55 +488,104 @@ def test_materialize_a_partition_through_the_webserver(deployment: Deployment) -
 
     run = _wait_for(f"run {run_id} to finish", finished, RUN_SECONDS, run_log)
     assert run["status"] == "SUCCESS", run_log()
-    assert {"key": "dagster/partition", "value": PARTITION} in run["tags"]
     assert {"key": "dagster/from_ui", "value": "true"} in run["tags"]
+    return run
+
+
+@contextmanager
+def _production_instance(deployment: Deployment) -> Iterator[dg.DagsterInstance]:
+    """The deployment's instance, on PostgreSQL through the production instance config."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in deployment.env.items():
+            if key.startswith("DAGSTER_PG_"):
+                patch.setenv(key, value)
+        with dg.DagsterInstance.from_config(str(deployment.home)) as instance:
+            yield instance
+
+
+def _checks_evaluated(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, str]]:
+    """(asset, check, day or "") of each check result the run stored."""
+    evaluations = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    results = [entry.dagster_event.event_specific_data for entry in evaluations]
+    return sorted((r.asset_key.to_user_string(), r.check_name, r.partition or "") for r in results)
+
+
+def test_materialize_a_partition_through_the_webserver(deployment: Deployment) -> None:
+    run_id = _materialize_like_the_ui(deployment, LAUNCHED, PARTITION)
+    run = _finished_run(deployment, run_id)
+    assert {"key": "dagster/partition", "value": PARTITION} in run["tags"]
 
     for name in LAUNCHED:
         path = partition_file(deployment.data_root, name, PARTITION)
         assert path.is_file() and path.stat().st_size > 0, path
 
     # The run's history, read straight from PostgreSQL through the production instance config.
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in deployment.env.items():
-            if key.startswith("DAGSTER_PG_"):
-                patch.setenv(key, value)
-        with dg.DagsterInstance.from_config(str(deployment.home)) as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            record = instance.get_run_by_id(run_id)
-            assert record is not None and record.status == dg.DagsterRunStatus.SUCCESS
-            assert record.tags["dagster/partition"] == PARTITION
-            assert {k.to_user_string() for k in record.asset_selection} == set(LAUNCHED)
-            steps = {
-                entry.step_key
-                for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
-            }
-            assert set(LAUNCHED) <= steps, steps
-            for name in LAUNCHED:
-                (materialization,) = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(
-                        asset_key=dg.AssetKey(name), asset_partitions=[PARTITION]
-                    ),
-                    limit=5,
-                ).records
-                assert materialization.run_id == run_id
-                assert PARTITION in instance.get_materialized_partitions(dg.AssetKey(name))
-            evaluations = instance.all_logs(
-                run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            )
-            # The billing report's three checks, and each launched asset's freshness check.
-            results = [entry.dagster_event.event_specific_data for entry in evaluations]
-            checked = sorted((r.asset_key.to_user_string(), r.check_name) for r in results)
-            billing = [("billing_report", name) for name in BILLING_CHECKS]
-            assert checked == sorted([*billing, *((name, "freshness_check") for name in LAUNCHED)])
-            # Queued by the webserver; the daemon's run coordinator dequeues and starts it.
-            queue = [
-                entry.dagster_event.event_type
-                for entry in instance.all_logs(run_id)
-                if entry.dagster_event
-                and entry.dagster_event.event_type
-                in (dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING)
-            ]
-            assert queue == [dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING]
+    with _production_instance(deployment) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        record = instance.get_run_by_id(run_id)
+        assert record is not None and record.status == dg.DagsterRunStatus.SUCCESS
+        assert record.tags["dagster/partition"] == PARTITION
+        assert {k.to_user_string() for k in record.asset_selection} == set(LAUNCHED)
+        steps = {
+            entry.step_key
+            for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+        }
+        assert set(LAUNCHED) <= steps, steps
+        for name in LAUNCHED:
+            (materialization,) = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[PARTITION]),
+                limit=5,
+            ).records
+            assert materialization.run_id == run_id
+            assert PARTITION in instance.get_materialized_partitions(dg.AssetKey(name))
+        assert _checks_evaluated(instance, run_id) == run_checks((PARTITION,))
+        # Queued by the webserver; the daemon's run coordinator dequeues and starts it.
+        queue = [
+            entry.dagster_event.event_type
+            for entry in instance.all_logs(run_id)
+            if entry.dagster_event
+            and entry.dagster_event.event_type
+            in (dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING)
+        ]
+        assert queue == [dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING]
+
+
+def test_a_range_run_shows_each_checks_verdict_for_every_day(deployment: Deployment) -> None:
+    """A range launched as one run (the demo's kind of run) leaves each billing check with
+    its status in the Checks tab and each day's own verdict in its history, none Skipped."""
+    run_id = _materialize_like_the_ui(deployment, LAUNCHED, RANGE[0], RANGE[-1])
+    run = _finished_run(deployment, run_id)
+    assert {"key": "dagster/asset_partition_range_start", "value": RANGE[0]} in run["tags"]
+    assert not any(t["key"] == "dagster/partition" for t in run["tags"])
+    with _production_instance(deployment) as instance:
+        assert _checks_evaluated(instance, run_id) == run_checks(RANGE)
+
+    node = deployment.graphql(ASSET_CHECKS_QUERY, {"assetKey": {"path": ["billing_report"]}})
+    checks = {c["name"]: c for c in node["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+    assert sorted(checks) == sorted([*BILLING_CHECKS, "freshness_check"])
+    for name in BILLING_CHECKS:
+        check = checks[name]
+        # No per-day statuses: the UI shows the check's latest result as its status.
+        assert check["partitionDefinition"] is None and check["partitionStatuses"] is None
+        execution = check["executionForLatestMaterialization"]
+        assert execution is not None, name
+        assert (execution["runId"], execution["status"]) == (run_id, "SUCCEEDED"), name
+        assert execution["evaluation"]["partition"] is None  # the result for the run's days
+        entries = {e["label"]: e for e in execution["evaluation"]["metadataEntries"]}
+        days = entries["days"]["mdStr"]
+        for day in RANGE:
+            assert f"| {day} | passed |" in days, (name, days)
+        # The check's history (its detail page): the run's result and each day's own.
+        history = deployment.graphql(
+            ASSET_CHECK_DETAILS_QUERY,
+            {"assetKey": {"path": ["billing_report"]}, "checkName": name, "limit": 50},
+        )["assetCheckExecutions"]
+        verdicts = {
+            e["evaluation"]["partition"] if e["evaluation"] else "(none)": e["status"]
+            for e in history
+            if e["runId"] == run_id
+        }
+        assert verdicts == dict.fromkeys([None, *RANGE], "SUCCEEDED"), (name, verdicts)
 
 
 def test_asset_graph_page_renders_every_asset(deployment: Deployment, tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ def billing_report(
     appointments are kept as orphan rows; visits that happened (Complete, Arrived, In Session)
     with no transaction are kept as unbilled rows with zero amounts. Rows whose totals do not
     add up are flagged, not corrected. Patients appear by id only.
+
+    Ready-made BI questions over it, with their SQL for ``drchrono.duckdb``, are in the
+    ``bi_duckdb`` asset's metadata (``bi_questions``).
     """
     window = DayWindow.from_partition_keys(list(context.partition_keys))
     report = build_billing_report(appointments, transactions, doctors)

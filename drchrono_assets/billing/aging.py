@@ -21,8 +21,8 @@ PAYERS = {"insurance": "balance_ins", "patient": "balance_pt"}
 AGING_SCHEMA = pa.schema(
     [
         column("as_of", pa.date32(), "The latest billing_report partition read"),
-        column("doctor_id", pa.int64()),
-        column("doctor_name", pa.string()),
+        column("doctor_id", pa.int64(), "The doctor whose visits' balances the row sums"),
+        column("doctor_name", pa.string(), "The doctor's name, as in billing_report"),
         column("payer", pa.string(), "insurance or patient"),
         *[
             column(name, REPORT_MONEY, f"Balance of visits {first}-{last or ''} days old")

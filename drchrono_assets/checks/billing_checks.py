@@ -1,10 +1,30 @@
-"""Checks on the billing report, evaluated for every partition of the run.
+"""Checks on the billing report: a result for the run's days, and each day's own verdict.
 
-A run of one day attaches each result to that day; a range run (a backfill, the daily
-billing refresh) gives one result for the whole range with per-day details in metadata.
+Each check reports twice, with public Dagster API only:
+
+* one ``dg.AssetCheckResult`` for all the days of the run: the check's status in the UI's
+  Checks tab (it fails when any day fails), its ``days`` table listing each day's verdict;
+* one ``dg.AssetCheckEvaluation`` per day of a partitioned run, with that day's verdict,
+  severity and figures: the check's history lists each day's own result.
+
+The checks are not partitioned, on purpose. In Dagster 1.13.27 a partitioned check run over
+a range (a single-run backfill, ``make demo``, the sensor's runs) gets one result attached
+to no day, and the Checks tab lists every day of the range as Skipped. A day's evaluation
+counts there only if it names that day's materialization, in a type Dagster does not export
+(``AssetCheckEvaluationTargetMaterializationData``). Unpartitioned, the run's result is the
+check's status, and the days' evaluations fill in the rows Dagster plans for each day of
+a run (planned events carry the run's days even for an unpartitioned check), which would
+otherwise read as Skipped.
+
+An unpartitioned check would load every partition of its asset as an input, so the checks
+read the days of their run themselves.
 """
 
+# No ``from __future__ import annotations``: Dagster reads the ``context`` annotation of a
+# check function as a type, not as a string.
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import dagster as dg
@@ -12,8 +32,105 @@ import pyarrow as pa
 
 from drchrono_assets import settings
 from drchrono_assets.assets.billing_reports import billing_report
-from drchrono_assets.billing.report import MONEY_FIELDS
-from drchrono_assets.partitions import daily_partitions
+from drchrono_assets.billing.report import MONEY_FIELDS, REPORT_SCHEMA
+from drchrono_assets.catalog.endpoints import TRANSACTIONS as TRANSACTIONS_SPEC
+from drchrono_assets.io_managers import HiveParquetIOManager
+
+TRANSACTIONS = dg.AssetKey(TRANSACTIONS_SPEC.name)
+FILE_SCHEMAS = {billing_report.key: REPORT_SCHEMA, TRANSACTIONS: TRANSACTIONS_SPEC.schema}
+DETAIL_ROWS = 50  # rows of a details table; the counts beside it are complete
+
+CheckEvents = Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A check's result for all the days it checked, and each day's own result."""
+
+    result: dg.AssetCheckResult
+    by_day: dict[str, dg.AssetCheckResult]
+
+
+def is_partitioned_run(context: dg.AssetCheckExecutionContext) -> bool:
+    """Whether the run has a day or a range of days (a run of the checks alone has none)."""
+    return context.has_partition_key or context.has_partition_key_range
+
+
+def checked_days(
+    context: dg.AssetCheckExecutionContext, parquet_io_manager: HiveParquetIOManager
+) -> list[str]:
+    """The run's days (its partition or range). A run of the checks alone, which Dagster
+    launches with no partition (the UI's Execute), checks every day the report holds."""
+    if is_partitioned_run(context):
+        return list(context.partition_keys)
+    return parquet_io_manager.dataset(billing_report.key).partition_keys()
+
+
+def _read(parquet_io_manager: HiveParquetIOManager, key: dg.AssetKey, days: list[str]) -> pa.Table:
+    """The stored days of ``key`` as one table with their ``date``."""
+    dataset = parquet_io_manager.dataset(key)
+    return dataset.read(days) if days else dataset.empty_table(FILE_SCHEMAS[key])
+
+
+def report_events(context: dg.AssetCheckExecutionContext, outcome: CheckOutcome) -> CheckEvents:
+    """The run's result, then each day's as an evaluation of that day.
+
+    The run's comes first: the UI shows a check's latest row, and a day's evaluation fills
+    in the row Dagster planned for that day when the run was launched, so the run's row,
+    added when its result comes, stays the latest. A run without partition planned no day's
+    row; there the run's result alone is reported (its ``days`` table has every day)."""
+    yield outcome.result
+    if not is_partitioned_run(context):
+        return
+    (spec,) = context.check_specs
+    for day, result in outcome.by_day.items():
+        # Not blocking: the run's result alone blocks what follows the report.
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            severity=result.severity,
+            description=result.description,
+            partition=day,
+        )
+
+
+def _markdown(header: tuple[str, ...], rows: Iterable[tuple]) -> dg.MetadataValue:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _days_table(by_day: dict[str, dg.AssetCheckResult], *figures: str) -> dg.MetadataValue:
+    """Each day's verdict, and the ``figures`` of its metadata."""
+    return _markdown(
+        ("day", "verdict", *figures),
+        (
+            (
+                day,
+                "passed" if result.passed else "failed",
+                *(result.metadata[f].value for f in figures),
+            )
+            for day, result in by_day.items()
+        ),
+    )
+
+
+def _grouped(days: Sequence[str], rows: Iterable[tuple]) -> dict[str, list[tuple]]:
+    """``rows`` (each starting with its day) by day, every one of ``days`` included."""
+    grouped: dict[str, list[tuple]] = {day: [] for day in days}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    return grouped
+
+
+def _per_day(
+    days: Sequence[str],
+    rows: Iterable[tuple],
+    day_result: Callable[[list[tuple]], dg.AssetCheckResult],
+) -> dict[str, dg.AssetCheckResult]:
+    return {day: day_result(found) for day, found in _grouped(days, rows).items()}
 
 
 def _sums_by_day(table: pa.Table) -> dict[tuple[str, str], Decimal]:
@@ -25,54 +142,66 @@ def _sums_by_day(table: pa.Table) -> dict[tuple[str, str], Decimal]:
     }
 
 
-def _markdown(header: tuple[str, ...], rows: list[tuple]) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-@dg.asset_check(
-    asset=billing_report,
-    partitions_def=daily_partitions,
-    blocking=True,
-    additional_ins={"transactions": dg.AssetIn("transactions")},
-)
-def billing_report_reconciles(
-    billing_report: pa.Table, transactions: pa.Table
-) -> dg.AssetCheckResult:
-    """Every money total of the report equals the transactions' total of the day, exactly."""
-    report, source = _sums_by_day(billing_report), _sums_by_day(transactions)
+def reconciliation(days: Sequence[str], report: pa.Table, transactions: pa.Table) -> CheckOutcome:
+    """Each day's money totals of ``report`` against those of ``transactions``."""
+    ours, theirs = _sums_by_day(report), _sums_by_day(transactions)
     mismatches = sorted(
-        (key[0], key[1], report.get(key, Decimal(0)), source.get(key, Decimal(0)))
-        for key in report.keys() | source.keys()
-        if report.get(key, Decimal(0)) != source.get(key, Decimal(0))
+        (key[0], key[1], ours.get(key, Decimal(0)), theirs.get(key, Decimal(0)))
+        for key in ours.keys() | theirs.keys()
+        if ours.get(key, Decimal(0)) != theirs.get(key, Decimal(0))
     )
-    return dg.AssetCheckResult(
+    header = ("day", "field", "report", "transactions")
+
+    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
+        fields = ", ".join(field for _, field, _, _ in found)
+        return dg.AssetCheckResult(
+            passed=not found,
+            description=f"{fields} differ from the transactions' total" if found else None,
+            metadata={"mismatches": len(found), "details": _markdown(header, found[:DETAIL_ROWS])},
+        )
+
+    by_day = _per_day(days, mismatches, day_result)
+    failed = [day for day, result in by_day.items() if not result.passed]
+    result = dg.AssetCheckResult(
         passed=not mismatches,
         description=(
-            f"{len(mismatches)} money total(s) differ from the transactions' "
-            f"(first: {mismatches[0][1]} on {mismatches[0][0]})"
+            f"{len(mismatches)} money total(s) differ from the transactions' on "
+            f"{len(failed)} of {len(days)} day(s) (first: {mismatches[0][1]} on {mismatches[0][0]})"
             if mismatches
             else None
         ),
         metadata={
-            "days_checked": len({day for day, _ in source.keys() | report.keys()}),
+            "days_checked": len(days),
             "mismatches": len(mismatches),
-            "details": _markdown(("day", "field", "report", "transactions"), mismatches[:50]),
+            "days": _days_table(by_day, "mismatches"),
+            "details": _markdown(header, mismatches[:DETAIL_ROWS]),
         },
     )
+    return CheckOutcome(result, by_day)
 
 
-@dg.asset_check(asset=billing_report, partitions_def=daily_partitions, blocking=True)
-def billing_report_one_row_per_appointment(billing_report: pa.Table) -> dg.AssetCheckResult:
-    """No appointment appears twice in a day's report."""
-    counts = billing_report.group_by(["date", "appointment_id"]).aggregate([([], "count_all")])
-    repeated = [
+def repeated_appointments(days: Sequence[str], report: pa.Table) -> CheckOutcome:
+    """Appointments that appear more than once in a day of ``report``."""
+    counts = report.group_by(["date", "appointment_id"]).aggregate([([], "count_all")])
+    repeated = sorted(
         (str(row["date"]), row["appointment_id"], row["count_all"])
         for row in counts.to_pylist()
         if row["count_all"] > 1
-    ]
-    return dg.AssetCheckResult(
+    )
+    header = ("day", "appointment", "rows")
+
+    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            passed=not found,
+            description=f"{len(found)} appointment(s) appear more than once" if found else None,
+            metadata={
+                "repeated_appointments": len(found),
+                "details": _markdown(header, found[:DETAIL_ROWS]),
+            },
+        )
+
+    by_day = _per_day(days, repeated, day_result)
+    result = dg.AssetCheckResult(
         passed=not repeated,
         description=(
             f"{len(repeated)} appointment(s) appear more than once in a day "
@@ -81,43 +210,97 @@ def billing_report_one_row_per_appointment(billing_report: pa.Table) -> dg.Asset
             else None
         ),
         metadata={
+            "days_checked": len(days),
             "repeated_appointments": len(repeated),
-            "details": _markdown(("day", "appointment", "rows"), repeated[:50]),
+            "days": _days_table(by_day, "repeated_appointments"),
+            "details": _markdown(header, repeated[:DETAIL_ROWS]),
         },
     )
+    return CheckOutcome(result, by_day)
 
 
-@dg.asset_check(asset=billing_report, partitions_def=daily_partitions)
-def billing_report_orphans_and_unbilled(billing_report: pa.Table) -> dg.AssetCheckResult:
-    """Orphan rows and unbilled visits per day; warns above the configured thresholds."""
-    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in billing_report.select(["date", "is_orphan", "is_unbilled"]).to_pylist():
-        per_day[str(row["date"])][0] += row["is_orphan"]
-        per_day[str(row["date"])][1] += row["is_unbilled"]
+def orphans_and_unbilled(days: Sequence[str], report: pa.Table) -> CheckOutcome:
+    """Orphan rows and unbilled visits of each day of ``report`` against the thresholds."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in report.select(["date", "is_orphan", "is_unbilled"]).to_pylist():
+        counts[str(row["date"])][0] += row["is_orphan"]
+        counts[str(row["date"])][1] += row["is_unbilled"]
     orphan_limit = settings.orphan_warning_threshold()
     unbilled_limit = settings.unbilled_warning_threshold()
-    over = sorted(
-        (day, orphans, unbilled)
-        for day, (orphans, unbilled) in per_day.items()
-        if orphans > orphan_limit or unbilled > unbilled_limit
-    )
-    return dg.AssetCheckResult(
+    thresholds = f"orphans > {orphan_limit} or unbilled > {unbilled_limit} per day"
+    rows = [(day, *figures) for day, figures in counts.items()]
+
+    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
+        orphans, unbilled = found[0][1:] if found else (0, 0)
+        over = orphans > orphan_limit or unbilled > unbilled_limit
+        return dg.AssetCheckResult(
+            passed=not over,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{orphans} orphan row(s), {unbilled} unbilled visit(s)" if over else None,
+            metadata={
+                "orphan_rows": orphans,
+                "unbilled_visits": unbilled,
+                "thresholds": thresholds,
+            },
+        )
+
+    by_day = _per_day(days, rows, day_result)
+    over = sorted((day, result) for day, result in by_day.items() if not result.passed)
+    result = dg.AssetCheckResult(
         passed=not over,
         severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(
-            f"{day}: {orphans} orphan row(s), {unbilled} unbilled visit(s)"
-            for day, orphans, unbilled in over
-        )
+        description="; ".join(f"{day}: {result.description}" for day, result in over)
         + f" (warns above {orphan_limit} orphans or {unbilled_limit} unbilled visits a day)"
         if over
         else None,
         metadata={
-            "orphan_rows": sum(orphans for orphans, _ in per_day.values()),
-            "unbilled_visits": sum(unbilled for _, unbilled in per_day.values()),
-            "thresholds": f"orphans > {orphan_limit} or unbilled > {unbilled_limit} per day",
-            "days_over_threshold": _markdown(("day", "orphans", "unbilled"), over),
+            "days_checked": len(days),
+            "orphan_rows": sum(orphans for orphans, _ in counts.values()),
+            "unbilled_visits": sum(unbilled for _, unbilled in counts.values()),
+            "thresholds": thresholds,
+            "days": _days_table(by_day, "orphan_rows", "unbilled_visits"),
         },
     )
+    return CheckOutcome(result, by_day)
+
+
+@dg.asset_check(asset=billing_report, blocking=True, additional_deps=[TRANSACTIONS])
+def billing_report_reconciles(
+    context: dg.AssetCheckExecutionContext,
+    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+) -> CheckEvents:
+    """Every money total of each day of the report equals the transactions' total of the day,
+    exactly. A result for the run's days (its ``days`` table: each day's verdict), and one
+    for each day."""
+    days = checked_days(context, parquet_io_manager)
+    report = _read(parquet_io_manager, billing_report.key, days)
+    outcome = reconciliation(days, report, _read(parquet_io_manager, TRANSACTIONS, days))
+    yield from report_events(context, outcome)
+
+
+@dg.asset_check(asset=billing_report, blocking=True)
+def billing_report_one_row_per_appointment(
+    context: dg.AssetCheckExecutionContext,
+    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+) -> CheckEvents:
+    """No appointment appears twice in a day's report. A result for the run's days (its
+    ``days`` table: each day's verdict), and one for each day."""
+    days = checked_days(context, parquet_io_manager)
+    report = _read(parquet_io_manager, billing_report.key, days)
+    yield from report_events(context, repeated_appointments(days, report))
+
+
+@dg.asset_check(asset=billing_report)
+def billing_report_orphans_and_unbilled(
+    context: dg.AssetCheckExecutionContext,
+    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+) -> CheckEvents:
+    """Orphan rows and unbilled visits per day; warns above the configured thresholds. A
+    result for the run's days (its ``days`` table: each day's counts and verdict), and one
+    for each day."""
+    days = checked_days(context, parquet_io_manager)
+    report = _read(parquet_io_manager, billing_report.key, days)
+    yield from report_events(context, orphans_and_unbilled(days, report))
 
 
 billing_checks = [
