@@ -118,6 +118,20 @@ def dagster_resources(api: DrchronoApiResource, sandbox_env: dict[str, str]) -> 
     }
 
 
+def resources_of_own(sandbox: SandboxServer, root: Path) -> dict[str, Any]:
+    """Dagster resources for a module's runs against ``sandbox``: a refresh token, token
+    store and data root (``root / "data"``) of their own."""
+    env = {
+        **sandbox.env(),
+        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(sandbox),
+        "DRCHRONO_TOKEN_STORE": str(root / "secrets" / "tokens.json"),
+    }
+    return {
+        "drchrono": api_for(env),
+        "parquet_io_manager": HiveParquetIOManager(data_root=str(root / "data")),
+    }
+
+
 _CLIENT_SCRIPT = (
     "from drchrono_assets.resources import DrchronoApiResource as R; "
     "r = R.from_env().client; r.current_user(); print(r.requests_used)"

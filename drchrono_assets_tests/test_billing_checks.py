@@ -29,7 +29,7 @@ from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import materialize, partition_file
 from drchrono_assets_tests.billing_oracle import expected_rows
-from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
+from drchrono_assets_tests.conftest import resources_of_own
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item here, and unbilled visits.
 WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")
@@ -83,15 +83,7 @@ class Week:
 @pytest.fixture(scope="module")
 def week(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Week]:
     root = tmp_path_factory.mktemp("billing_checks")
-    env = {
-        **sandbox.env(),
-        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(sandbox),
-        "DRCHRONO_TOKEN_STORE": str(root / "secrets" / "tokens.json"),
-    }
-    resources = {
-        "drchrono": api_for(env),
-        "parquet_io_manager": HiveParquetIOManager(data_root=str(root / "data")),
-    }
+    resources = resources_of_own(sandbox, root)
     with dg.instance_for_test() as instance:
         result = materialize(resources, WEEK[0], WEEK[-1], instance=instance, assets=ALL)
         assert result.success

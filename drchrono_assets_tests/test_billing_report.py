@@ -20,7 +20,6 @@ from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.checks import billing_checks
-from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,
@@ -42,7 +41,7 @@ from drchrono_assets_tests.billing_oracle import (
     path_id,
     report_rows,
 )
-from drchrono_assets_tests.conftest import api_for, fresh_refresh_token
+from drchrono_assets_tests.conftest import resources_of_own
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
 WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")
@@ -113,15 +112,7 @@ def run_billing(
 def week(sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> RangeRun:
     """The four weekdays of ``WEEK`` materialized in one range run, in a data root of its own."""
     root = tmp_path_factory.mktemp("billing_week")
-    env = {
-        **sandbox.env(),
-        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(sandbox),
-        "DRCHRONO_TOKEN_STORE": str(root / "secrets" / "tokens.json"),
-    }
-    resources = {
-        "drchrono": api_for(env),
-        "parquet_io_manager": HiveParquetIOManager(data_root=str(root / "data")),
-    }
+    resources = resources_of_own(sandbox, root)
     result = run_billing(resources, WEEK[0], WEEK[-1])
     assert result.success
     return RangeRun(result=result, data_root=root / "data", resources=resources)
@@ -272,21 +263,9 @@ def test_empty_day_is_a_zero_row_file_with_the_full_schema(dagster_resources, sa
     assert evaluations == dict.fromkeys(CHECKS, True)
 
 
-def own_sandbox_resources(
-    own: SandboxServer, sandbox_env: dict[str, str], tmp_path: Path
-) -> tuple[dict[str, Any], Path]:
+def own_sandbox_resources(own: SandboxServer, tmp_path: Path) -> tuple[dict[str, Any], Path]:
     """Resources bound to a sandbox a test started for itself, and their data root."""
-    env = {
-        **sandbox_env,
-        **own.env(),
-        "DRCHRONO_REFRESH_TOKEN": fresh_refresh_token(own),
-        "DRCHRONO_TOKEN_STORE": str(tmp_path / "own" / "tokens.json"),
-    }
-    root = tmp_path / "own" / "data"
-    return {
-        "drchrono": api_for(env),
-        "parquet_io_manager": HiveParquetIOManager(data_root=str(root)),
-    }, root
+    return resources_of_own(own, tmp_path / "own"), tmp_path / "own" / "data"
 
 
 def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
@@ -298,7 +277,7 @@ def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
         with own.state.practice.lock:
             for record, status in zip(breaks, itertools.cycle(VISITS), strict=False):
                 record["status"] = status
-        resources, root = own_sandbox_resources(own, sandbox_env, tmp_path)
+        resources, root = own_sandbox_resources(own, tmp_path)
         assert run_billing(resources, day).success
         expected = expected_rows(own, day)
     rows = report_rows(root, day)
@@ -309,7 +288,7 @@ def test_a_break_is_never_an_unbilled_visit(sandbox_env, tmp_path) -> None:
 def test_new_payments_change_the_totals_on_rematerialization(sandbox_env, tmp_path) -> None:
     day = "2024-03-05"
     with SandboxServer(SandboxConfig(start=dt.date(2024, 3, 1), end=dt.date(2024, 3, 15))) as own:
-        resources, root = own_sandbox_resources(own, sandbox_env, tmp_path)
+        resources, root = own_sandbox_resources(own, tmp_path)
         assert run_billing(resources, day).success
         before = report_rows(root, day)
         visit = next(
