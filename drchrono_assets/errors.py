@@ -4,6 +4,9 @@ Every message names the problem and where it happened (endpoint, resource, colum
 never carries a token, a secret or a record value, because values can be patient data.
 """
 
+# The command that connects an account: messages about missing or spent tokens name it.
+LOGIN_COMMAND = "`drchrono-assets auth login`"
+
 
 class DrchronoError(Exception):
     """Base class for every error this package raises on purpose."""

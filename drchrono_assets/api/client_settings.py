@@ -1,13 +1,18 @@
 """The client's settings: how to reach drchrono and how hard to push it, from ``DRCHRONO_*``
-variables or the Dagster resource's fields."""
+variables or the Dagster resource's fields, and where the token store is. The client reads
+nothing else: whatever comes from the environment is read here or by its caller."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 
 import pydantic
+from upath import UPath
 
 from drchrono_assets import settings
+from drchrono_assets.api.token_store import is_database_url
 from drchrono_assets.errors import ConfigurationError
 
 BASE_URL_VARIABLE = "DRCHRONO_BASE_URL"
@@ -59,7 +64,8 @@ class ClientSettings:
     # The first refresh token; rotated ones live in the token store.
     refresh_token: str | None = dataclasses.field(default=None, repr=False)
     api_version: str | None = None
-    # A file path or a ``postgresql+psycopg2://`` URL (with a password: kept out of ``repr``).
+    # A file path or a ``postgresql+psycopg2://`` URL (with a password: kept out of ``repr``);
+    # None until ``resolve_token_store`` picks the default file (the client refuses None).
     token_store: str | None = dataclasses.field(default=None, repr=False)
     page_size: int = 250
     timeout_seconds: float = 30.0
@@ -93,7 +99,36 @@ class ClientSettings:
         variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES}
         configured = {field: settings.env(variable) for field, variable in variables.items()}
         given = {field: value for field, value in configured.items() if value is not None}
-        return cls(**given, **tuning_from_env())
+        return cls(**given, **tuning_from_env()).resolve_token_store()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path such as ``/api/doctors``."""
+        return self.base_url.rstrip("/") + path
+
+    def application_key(self) -> str:
+        """Names this application's tokens and request ledger: one per (API host, client id)."""
+        key = f"{self.base_url}|{self.client_id}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def resolve_token_store(self) -> ClientSettings:
+        """These settings with the token store's location decided: ``token_store``
+        (``DRCHRONO_TOKEN_STORE``) if set, else a file per application in the home folder.
+
+        A token file may not sit in a local data root (``DRCHRONO_DATA_ROOT``): whoever may
+        read the data could then read the tokens too.
+        """
+        location = self.token_store or str(
+            settings.default_token_folder() / f"tokens-{self.application_key()}.json"
+        )
+        if not is_database_url(location) and settings.data_root_is_local():
+            path = Path(location).expanduser()
+            data_root = settings.data_root()
+            if path.resolve().is_relative_to(Path(UPath(data_root).path).resolve()):
+                raise ConfigurationError(
+                    f"the token store {path} is inside the data root {data_root}: "
+                    "set DRCHRONO_TOKEN_STORE to a path outside it"
+                )
+        return dataclasses.replace(self, token_store=location)
 
 
 def tuning_from_env() -> dict[str, str | int | float]:

@@ -19,7 +19,12 @@ from typing import Any, Protocol
 
 from drchrono_assets.api.shared_documents import TokenStoreError
 from drchrono_assets.api.token_store import TokenSet, TokenStore, fingerprint
-from drchrono_assets.errors import ClientRejectedError, ConfigurationError, TokenRejectedError
+from drchrono_assets.errors import (
+    LOGIN_COMMAND,
+    ClientRejectedError,
+    ConfigurationError,
+    TokenRejectedError,
+)
 
 # Waits before each further try to save new tokens the store failed to save: a few seconds in
 # all, which outlast a dropped connection or a failover, and hold no lock.
@@ -28,11 +33,10 @@ SAVE_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 RESAVE_INTERVAL_SECONDS = 10.0
 # An OAuth error code (RFC 6749, 5.2): quoted only if it looks like one.
 _ERROR_CODE = re.compile(r"[a-z_]{1,40}")
-_LOGIN = "`python -m drchrono_assets.auth login`"
 
 
 class TokenEndpoint(Protocol):
-    """``/o/token/`` as the token manager uses it (the client provides it)."""
+    """``/o/token/`` as the token manager uses it (``oauth_auth.HttpTokenEndpoint``)."""
 
     def reserve(self) -> str:
         """A request-budget slot for one token request, taken before the store's lock."""
@@ -83,7 +87,7 @@ def refusal(grant_type: str, status: int, body: Any) -> TokenRejectedError:
         if grant_type == "refresh_token":
             doing, then = "refreshing the access token", "no re-authorization is needed"
         else:
-            doing, then = f"for the {grant_type} grant", f"then run {_LOGIN} again"
+            doing, then = f"for the {grant_type} grant", f"then run {LOGIN_COMMAND} again"
         return ClientRejectedError(
             f"drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET ({answered} from "
             f"its token endpoint, {doing}): copy both again from the API application's page "
@@ -92,17 +96,17 @@ def refusal(grant_type: str, status: int, body: Any) -> TokenRejectedError:
     if grant_type == "authorization_code":
         advice = (
             "the code is single-use and expires within minutes, and the redirect URI must "
-            f"match the application's: run {_LOGIN} again"
+            f"match the application's: run {LOGIN_COMMAND} again"
         )
     elif code == "invalid_grant":
         advice = (
-            f"the refresh token is spent or revoked: re-authorize with {_LOGIN} or set a "
+            f"the refresh token is spent or revoked: re-authorize with {LOGIN_COMMAND} or set a "
             "new DRCHRONO_REFRESH_TOKEN"
         )
     else:
         advice = (
             "the refresh token may be spent or revoked, or DRCHRONO_CLIENT_ID/"
-            f"DRCHRONO_CLIENT_SECRET wrong: check both, else re-authorize with {_LOGIN}"
+            f"DRCHRONO_CLIENT_SECRET wrong: check both, else re-authorize with {LOGIN_COMMAND}"
         )
     return TokenRejectedError(
         f"drchrono's token endpoint refused the {grant_type} grant ({answered}): {advice}"
@@ -233,7 +237,7 @@ class TokenManager:
             f"({_reason(failure)}, {len(SAVE_RETRY_SECONDS) + 1} tries): this process keeps "
             "using them and saves them once the store works, but other processes are refused "
             "until then, and if this process ends first the account must be re-authorized "
-            "(`python -m drchrono_assets.auth login`). Make the token store in "
+            f"({LOGIN_COMMAND}). Make the token store in "
             "DRCHRONO_TOKEN_STORE reachable and writable.",
             reason=_reason(failure),
         )
@@ -270,8 +274,7 @@ class TokenManager:
             refresh_token, chain = seed, fingerprint(seed)
         else:
             raise ConfigurationError(
-                "no drchrono refresh token: set DRCHRONO_REFRESH_TOKEN or run "
-                "`python -m drchrono_assets.auth login`"
+                f"no drchrono refresh token: set DRCHRONO_REFRESH_TOKEN or run {LOGIN_COMMAND}"
             )
         return _Grant({"grant_type": "refresh_token", "refresh_token": refresh_token}, chain)
 

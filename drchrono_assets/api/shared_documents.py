@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import filelock
 import sqlalchemy
 
-from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.errors import LOGIN_COMMAND, ConfigurationError
 from drchrono_assets.folders import make_folders
 
 JsonValue = Any
@@ -119,7 +119,7 @@ class FileDocument:
             return None
         raise ConfigurationError(
             f"{self.path} is not valid JSON; delete it (a token file: then set "
-            "DRCHRONO_REFRESH_TOKEN or run `python -m drchrono_assets.auth login`)"
+            f"DRCHRONO_REFRESH_TOKEN or run {LOGIN_COMMAND})"
         )
 
     def update(self, change: Change) -> JsonValue:

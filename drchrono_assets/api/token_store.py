@@ -13,12 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drchrono_assets.api.shared_documents import (
-    FileDocument,
-    PostgresDocument,
-    SharedDocument,
-)
-from drchrono_assets.errors import ConfigurationError
+from drchrono_assets.api.shared_documents import FileDocument, PostgresDocument, SharedDocument
+from drchrono_assets.errors import LOGIN_COMMAND, ConfigurationError
 
 
 def fingerprint(secret: str) -> str:
@@ -72,7 +68,7 @@ class TokenStore:
         except TypeError:
             raise ConfigurationError(
                 f"token store {self.location} does not hold drchrono tokens; delete it and set "
-                "DRCHRONO_REFRESH_TOKEN (or run `python -m drchrono_assets.auth login`)"
+                f"DRCHRONO_REFRESH_TOKEN (or run {LOGIN_COMMAND})"
             ) from None
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3
+from requests.auth import AuthBase
 
 from drchrono_assets.api.answers import (
     Answer,
@@ -73,17 +74,16 @@ class Transport:
     # Set by the first answer of any kind (even a 503): the API is reachable at ``base_url``.
     reached: threading.Event = dataclasses.field(default_factory=threading.Event, compare=False)
 
-    def send(self, call: Call, token: str | None, ticket: str | None = None) -> Answer:
-        """The answer to ``call`` after same-origin redirects; ``ticket``: a budget slot
-        taken already (the token endpoint's, taken before the token lock)."""
+    def send(self, call: Call, auth: AuthBase | None, ticket: str | None = None) -> Answer:
+        """The answer to ``call`` after same-origin redirects, each request signed by ``auth``
+        (None for the token endpoint); ``ticket``: a budget slot taken already (the token
+        endpoint's, taken before the token lock)."""
         headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         if self.api_version:
             headers["X-DRC-API-Version"] = self.api_version
         method, url, kwargs = call.method, call.url, dict(call.kwargs)
         for _ in range(MAX_REDIRECTS + 1):
-            answer = self._exchange(call, method, url, headers, kwargs, ticket)
+            answer = self._exchange(call, method, url, headers, auth, kwargs, ticket)
             ticket = None  # each further request takes a slot of its own
             if not 300 <= answer.status < 400:
                 return answer
@@ -121,6 +121,7 @@ class Transport:
         method: str,
         url: str,
         headers: Mapping[str, str],
+        auth: AuthBase | None,
         kwargs: Mapping[str, Any],
         ticket: str | None,
     ) -> Answer:
@@ -133,6 +134,7 @@ class Transport:
                 method,
                 url,
                 headers=headers,
+                auth=auth,
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout_seconds), self.timeout_seconds),
                 stream=True,
                 allow_redirects=False,

@@ -9,13 +9,13 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from drchrono_assets import settings
-from drchrono_assets.api.client import (
+from drchrono_assets.api.client import DrchronoClient
+from drchrono_assets.api.client_settings import (
     BASE_URL_VARIABLE,
     SECRET_VARIABLES,
     ClientSettings,
-    DrchronoClient,
+    tuning_from_env,
 )
-from drchrono_assets.api.client_settings import tuning_from_env
 from drchrono_assets.api.origins import require_https_base_url
 
 
@@ -29,7 +29,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     Secrets come from ``DRCHRONO_CLIENT_ID``, ``DRCHRONO_CLIENT_SECRET`` and
     ``DRCHRONO_REFRESH_TOKEN`` (the first refresh token; rotated ones live in the token store).
-    The fields are ``ClientSettings``'s, with its defaults.
+    The fields are ``ClientSettings``'s, with its defaults. They are declared again here, not
+    generated from it, so type checkers and Dagster's config schema see each one;
+    ``test_api_resource`` keeps the two equal (names, order, types, defaults, ``repr``).
     """
 
     base_url: str = ClientSettings.base_url
@@ -83,14 +85,17 @@ class DrchronoApiResource(dg.ConfigurableResource):
             return self._client
 
     def client_settings(self) -> ClientSettings:
-        """This configuration as the client's settings, ``EnvVar`` references resolved."""
+        """This configuration as the client's settings, ``EnvVar`` references resolved and
+        the token store's location decided (``ClientSettings.resolve_token_store``)."""
         fields = dataclasses.fields(ClientSettings)
-        return ClientSettings(
+        config = ClientSettings(
             **{field.name: _resolved(getattr(self, field.name)) for field in fields}
         )
+        return config.resolve_token_store()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Refuse a field out of its range (from Dagster config) before any step runs."""
+        """Refuse a field out of its range (from Dagster config), or a token file inside
+        the data root, before any step runs."""
         self.client_settings()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
