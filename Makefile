@@ -2,6 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/drchrono-assets
 
 .PHONY: setup demo ui test lint
 
@@ -17,11 +18,11 @@ setup: $(VENV)/.installed
 
 # Materialize a week of every asset against the bundled sandbox API (no credentials needed).
 demo: setup
-	@$(PY) -m drchrono_assets.demo
+	@$(CLI) demo
 
 # The UI on a live sandbox practice: a week of data, every sensor running, until Ctrl-C.
 ui: setup
-	@$(PY) -m drchrono_assets.demo_ui
+	@$(CLI) ui
 
 test: setup
 	bash .ci/system-deps

@@ -86,7 +86,7 @@ def main() -> None:
     sampled = all_days[:: args.per_day_sample]
 
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "drchrono_assets.sandbox", "--port", "0",
+        [sys.executable, "-m", "drchrono_sandbox", "--port", "0",
          "--start", "2024-01-01", "--end", "2024-06-30", "--latency-ms", str(args.latency_ms)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

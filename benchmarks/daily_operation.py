@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drchrono_assets.sandbox import PracticeSize, SandboxConfig, SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.simulation import Morning, incremental_floor
+from drchrono_sandbox import PracticeSize, SandboxConfig, SandboxServer
 
 
 def simulate(size: PracticeSize, start: dt.date, mornings: int, seed: int) -> tuple[int, int]:

@@ -269,7 +269,7 @@ class Sandbox:
 
     def __init__(self, args: argparse.Namespace, latency_ms: float, log: Path) -> None:
         self.command = [
-            sys.executable, "-m", "drchrono_assets.sandbox", "--port", "0",
+            sys.executable, "-m", "drchrono_sandbox", "--port", "0",
             "--size", args.size, "--start", args.first, "--end", args.last,
             "--latency-ms", str(latency_ms), "--log-level", "warning",
             *(["--patients", str(args.patients)] if args.patients else []),

@@ -15,9 +15,9 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset
-from drchrono_assets.io_managers.hive_dataset import VERSION_KEY
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.resource_table import DAY_FIELDS
+from drchrono_assets.source.versions import VERSION_KEY
+from drchrono_sandbox import SandboxServer
+from drchrono_sandbox.resource_table import DAY_FIELDS
 
 SPECS = {spec.name: spec for spec in RESOURCES}
 

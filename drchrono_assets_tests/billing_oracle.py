@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import read_partition, served
+from drchrono_sandbox import SandboxServer
 
 # Spelled out here rather than imported, so a change in the product's lists shows up.
 MONEY = (

@@ -13,13 +13,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from drchrono_assets.demo import local_dagster_home
+from drchrono_assets.cli.demo import local_dagster_home
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.config import DEFAULTS
+from drchrono_sandbox import SandboxServer
+from drchrono_sandbox.config import DEFAULTS
 
 SANDBOX_SPAN = (DEFAULTS.start, DEFAULTS.end)
+#: The package's command line, as `pip install -e .` installs it next to this Python.
+DRCHRONO_ASSETS = str(Path(sys.executable).parent / "drchrono-assets")
 # Fast retries so fault-injection tests take milliseconds, a budget that never waits.
 TEST_TUNING: dict[str, Any] = {
     "backoff_initial_seconds": 0.01,

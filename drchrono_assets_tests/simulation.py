@@ -17,9 +17,7 @@ from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.checks.freshness import freshness_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.resource_table import DAY_FIELDS
-from drchrono_assets.sync.changes import day_ranges
+from drchrono_assets.source.changes import day_ranges
 from drchrono_assets.sync.sweep import finish_job, sweep_job
 from drchrono_assets_tests.assets_support import (
     assert_partition_matches,
@@ -28,6 +26,8 @@ from drchrono_assets_tests.assets_support import (
 )
 from drchrono_assets_tests.billing_oracle import doctor_names, expected_rows, report_rows
 from drchrono_assets_tests.conftest import api_for
+from drchrono_sandbox import SandboxServer
+from drchrono_sandbox.resource_table import DAY_FIELDS
 
 PAGE = 250
 RUN_KEY = "dagster/run_key"

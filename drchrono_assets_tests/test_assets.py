@@ -16,8 +16,7 @@ from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ConfigurationError, MalformedPageError, SchemaChangedError
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.io_managers.hive_dataset import VERSION_KEY
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer
+from drchrono_assets.source.versions import VERSION_KEY
 from drchrono_assets_tests.assets_support import (
     SPECS,
     assert_partition_matches,
@@ -28,6 +27,7 @@ from drchrono_assets_tests.assets_support import (
     unversioned,
 )
 from drchrono_assets_tests.conftest import api_for
+from drchrono_sandbox import SandboxConfig, SandboxServer
 
 MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
 

@@ -1,4 +1,4 @@
-"""``python -m drchrono_assets.auth``: real processes and real HTTP against the sandbox."""
+"""``drchrono-assets auth``: real processes and real HTTP against the sandbox."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import dataclasses
 import json
 import queue
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,13 +17,13 @@ import pytest
 import requests
 
 from drchrono_assets.api.token_store import FileTokenStore
-from drchrono_assets.auth import DEFAULT_SCOPES
-from drchrono_assets.auth_callback import is_loopback
+from drchrono_assets.cli.auth import DEFAULT_SCOPES
+from drchrono_assets.cli.auth_callback import is_loopback
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets_tests.conftest import api_for, subprocess_env
+from drchrono_assets_tests.conftest import DRCHRONO_ASSETS, api_for, subprocess_env
+from drchrono_sandbox import SandboxServer
 
-AUTH = [sys.executable, "-m", "drchrono_assets.auth"]
+AUTH = [DRCHRONO_ASSETS, "auth"]
 
 
 def code_flow_env(sandbox_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
@@ -274,7 +273,7 @@ def test_status_without_tokens_says_how_to_connect(sandbox_env, tmp_path) -> Non
     status = run_status(env)
     assert status.returncode == 1
     assert "No drchrono account is connected" in status.stdout
-    assert "python -m drchrono_assets.auth login" in status.stdout
+    assert "drchrono-assets auth login" in status.stdout
     assert env["DRCHRONO_TOKEN_STORE"] in status.stdout
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()
 
@@ -351,7 +350,7 @@ def test_status_with_a_spent_refresh_token_says_to_log_in_again(
     assert (
         "Account: not connected: drchrono's token endpoint refused the refresh_token grant "
         "(HTTP 400, invalid_grant): the refresh token is spent or revoked: re-authorize with "
-        "`python -m drchrono_assets.auth login` or set a new DRCHRONO_REFRESH_TOKEN\n"
+        "`drchrono-assets auth login` or set a new DRCHRONO_REFRESH_TOKEN\n"
     ) in status.stdout
     assert "DRCHRONO_CLIENT_SECRET" not in status.stdout
     assert "(as stored; drchrono did not accept the credentials)" in status.stdout
@@ -373,7 +372,7 @@ def test_login_with_a_wrong_client_secret_names_the_variables(
         "error: drchrono rejected DRCHRONO_CLIENT_ID/DRCHRONO_CLIENT_SECRET (HTTP 401, "
         "invalid_client from its token endpoint, for the authorization_code grant): copy both "
         "again from the API application's page in drchrono (Account > API); then run "
-        "`python -m drchrono_assets.auth login` again\n"
+        "`drchrono-assets auth login` again\n"
     )
     assert "WRONG-CLIENT-SECRET" not in stdout + stderr
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()

@@ -26,10 +26,10 @@ from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.checks import billing_checks
 from drchrono_assets.checks.billing_checks import orphans_and_unbilled
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import materialize, partition_file
 from drchrono_assets_tests.billing_oracle import expected_rows
 from drchrono_assets_tests.conftest import resources_of_own
+from drchrono_sandbox import SandboxServer
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item here, and unbilled visits.
 WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")

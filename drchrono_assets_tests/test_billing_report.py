@@ -20,7 +20,6 @@ from drchrono_assets.assets.ingest import resource_assets
 from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.checks import billing_checks
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets_tests.assets_support import (
     SPECS,
     materialize,
@@ -42,6 +41,7 @@ from drchrono_assets_tests.billing_oracle import (
     report_rows,
 )
 from drchrono_assets_tests.conftest import resources_of_own
+from drchrono_sandbox import SandboxConfig, SandboxServer
 
 # Tuesday to Friday; the seed-7 sandbox has an orphan line item and recurring visits here.
 WEEK = ("2024-03-19", "2024-03-20", "2024-03-21", "2024-03-22")

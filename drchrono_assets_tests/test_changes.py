@@ -8,8 +8,7 @@ import pyarrow as pa
 
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.io_managers.hive_dataset import version_of, with_version
-from drchrono_assets.sync.changes import (
+from drchrono_assets.source.changes import (
     dated_after,
     day_ranges,
     dirty_days,
@@ -17,6 +16,7 @@ from drchrono_assets.sync.changes import (
     merge_changes,
     newest_versions,
 )
+from drchrono_assets.source.versions import version_of, with_version
 from drchrono_assets_tests.assets_support import SPECS
 
 APPOINTMENTS = SPECS["appointments"]

@@ -1,4 +1,5 @@
-"""The real ``dagster asset materialize`` CLI against the sandbox, as users run it."""
+"""The command lines as users run them: ``drchrono-assets`` and the real ``dagster asset
+materialize`` against the sandbox."""
 
 from __future__ import annotations
 
@@ -9,10 +10,27 @@ from pathlib import Path
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets_tests.assets_support import partition_file
-from drchrono_assets_tests.conftest import subprocess_env
+from drchrono_assets_tests.conftest import DRCHRONO_ASSETS, subprocess_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DEFINITIONS = "drchrono_assets.definitions"
+
+
+def run_help(*command: str) -> str:
+    done = subprocess.run(
+        [DRCHRONO_ASSETS, *command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_drchrono_assets_hands_each_command_its_own_arguments() -> None:
+    assert all(name in run_help() for name in ("auth", "demo", "ui", "sandbox"))
+    assert run_help("auth", "login").startswith("usage: drchrono-assets auth login")
+    assert run_help("demo").startswith("usage: drchrono-assets demo")
+    assert run_help("ui").startswith("usage: drchrono-assets ui")
+    sandbox = run_help("sandbox")
+    assert sandbox.startswith("usage: drchrono-assets sandbox") and "--clock ISO" in sandbox
 
 
 def materialize_cli(env: dict[str, str], *partition_args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.assets_support import (
@@ -38,6 +37,7 @@ from drchrono_assets_tests.simulation import (
     incremental_floor,
     records_by_day,
 )
+from drchrono_sandbox import SandboxConfig, SandboxServer
 
 TIMEZONE = "UTC"
 START = dt.date(2024, 1, 1)
@@ -103,7 +103,7 @@ def test_a_failed_run_is_requested_again_later_and_the_sweep_waits_for_it(
     after_first_morning: AfterFirstMorning, monkeypatch
 ) -> None:
     from drchrono_assets.assets import ingest
-    from drchrono_assets.sync.changes import merge_changes
+    from drchrono_assets.source.changes import merge_changes
 
     sandbox, morning = after_first_morning.sandbox, after_first_morning.morning
     sandbox.state.clock.set(after_first_morning.at + dt.timedelta(days=1))

@@ -1,22 +1,23 @@
-"""`make demo`'s program: a week of every asset from the sandbox, and where it went."""
+"""`drchrono-assets demo` (`make demo`): a week of every asset from the sandbox, and where it
+went."""
 
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets_tests.conftest import DRCHRONO_ASSETS
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     tmp_path = tmp_path_factory.mktemp("demo")
     done = subprocess.run(
-        [sys.executable, "-m", "drchrono_assets.demo", "--data-root", str(tmp_path / "data")],
+        [DRCHRONO_ASSETS, "demo", "--data-root", str(tmp_path / "data")],
         cwd=tmp_path,
         env={**os.environ, "HOME": str(tmp_path)},
         capture_output=True,
@@ -68,7 +69,7 @@ def test_the_demo_refuses_bad_input_in_one_line_before_it_starts(
     tmp_path: Path, arguments: list[str], variables: dict[str, str], named: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "drchrono_assets.demo", "--data-root", str(tmp_path / "data"),
+        [DRCHRONO_ASSETS, "demo", "--data-root", str(tmp_path / "data"),
          *arguments],
         cwd=tmp_path,
         env={**os.environ, "HOME": str(tmp_path), **variables},

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from drchrono_assets.checks import billing_checks
+from drchrono_assets_tests.conftest import DRCHRONO_ASSETS
 from drchrono_assets_tests.test_ui import REPO, _free_port, _stop, _tail, _wait_for
 
 LOCATION = {"repositoryLocationName": "drchrono_assets.definitions"}
@@ -66,7 +66,7 @@ def test_make_ui_opens_on_data_with_passed_checks_and_a_sensor_that_requests_run
         return _tail(log_path, 6000)
 
     command = [
-        sys.executable, "-m", "drchrono_assets.demo_ui",
+        DRCHRONO_ASSETS, "ui",
         "--folder", str(tmp_path / "live"), "--port", str(port),
     ]  # fmt: skip
     with log_path.open("wb") as log:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.cli.demo import local_dagster_home
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.demo import local_dagster_home
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer
-from drchrono_assets.sandbox.faults import FaultRates
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
+from drchrono_sandbox import SandboxConfig, SandboxServer
+from drchrono_sandbox.faults import FaultRates
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 RANGES = [("2024-02-01", "2024-02-21"), ("2024-02-22", "2024-03-13")]

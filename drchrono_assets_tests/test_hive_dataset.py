@@ -153,7 +153,7 @@ def test_a_writer_waits_for_a_read_merge_write_of_the_same_asset(dataset: HiveDa
 
 
 def test_a_file_is_never_replaced_by_an_older_version(dataset: HiveDataset) -> None:
-    from drchrono_assets.io_managers.hive_dataset import version_of, with_version
+    from drchrono_assets.source.versions import version_of, with_version
 
     early, late = dt.datetime(2024, 3, 1, tzinfo=dt.UTC), dt.datetime(2024, 3, 2, tzinfo=dt.UTC)
     assert dataset.write({"2024-01-02": with_version(table(1, 2), late)}) == set()

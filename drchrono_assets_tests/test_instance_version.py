@@ -7,11 +7,13 @@ from __future__ import annotations
 import inspect
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import dagster as dg
 import pytest
 
-from drchrono_assets.demo import local_dagster_home
+from drchrono_assets import instance
+from drchrono_assets.cli.demo import local_dagster_home
 from drchrono_assets.instance import (
     dagster_version,
     event_batches,
@@ -121,3 +123,15 @@ def test_every_storage_class_says_when_to_remove_it() -> None:
     }
     for cls in classes:
         assert "Remove w" in (cls.__doc__ or ""), cls.__name__
+
+
+@pytest.mark.parametrize(
+    "module", [instance, dagster_version, event_batches, postgres_event_log, sqlite_event_log]
+)
+def test_every_module_says_it_patches_dagster_internals(module: ModuleType) -> None:
+    """The fence around Dagster's internals: each module says so, names the Dagster release it
+    was checked against and the Dagster change that would make it unnecessary."""
+    doc = module.__doc__ or ""
+    assert "Dagster internals" in doc
+    assert f"Dagster {SUPPORTED_DAGSTER_VERSION}" in " ".join(doc.split())
+    assert "\nRemove when: " in doc

@@ -1,5 +1,6 @@
 """The code's layout keeps its promises: who may import what, and one home per concern."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "drchrono_assets"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "drchrono_assets"
+SANDBOX = ROOT / "drchrono_sandbox"
 
 
 def modules_loaded_by(module: str) -> set[str]:
@@ -21,9 +24,53 @@ def modules_loaded_by(module: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-@pytest.mark.parametrize("module", ["drchrono_assets.api", "drchrono_assets.auth"])
-def test_the_api_client_and_the_auth_cli_load_without_dagster(module: str) -> None:
+def modules_imported_by(path: Path) -> set[str]:
+    """The modules the file at ``path`` imports, at its top or in a function (the code has
+    no relative imports); ``from a import b`` counts as ``a`` and ``a.b``, module or not."""
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return imported
+
+
+def importers_of(package: str, root: Path) -> set[str]:
+    """The files under ``root`` (relative to it) that import ``package`` or a module of it."""
+    return {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if any(
+            name == package or name.startswith(f"{package}.") for name in modules_imported_by(path)
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "module", ["drchrono_assets.api", "drchrono_assets.cli.auth", "drchrono_assets.cli.main"]
+)
+def test_the_api_client_and_the_auth_command_load_without_dagster(module: str) -> None:
     assert "dagster" not in modules_loaded_by(module)
+
+
+def test_only_the_command_line_imports_the_sandbox() -> None:
+    """The assets reach the sandbox over HTTP only, as they reach drchrono."""
+    importers = importers_of("drchrono_sandbox", PACKAGE)
+    assert importers and all(module.startswith("cli/") for module in importers), importers
+
+
+def test_the_sandbox_imports_nothing_of_the_package() -> None:
+    """A test double built from the package's own catalog would agree with its mistakes."""
+    assert importers_of("drchrono_assets", SANDBOX) == set()
+    assert "drchrono_assets" not in modules_loaded_by("drchrono_sandbox")
+
+
+def test_nothing_else_in_the_package_imports_the_dagster_patches() -> None:
+    """instance/ patches Dagster internals: only Dagster instances load it, by dagster.yaml."""
+    importers = importers_of("drchrono_assets.instance", PACKAGE)
+    assert {module for module in importers if not module.startswith("instance/")} == set()
 
 
 def test_the_day_window_and_the_partition_rules_read_no_setting_at_import() -> None:
@@ -49,3 +96,20 @@ def test_only_the_dataset_class_knows_the_file_layout() -> None:
         if "part-0.parquet" in path.read_text() or "PARTITION_COLUMN" in path.read_text()
     }
     assert knows == {"io_managers/hive_dataset.py"}
+
+
+def test_the_source_layer_sits_below_assets_and_sync() -> None:
+    """What drchrono returns and what changed: assets and sync build on it, never the reverse,
+    and it uses no Dagster API itself (the catalog's column metadata loads Dagster)."""
+    source = PACKAGE / "source"
+    for package in ("drchrono_assets.assets", "drchrono_assets.sync", "dagster"):
+        assert importers_of(package, source) == set(), package
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        path.relative_to(ROOT).as_posix(): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.instance.config import dagster_instance_config
 
-from drchrono_assets.demo import LOCAL_INSTANCE, local_dagster_home
+from drchrono_assets.cli.demo import LOCAL_INSTANCE, local_dagster_home
 from drchrono_assets.instance.sqlite_event_log import BatchedSqliteEventLogStorage
 from drchrono_assets_tests.event_log_support import (
     STORED_ONCE,

@@ -32,10 +32,10 @@ from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sync.changes import stored_days
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
+from drchrono_assets.sync.sweep import stored_days
 from drchrono_assets_tests.assets_support import SPECS, materialize, served, unversioned
+from drchrono_sandbox import SandboxServer
 
 PREFIX = "prod"
 # Monday to Sunday: the weekend has no visits, so its daily files are empty.

@@ -21,10 +21,10 @@ import pytest
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.simulation import Morning, assert_every_partition_exact, days_between
+from drchrono_sandbox import SandboxConfig, SandboxServer
 
 START = dt.date(2024, 1, 1)
 MORNINGS = int(os.environ.get("DRCHRONO_OPERATIONS_MORNINGS", "45"))

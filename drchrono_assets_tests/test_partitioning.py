@@ -4,9 +4,9 @@ import datetime as dt
 
 import pyarrow as pa
 
-from drchrono_assets.assets.extraction import resolve_queries
 from drchrono_assets.catalog.endpoints import APPOINTMENTS, DOCTORS, DOCUMENTS, TRANSACTIONS
 from drchrono_assets.day_window import DayWindow
+from drchrono_assets.source.extraction import resolve_queries
 
 MARCH = DayWindow(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
 

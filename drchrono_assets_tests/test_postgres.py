@@ -31,8 +31,7 @@ from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.instance.event_batches import BATCH_SIZE, BATCH_SIZE_VARIABLE
 from drchrono_assets.instance.postgres_event_log import AtomicSlotPostgresEventLogStorage
 from drchrono_assets.sync import sensor as sync_sensor
-from drchrono_assets.sync.changes import SWEEP_TAG
-from drchrono_assets.sync.staged import StagedChanges
+from drchrono_assets.sync.staged import SWEEP_TAG, StagedChanges
 from drchrono_assets_tests.assets_support import every_asset, materialize
 from drchrono_assets_tests.conftest import api_client_process, api_for, subprocess_env
 from drchrono_assets_tests.event_log_support import (

@@ -23,23 +23,24 @@ import pytest
 import requests
 from starlette.datastructures import QueryParams
 
-from drchrono_assets.sandbox import SandboxServer, SandboxState, filters
-from drchrono_assets.sandbox.__main__ import config_from_args, parse_args
-from drchrono_assets.sandbox.charges import MONEY_FIELDS, is_consistent
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
-from drchrono_assets.sandbox.faults import (
+from drchrono_assets.catalog import RESOURCES as CATALOG
+from drchrono_assets_tests.conftest import authorization_code_token
+from drchrono_sandbox import SandboxServer, SandboxState, filters
+from drchrono_sandbox.__main__ import config_from_args, parse_args
+from drchrono_sandbox.charges import MONEY_FIELDS, is_consistent
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.faults import (
     Fault,
     FaultInjector,
     FaultRates,
     RandomFaults,
     RequestStats,
 )
-from drchrono_assets.sandbox.generate.base import ref
-from drchrono_assets.sandbox.generate.size import PracticeSize
-from drchrono_assets.sandbox.oauth_server import OAuthState
-from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.resource_table import BY_NAME
-from drchrono_assets_tests.conftest import authorization_code_token
+from drchrono_sandbox.generate.base import ref
+from drchrono_sandbox.generate.size import PracticeSize
+from drchrono_sandbox.oauth_server import OAuthState
+from drchrono_sandbox.practice import Practice
+from drchrono_sandbox.resource_table import BY_NAME
 
 START, END = DEFAULTS.start, DEFAULTS.end
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
@@ -338,6 +339,21 @@ def test_every_resource_lists_with_documented_fields(
     patient = get_json(http, f"{sandbox.url}/api/patients", headers)["results"][0]
     assert patient["social_security_number"].startswith("000-")
     assert patient["doctor"].startswith("/api/doctors/")
+
+
+def test_the_sandbox_serves_the_catalogs_resources_at_the_catalogs_paths(
+    http: requests.Session, sandbox: SandboxServer, headers: dict[str, str]
+) -> None:
+    """The sandbox keeps a resource table of its own rather than the catalog's, which a wrong
+    catalog entry would then agree with: the two must name the same resources, and the
+    sandbox must serve each at the catalog's path."""
+    assert sorted(BY_NAME) == sorted(spec.name for spec in CATALOG)
+    for spec in CATALOG:
+        listed = http.get(sandbox.url + spec.path, headers=headers)
+        # 400: a list that wants a query (appointments: a day or `since`), served all the same.
+        assert listed.status_code in (200, 400), (spec.path, listed.text)
+        assert listed.status_code == 200 or "required" in listed.text, (spec.path, listed.text)
+    assert http.get(f"{sandbox.url}/api/nothing", headers=headers).status_code == 404
 
 
 def test_details_redirect_and_not_found(
@@ -1326,7 +1342,7 @@ def test_cli_prints_exports_and_serves() -> None:
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     process = subprocess.Popen(
-        [sys.executable, "-m", "drchrono_assets.sandbox", "--port", "0", "--seed", "3",
+        [sys.executable, "-m", "drchrono_sandbox", "--port", "0", "--seed", "3",
          "--start", "2024-01-01", "--end", "2024-01-12", "--refresh-token", "cli-token",
          "--log-level", "warning"],
         stdout=subprocess.PIPE,

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import requests
 
-from drchrono_assets.sandbox import SandboxConfig, SandboxServer, SandboxState
-from drchrono_assets.sandbox.__main__ import config_from_args, parse_args
-from drchrono_assets.sandbox.charges import is_consistent
-from drchrono_assets.sandbox.clock import SandboxClock
-from drchrono_assets.sandbox.evolution import history_end
-from drchrono_assets.sandbox.generate.calendar import PAST_STATUS_WEIGHTS
-from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.resource_table import RESOURCES
 from drchrono_assets_tests.conftest import authorization_code_token
+from drchrono_sandbox import SandboxConfig, SandboxServer, SandboxState
+from drchrono_sandbox.__main__ import config_from_args, parse_args
+from drchrono_sandbox.charges import is_consistent
+from drchrono_sandbox.clock import SandboxClock
+from drchrono_sandbox.evolution import history_end
+from drchrono_sandbox.generate.calendar import PAST_STATUS_WEIGHTS
+from drchrono_sandbox.practice import Practice
+from drchrono_sandbox.resource_table import RESOURCES
 
 START, END = date(2024, 1, 1), date(2024, 3, 29)
 ZONE = "America/Chicago"

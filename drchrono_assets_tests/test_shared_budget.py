@@ -8,8 +8,8 @@ from pathlib import Path
 
 from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.cli.demo import local_dagster_home
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.demo import local_dagster_home
 from drchrono_assets_tests.assets_support import assert_partition_matches, read_partition, served
 from drchrono_assets_tests.conftest import subprocess_env
 

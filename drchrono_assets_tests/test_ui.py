@@ -28,10 +28,10 @@ import requests
 
 from drchrono_assets.assets import resource_assets
 from drchrono_assets.definitions import defs
-from drchrono_assets.sandbox import SandboxServer
 from drchrono_assets_tests.assets_support import partition_file
 from drchrono_assets_tests.conftest import fresh_refresh_token, subprocess_env
 from drchrono_assets_tests.postgres_server import PostgresServer
+from drchrono_sandbox import SandboxServer
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

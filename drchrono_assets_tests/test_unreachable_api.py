@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from drchrono_assets.api.answers import connect_failure
 from drchrono_assets.api.reachability import RUN_CONNECT_WAITS
 from drchrono_assets.api.token_store import FileTokenStore, TokenSet
 from drchrono_assets.errors import ApiRequestError, ApiUnreachableError
-from drchrono_assets_tests.conftest import api_for
+from drchrono_assets_tests.conftest import DRCHRONO_ASSETS, api_for
 from drchrono_assets_tests.test_api_security import (
     ACCESS_TOKEN,
     CLIENT_SECRET,
@@ -35,7 +34,7 @@ from drchrono_assets_tests.test_api_security import (
     _client,
 )
 
-AUTH = [sys.executable, "-m", "drchrono_assets.auth"]
+AUTH = [DRCHRONO_ASSETS, "auth"]
 # What a run would use: the defaults of ClientSettings for the long backoff.
 RUN_BACKOFF = {"max_attempts": 10, "backoff_initial_seconds": 2.0, "backoff_max_seconds": 120.0}
 STORED_ACCESS_TOKEN = "SECRET-STORED-ACCESS-TOKEN"

@@ -1,7 +1,7 @@
 """A drchrono-compatible sandbox API server with a deterministic synthetic practice.
 
 Start one in-process with `SandboxServer(SandboxConfig(...))` (tests, notebooks) or
-from a shell with `python -m drchrono_assets.sandbox`; point a client at its URL and
+from a shell with `python -m drchrono_sandbox`; point a client at its URL and
 credentials. `SandboxConfig` holds every setting and its default.
 
 By default the practice is frozen: generated once, changed only by writes. Give it a
@@ -9,12 +9,17 @@ By default the practice is frozen: generated once, changed only by writes. Give 
 instant, which tests move forward (`state.clock`, `POST /_sandbox/clock`): see
 `practice` and `evolution`. `size=PracticeSize.LARGE` (`--size large`) serves a busy
 practice instead of the small default: 8 doctors, 5,000 patients, ~100 visits a weekday.
+
+It imports nothing from drchrono_assets, the package it is a test API for: a test
+double built from the package's own catalog would agree with a wrong catalog entry.
+drchrono_assets_tests checks that its resource table and the catalog name the same
+resources at the same paths.
 """
 
-from drchrono_assets.sandbox.clock import SandboxClock
-from drchrono_assets.sandbox.config import SandboxConfig
-from drchrono_assets.sandbox.generate.size import PracticeSize
-from drchrono_assets.sandbox.server import SandboxServer
-from drchrono_assets.sandbox.state import SandboxState
+from drchrono_sandbox.clock import SandboxClock
+from drchrono_sandbox.config import SandboxConfig
+from drchrono_sandbox.generate.size import PracticeSize
+from drchrono_sandbox.server import SandboxServer
+from drchrono_sandbox.state import SandboxState
 
 __all__ = ["PracticeSize", "SandboxClock", "SandboxConfig", "SandboxServer", "SandboxState"]

@@ -1,4 +1,5 @@
-"""Run the sandbox in the foreground: `python -m drchrono_assets.sandbox --help`."""
+"""Run the sandbox in the foreground: `python -m drchrono_sandbox --help` (or, where
+drchrono_assets is installed, `drchrono-assets sandbox --help`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from datetime import date, datetime
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
-from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.generate.size import SIZES, PracticeSize
-from drchrono_assets.sandbox.server import SandboxServer
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.faults import FaultRates
+from drchrono_sandbox.generate.size import SIZES, PracticeSize
+from drchrono_sandbox.server import SandboxServer
 
 
 def chaos_rates(text: str) -> FaultRates:
@@ -44,11 +45,16 @@ def time_zone(text: str) -> str:
     return text
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+#: The command this module is run as, unless a caller names another (`drchrono-assets sandbox`).
+PROG = "python -m drchrono_sandbox"
+
+
+def parse_args(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
     """The command line's flags; unset ones take `SandboxConfig`'s defaults, except that
-    the command line serves on port 8765 and logs at info level."""
+    the command line serves on port 8765 and logs at info level. `prog` names the command
+    in the help."""
     parser = argparse.ArgumentParser(
-        prog="python -m drchrono_assets.sandbox",
+        prog=prog,
         description="A drchrono-compatible API server with deterministic synthetic data.",
     )
     parser.add_argument("--host", default=DEFAULTS.host)
@@ -120,9 +126,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     return SandboxConfig(**settings)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> None:
     """Serve until Ctrl-C (or SIGTERM), after printing the credentials to export."""
-    server = SandboxServer(config_from_args(parse_args(argv)))
+    server = SandboxServer(config_from_args(parse_args(argv, prog)))
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

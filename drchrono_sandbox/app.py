@@ -24,14 +24,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from drchrono_assets.sandbox import filters, writes
-from drchrono_assets.sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
-from drchrono_assets.sandbox.middleware import SandboxMiddleware
-from drchrono_assets.sandbox.oauth_server import OAuthError
-from drchrono_assets.sandbox.pagination import paginate
-from drchrono_assets.sandbox.practice import ConflictError
-from drchrono_assets.sandbox.resource_table import BY_NAME, RESOURCES
-from drchrono_assets.sandbox.state import SandboxState
+from drchrono_sandbox import filters, writes
+from drchrono_sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
+from drchrono_sandbox.middleware import SandboxMiddleware
+from drchrono_sandbox.oauth_server import OAuthError
+from drchrono_sandbox.pagination import paginate
+from drchrono_sandbox.practice import ConflictError
+from drchrono_sandbox.resource_table import BY_NAME, RESOURCES
+from drchrono_sandbox.state import SandboxState
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 NOT_FOUND = {"detail": "Not found."}

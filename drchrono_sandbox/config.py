@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from drchrono_assets.sandbox.faults import FaultRates
-from drchrono_assets.sandbox.generate.size import SMALL, PracticeSize
+from drchrono_sandbox.faults import FaultRates
+from drchrono_sandbox.generate.size import SMALL, PracticeSize
 
 
 @dataclass(frozen=True)

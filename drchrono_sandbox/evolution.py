@@ -31,8 +31,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from drchrono_assets.sandbox import charges
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox import charges
+from drchrono_sandbox.generate.base import (
     PracticeData,
     Record,
     appointment_order,
@@ -40,8 +40,8 @@ from drchrono_assets.sandbox.generate.base import (
     ts,
     weighted,
 )
-from drchrono_assets.sandbox.generate.patients import CITIES, phone_number, street_address, zip_code
-from drchrono_assets.sandbox.history import RecordHistory, Timeline
+from drchrono_sandbox.generate.patients import CITIES, phone_number, street_address, zip_code
+from drchrono_sandbox.history import RecordHistory, Timeline
 
 #: Days after `end` over which the practice keeps changing (late adjudications, edits).
 HISTORY_DAYS = 130

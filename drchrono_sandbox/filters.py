@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from starlette.datastructures import QueryParams
 
-from drchrono_assets.sandbox.generate.base import Record, ref
+from drchrono_sandbox.generate.base import Record, ref
 
 if TYPE_CHECKING:  # both import this module (the practice by way of the resource table)
-    from drchrono_assets.sandbox.practice import Practice
-    from drchrono_assets.sandbox.resource_table import SandboxResource
+    from drchrono_sandbox.practice import Practice
+    from drchrono_sandbox.resource_table import SandboxResource
 
 #: Widest `date_range` accepted for appointments, in days between its two dates.
 MAX_DATE_RANGE_DAYS = 190

@@ -16,8 +16,8 @@ from http import HTTPStatus
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drchrono_assets.sandbox.faults import Fault
-from drchrono_assets.sandbox.state import SandboxState
+from drchrono_sandbox.faults import Fault
+from drchrono_sandbox.state import SandboxState
 
 #: Paths whose requests are counted, delayed, faulted and (for /api/) budgeted.
 COUNTED_PREFIXES = ("/api/", "/o/")

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
 
 DEFAULT_SCOPE = (
     "user:read calendar:read calendar:write patients:read patients:write "

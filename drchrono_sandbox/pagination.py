@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import URL, QueryParams
 
-from drchrono_assets.sandbox.filters import QueryError
+from drchrono_sandbox.filters import QueryError
 
 DEFAULT_PAGE_SIZE = 25
 #: "Normally our API response has a page size limit of 250": larger asks are capped.

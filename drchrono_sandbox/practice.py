@@ -30,13 +30,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from drchrono_assets.sandbox import charges, evolution
-from drchrono_assets.sandbox.clock import SandboxClock
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
-from drchrono_assets.sandbox.generate import generate
-from drchrono_assets.sandbox.generate.base import MEDIA_ROOT, Record, appointment_order, ts
-from drchrono_assets.sandbox.history import Change
-from drchrono_assets.sandbox.resource_table import RESOURCES
+from drchrono_sandbox import charges, evolution
+from drchrono_sandbox.clock import SandboxClock
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.generate import generate
+from drchrono_sandbox.generate.base import MEDIA_ROOT, Record, appointment_order, ts
+from drchrono_sandbox.history import Change
+from drchrono_sandbox.resource_table import RESOURCES
 
 T = TypeVar("T")
 

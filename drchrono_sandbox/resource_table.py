@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drchrono_assets.sandbox import filters
+from drchrono_sandbox import filters
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from types import TracebackType
 
 import uvicorn
 
-from drchrono_assets.sandbox.app import create_app
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
-from drchrono_assets.sandbox.state import SandboxState
+from drchrono_sandbox.app import create_app
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.state import SandboxState
 
 STARTUP_TIMEOUT_SECONDS = 10.0
 

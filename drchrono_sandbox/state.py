@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import threading
 
-from drchrono_assets.sandbox.config import DEFAULTS, SandboxConfig
-from drchrono_assets.sandbox.faults import (
+from drchrono_sandbox.config import DEFAULTS, SandboxConfig
+from drchrono_sandbox.faults import (
     Fault,
     FaultInjector,
     FaultRates,
     RandomFaults,
     RequestStats,
 )
-from drchrono_assets.sandbox.oauth_server import OAuthState
-from drchrono_assets.sandbox.practice import Practice
-from drchrono_assets.sandbox.throttle import HourlyBudget
+from drchrono_sandbox.oauth_server import OAuthState
+from drchrono_sandbox.practice import Practice
+from drchrono_sandbox.throttle import HourlyBudget
 
 
 class SandboxState:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from drchrono_assets.sandbox.filters import parse_date, parse_timestamp
-from drchrono_assets.sandbox.generate.base import Record, ref, ts
-from drchrono_assets.sandbox.generate.calendar import APPOINTMENT_STATUSES
-from drchrono_assets.sandbox.practice import Practice
+from drchrono_sandbox.filters import parse_date, parse_timestamp
+from drchrono_sandbox.generate.base import Record, ref, ts
+from drchrono_sandbox.generate.calendar import APPOINTMENT_STATUSES
+from drchrono_sandbox.practice import Practice
 
 _PATH = re.compile(r"^(?:https?://[^/]+)?/api/(?P<resource>[a-z_]+)/(?P<id>[^/]+)/?$")
 _TEXT_FIELDS = ("color", "reason", "notes", "blood_pressure", "icd9_codes")

@@ -7,14 +7,14 @@ import pyarrow as pa
 from pydantic import Field
 
 from drchrono_assets.api import DrchronoClient
-from drchrono_assets.assets.extraction import extract
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
 from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sync.changes import day_ranges, merge_changes
+from drchrono_assets.source.changes import day_ranges, merge_changes
+from drchrono_assets.source.extraction import extract
 from drchrono_assets.sync.staged import StagedChanges
 
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.

@@ -1,4 +1,4 @@
-"""Connect a drchrono account: ``python -m drchrono_assets.auth login`` / ``status``.
+"""Connect a drchrono account: ``drchrono-assets auth login`` / ``status``.
 
 ``login`` runs the OAuth 2.0 authorization-code flow of the drchrono API tutorial: it prints
 the authorize URL, waits on a localhost redirect URI for the code, exchanges the code at
@@ -22,14 +22,14 @@ from urllib.parse import urlencode
 from drchrono_assets import settings
 from drchrono_assets.api import ClientSettings, DrchronoClient
 from drchrono_assets.api.reachability import INTERACTIVE_CONNECT_WAITS, require_reachable
-from drchrono_assets.auth_callback import (
+from drchrono_assets.cli.auth_callback import (
     CALLBACK_PATH,
-    LOGIN_HINT,
     CallbackServer,
     wait_for_code,
     warn_if_exposed,
 )
 from drchrono_assets.errors import (
+    LOGIN_COMMAND,
     ApiUnreachableError,
     ConfigurationError,
     DrchronoError,
@@ -193,7 +193,7 @@ def status(_args: argparse.Namespace) -> int:
                 "DRCHRONO_REFRESH_TOKEN is set: the first request of a run redeems it and "
                 "fills the store."
             )
-        print(f"Connect an account with `{LOGIN_HINT}`.")
+        print(f"Connect an account with {LOGIN_COMMAND}.")
         return 1
     note = ""
     try:
@@ -238,7 +238,7 @@ def _seconds(value: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The ``login`` / ``status`` command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m drchrono_assets.auth",
+        prog="drchrono-assets auth",
         description="Connect a drchrono account to drchrono_assets (OAuth 2.0).",
         epilog="Settings come from DRCHRONO_BASE_URL, DRCHRONO_CLIENT_ID, "
         "DRCHRONO_CLIENT_SECRET and DRCHRONO_TOKEN_STORE.",
@@ -307,7 +307,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The redirect-URI listener of ``python -m drchrono_assets.auth login``.
+"""The redirect-URI listener of ``drchrono-assets auth login``.
 
 It serves one path, ``/callback``, until a request carries this login's ``state``: that
 request's code (or its error) ends the wait. A request with any other state is not from
@@ -20,13 +20,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from drchrono_assets.errors import DrchronoError
+from drchrono_assets.errors import LOGIN_COMMAND, DrchronoError
 
 CALLBACK_PATH = "/callback"
 #: How long one browser connection may take to send its request (a silent pre-connect must
 #: not hold the single-threaded listener up).
 REQUEST_READ_TIMEOUT_SECONDS = 5.0
-LOGIN_HINT = "python -m drchrono_assets.auth login"
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>drchrono_assets</title></head>
@@ -152,7 +151,7 @@ def wait_for_code(server: CallbackServer, timeout_seconds: float) -> str:
             )
             raise LoginError(
                 f"no authorization arrived on the redirect URI within {timeout_seconds:g} "
-                f"seconds{ignored}; run `{LOGIN_HINT}` again and approve the application in "
+                f"seconds{ignored}; run {LOGIN_COMMAND} again and approve the application in "
                 "the browser"
             )
         server.timeout = remaining

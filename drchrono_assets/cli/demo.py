@@ -1,4 +1,5 @@
-"""``make demo``: materialize a week of every asset from the bundled sandbox API.
+"""``drchrono-assets demo`` (``make demo``): materialize a week of every asset from the
+bundled sandbox API.
 
 Starts the sandbox on a free port and points the real ``dagster asset materialize`` CLI at it.
 The console shows progress and a summary on one screen: each step as it finishes, the rows of
@@ -15,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,14 +31,14 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import DrchronoError
 from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.partition_keys import check_partition_range
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.config import DEFAULTS
+from drchrono_sandbox import SandboxServer
+from drchrono_sandbox.config import DEFAULTS
 
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
 DEMO_WEEK = ("2024-03-04", "2024-03-08")
 LOG_NAME = "demo-run.log"
 T = TypeVar("T")
-LOCAL_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
+LOCAL_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
 CHECK_STEP = re.compile(r"^(\w+?)_\1_")
 FRESHNESS_STEP = re.compile(r"^freshness_check_\w+$")  # Dagster names it by a hash
 FRESHNESS_CHECK = "freshness_check"
@@ -54,12 +55,13 @@ def local_dagster_home(folder: Path) -> Path:
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: Sequence[str] | None = None) -> None:
+    """Materialize the days asked for from a sandbox started for the run, then summarize."""
+    parser = argparse.ArgumentParser(prog="drchrono-assets demo", description=__doc__)
     parser.add_argument("--first", default=DEMO_WEEK[0], help="first day (YYYY-MM-DD)")
     parser.add_argument("--last", default=DEMO_WEEK[1], help="last day (YYYY-MM-DD)")
     parser.add_argument("--data-root", default="data", help="where the Parquet datasets go")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     checked(check_inherited_settings)
     sandbox_start = DEFAULTS.start.isoformat()
@@ -207,7 +209,3 @@ def _check_verdicts(dagster_home: Path) -> list[str]:
             "the drchrono_changes sensor keeps it current"
         )
     return lines
-
-
-if __name__ == "__main__":
-    main()

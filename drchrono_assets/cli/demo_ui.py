@@ -1,4 +1,5 @@
-"""``make ui``: the Dagster UI on the demo's data, with a live sandbox practice behind it.
+"""``drchrono-assets ui`` (``make ui``): the Dagster UI on the demo's data, with a live
+sandbox practice behind it.
 
 Starts the sandbox in live mode (its practice changes as real days pass, so the
 ``drchrono_changes`` sensor has a morning to sweep), materializes the week before yesterday
@@ -17,18 +18,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from drchrono_assets.day_window import DayWindow
-from drchrono_assets.demo import (
+from drchrono_assets.cli.demo import (
     check_inherited_settings,
     checked,
     local_dagster_home,
     materialize,
     summarize,
 )
-from drchrono_assets.sandbox import SandboxServer
-from drchrono_assets.sandbox.config import SandboxConfig
+from drchrono_assets.day_window import DayWindow
+from drchrono_sandbox import SandboxServer
+from drchrono_sandbox.config import SandboxConfig
 
 # The live practice: history before the first launch, bookings a year ahead of it.
 HISTORY_DAYS = 35
@@ -79,16 +81,17 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # a SIGTERM stops dagster dev and the sandbox as Ctrl-C does
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the UI on the live folder's practice, materializing its first week once."""
     # Ctrl-C reaches dagster dev too, however this was started: a SIGINT ignored here (a
     # background job of a script) would stay ignored in it, and it could not be stopped.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="drchrono-assets ui", description=__doc__)
     parser.add_argument("--folder", default="live", help="where everything it keeps goes")
     parser.add_argument("--port", type=int, default=3000, help="the UI's port")
     parser.add_argument("--sandbox-port", type=int, default=0, help="0 picks a free one")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     checked(check_inherited_settings)
 
     folder = Path(args.folder).resolve()
@@ -122,7 +125,7 @@ def main() -> None:
 
 def serve(port: int, env: dict[str, str], data_root: Path) -> None:
     """Start every sensor, then ``dagster dev`` in the foreground until Ctrl-C."""
-    workspace = ["-w", str(Path(__file__).resolve().parents[1] / "workspace.yaml")]
+    workspace = ["-w", str(Path(__file__).resolve().parents[2] / "workspace.yaml")]
     subprocess.run(
         [str(DAGSTER), "sensor", "start", "--start-all", *workspace],
         env=env,
@@ -143,7 +146,3 @@ def serve(port: int, env: dict[str, str], data_root: Path) -> None:
         except KeyboardInterrupt:  # dagster dev got the Ctrl-C too: let it shut down
             dev.send_signal(signal.SIGINT)
             dev.wait()
-
-
-if __name__ == "__main__":
-    main()

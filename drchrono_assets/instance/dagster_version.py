@@ -8,6 +8,11 @@ still upgrade Dagster beside it; then the storages refuse to load, naming Dagste
 class to put in dagster.yaml instead, rather than misbehave (lost or doubled events, a pool
 slot given to two steps). The check runs at construction, not at import, so the modules stay
 importable (tests, docs) under any version.
+
+This module patches no Dagster internals itself: it fences the ones that do, checked against
+Dagster 1.13.27 (``SUPPORTED_DAGSTER_VERSION``).
+
+Remove when: the last storage of this package is removed (see their "Remove when" lines).
 """
 
 from __future__ import annotations

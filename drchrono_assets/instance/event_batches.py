@@ -4,6 +4,13 @@ A run over a range of days reports a planned and a materialization event per ass
 (3,660 of each for a year of the ten ingest assets). Dagster hands them to the storage in
 batches only when ``DAGSTER_EVENT_BATCH_SIZE`` is set, and its own storages then still
 store most batches one event at a time; the package's store them in one transaction.
+
+Patches Dagster internals: ``LatestAssetEntries`` calls ``SqlEventLogStorage``'s private
+``_store_asset_event``. Checked against Dagster 1.13.27 (``dagster_version.py`` does the
+check, in the storages that use it).
+
+Remove when: Dagster's own SQLite and PostgreSQL event log storages store a batch of one
+run's asset events in one transaction (with sqlite_event_log.py and postgres_event_log.py).
 """
 
 from __future__ import annotations

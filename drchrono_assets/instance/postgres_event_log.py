@@ -11,6 +11,14 @@ time, and a batch of materializations in two commits: the events, then their tag
 assets' rows. When the second fails, Dagster stores every event of the batch again, one by
 one, so the events are then there twice. Here either batch is one insert and one
 transaction: a failure leaves nothing of the batch, and Dagster's fallback stores each once.
+
+Patches Dagster internals: subclasses ``PostgresEventLogStorage``, overrides its private
+``_claim_concurrency_slot`` and calls private methods (``_store_asset_event_tags``...).
+Checked against Dagster 1.13.27 (``dagster_version.py`` does the check at construction).
+
+Remove when: Dagster's own ``PostgresEventLogStorage`` claims a pool slot atomically (one
+statement, or the lock held until the claim) and stores a batch of one run's planned events
+or materializations in one transaction.
 """
 
 from __future__ import annotations

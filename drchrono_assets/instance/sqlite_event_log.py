@@ -11,6 +11,13 @@ every event of the batch again with ``store_event``. So the index (shared by all
 file most likely to be busy) is written first: if it fails, neither file holds the batch and
 Dagster's fallback stores each event once. If the run's file fails after it, the batch's
 events are marked as indexed, and ``store_event`` writes only the run file for those.
+
+Patches Dagster internals: subclasses ``SqliteEventLogStorage`` and ``DagsterSqliteStorage``
+and calls their private methods (``_event_to_row``, ``_store_asset_event_tags``...).
+Checked against Dagster 1.13.27 (``dagster_version.py`` does the check at construction).
+
+Remove when: Dagster's own ``SqliteEventLogStorage.store_event_batch`` stores a batch of one
+run's asset events in one transaction per file.
 """
 
 from __future__ import annotations

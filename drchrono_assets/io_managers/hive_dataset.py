@@ -26,28 +26,13 @@ from drchrono_assets import settings
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.io_managers.at_rest import PRIVATE, AtRest
 from drchrono_assets.io_managers.writer_lock import writer_lock
+from drchrono_assets.source.versions import version_of
 
 PARTITION_COLUMN = "date"
 FILE_NAME = "part-0.parquet"  # one file per partition, so a re-run replaces it
 STAGING_FOLDER = ".staging"  # beside the datasets, never inside one
-# File metadata: the API time the file's records are as of (UTC, ISO). A file is never
-# replaced by one as of an earlier time, so a late writer cannot put older records back.
-VERSION_KEY = b"drchrono.as_of"
-
 # Partition key (None: unpartitioned) -> its table.
 Tables = Mapping[str | None, pa.Table]
-
-
-def with_version(table: pa.Table, as_of: dt.datetime) -> pa.Table:
-    """``table`` marked as holding the records as of ``as_of``."""
-    metadata = {**(table.schema.metadata or {}), VERSION_KEY: as_of.isoformat().encode()}
-    return table.replace_schema_metadata(metadata)
-
-
-def version_of(table: pa.Table) -> dt.datetime | None:
-    """The time ``table``'s records are as of, if it says."""
-    stamp = (table.schema.metadata or {}).get(VERSION_KEY)
-    return dt.datetime.fromisoformat(stamp.decode()) if stamp else None
 
 
 class HiveDataset:

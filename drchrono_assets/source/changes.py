@@ -14,20 +14,16 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Mapping
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.io_managers.hive_dataset import with_version
+from drchrono_assets.source.versions import with_version
 
 # The API's GET data "may be several seconds old": each sweep starts this much before the
 # previous one's API time, so nothing updated meanwhile slips between two sweeps.
 OVERLAP = dt.timedelta(minutes=2)
-# On every run a sweep requests: the sweep's id; on those that merge its staged changes, too.
-SWEEP_TAG = "drchrono/sweep"
 
 
 def local_since(api_time: dt.datetime, timezone: str) -> str:
@@ -40,23 +36,6 @@ def days_of(spec: ResourceSpec, table: pa.Table) -> list[str]:
     """The partition key of each row of a dated resource's records."""
     days = pc.cast(table[spec.rule.day_column], pa.date32())
     return [day.isoformat() for day in days.to_pylist()]
-
-
-def stored_days(
-    io_manager: HiveParquetIOManager, spec: ResourceSpec, keys: pa.Array
-) -> dict[str, str]:
-    """Primary key -> the partition that stores the record, for the records of ``keys``.
-
-    One scan of the key column of every partition, filtered as it is read: memory holds the
-    matches only.
-    """
-    (key,) = spec.primary_key
-    if not len(keys):
-        return {}
-    dataset = io_manager.dataset(dg.AssetKey(spec.name))
-    found = dataset.scan([key, dataset.partition_column], pc.field(key).isin(keys))
-    days = (day.isoformat() for day in found[dataset.partition_column].to_pylist())
-    return dict(zip(found[key].to_pylist(), days, strict=True))
 
 
 def dirty_days(spec: ResourceSpec, changes: pa.Table, stored_days: Mapping[str, str]) -> set[str]:

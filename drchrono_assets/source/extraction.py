@@ -17,7 +17,7 @@ from drchrono_assets.catalog.partition_rules import Query, QueryPlan
 from drchrono_assets.catalog.records import missing_fields, records_to_table, unknown_fields
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import SchemaChangedError
-from drchrono_assets.io_managers.hive_dataset import with_version
+from drchrono_assets.source.versions import with_version
 
 
 @dataclass(frozen=True)

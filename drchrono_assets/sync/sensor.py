@@ -29,8 +29,7 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.sync.changes import SWEEP_TAG
-from drchrono_assets.sync.staged import PlannedRun, StagedChanges
+from drchrono_assets.sync.staged import SWEEP_TAG, PlannedRun, StagedChanges
 from drchrono_assets.sync.sweep import (
     FINISH_OP,
     SWEEP_OP,

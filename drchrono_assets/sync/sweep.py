@@ -7,23 +7,24 @@ import datetime as dt
 import logging
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from drchrono_assets import settings
 from drchrono_assets.api import DrchronoClient
-from drchrono_assets.assets.extraction import fetch
 from drchrono_assets.assets.ingest import API_POOL
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets.sync.changes import (
+from drchrono_assets.source.changes import (
     dated_after,
     day_ranges,
     dirty_days,
     local_since,
     newest_versions,
-    stored_days,
 )
+from drchrono_assets.source.extraction import fetch
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 
 SWEEP_OP = "sweep_changes"
@@ -99,6 +100,23 @@ def plan_sweep(
         covered_from=covered_from,
         runs=tuple(runs),
     )
+
+
+def stored_days(
+    io_manager: HiveParquetIOManager, spec: ResourceSpec, keys: pa.Array
+) -> dict[str, str]:
+    """Primary key -> the partition that stores the record, for the records of ``keys``.
+
+    One scan of the key column of every partition, filtered as it is read: memory holds the
+    matches only.
+    """
+    (key,) = spec.primary_key
+    if not len(keys):
+        return {}
+    dataset = io_manager.dataset(dg.AssetKey(spec.name))
+    found = dataset.scan([key, dataset.partition_column], pc.field(key).isin(keys))
+    days = (day.isoformat() for day in found[dataset.partition_column].to_pylist())
+    return dict(zip(found[key].to_pylist(), days, strict=True))
 
 
 def _never_listed(

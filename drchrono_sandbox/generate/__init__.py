@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from drchrono_assets.sandbox.generate import calendar, documents, line_items, patients, staff
-from drchrono_assets.sandbox.generate.base import GenerationContext, PracticeData
-from drchrono_assets.sandbox.generate.size import PracticeSize
+from drchrono_sandbox.generate import calendar, documents, line_items, patients, staff
+from drchrono_sandbox.generate.base import GenerationContext, PracticeData
+from drchrono_sandbox.generate.size import PracticeSize
 
 
 def generate(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from drchrono_assets.sandbox.generate.size import PracticeSize
+from drchrono_sandbox.generate.size import PracticeSize
 
 Record = dict[str, Any]
 

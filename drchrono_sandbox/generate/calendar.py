@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox.generate.base import (
     FIRST_APPOINTMENT_ID,
     FIRST_REMINDER_ID,
     GenerationContext,
@@ -19,8 +19,8 @@ from drchrono_assets.sandbox.generate.base import (
     weekdays,
     weighted,
 )
-from drchrono_assets.sandbox.generate.size import SMALL
-from drchrono_assets.sandbox.generate.staff import TEMPLATES, TEMPLATES_BY_ID, doctor_location
+from drchrono_sandbox.generate.size import SMALL
+from drchrono_sandbox.generate.staff import TEMPLATES, TEMPLATES_BY_ID, doctor_location
 
 APPOINTMENT_STATUSES = (
     "",

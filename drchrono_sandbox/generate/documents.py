@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox.generate.base import (
     FIRST_DOCUMENT_ID,
     MEDIA_ROOT,
     GenerationContext,
@@ -13,7 +13,7 @@ from drchrono_assets.sandbox.generate.base import (
     ref,
     weekdays,
 )
-from drchrono_assets.sandbox.generate.staff import DOCTORS
+from drchrono_sandbox.generate.staff import DOCTORS
 
 DOCUMENT_KINDS = (
     ("Lab results", ["lab"]),

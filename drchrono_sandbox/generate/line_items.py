@@ -7,17 +7,17 @@ import random
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from drchrono_assets.sandbox import charges
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox import charges
+from drchrono_sandbox.generate.base import (
     GenerationContext,
     PracticeData,
     Record,
     ts,
     weighted,
 )
-from drchrono_assets.sandbox.generate.calendar import BilledVisit, Calendar, Series
-from drchrono_assets.sandbox.generate.patients import INSURERS
-from drchrono_assets.sandbox.generate.staff import DOCTORS, doctor_location
+from drchrono_sandbox.generate.calendar import BilledVisit, Calendar, Series
+from drchrono_sandbox.generate.patients import INSURERS
+from drchrono_sandbox.generate.staff import DOCTORS, doctor_location
 
 FIRST_TRANSACTION_ID = 900001
 #: Billing statuses of visits more than 45 days old, weighted: mostly settled.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, time, timedelta
 
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox.generate.base import (
     FIRST_NAMES,
     LAST_NAMES,
     GenerationContext,

@@ -7,7 +7,7 @@ from datetime import time
 from functools import cache
 from typing import Any
 
-from drchrono_assets.sandbox.generate.base import (
+from drchrono_sandbox.generate.base import (
     FIRST_NAMES,
     LAST_NAMES,
     GenerationContext,
