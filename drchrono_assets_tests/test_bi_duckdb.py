@@ -127,10 +127,15 @@ def test_the_readme_shows_the_packages_questions_exactly() -> None:
     assert readme_queries() == {q.name: q.sql for q in BI_QUESTIONS}
 
 
-def test_the_ui_shows_the_questions_and_the_file_on_the_asset() -> None:
-    metadata = bi_duckdb.metadata_by_key[bi_duckdb.key]
-    assert metadata["database"].value.endswith(DATABASE_NAME)
-    shown = metadata["bi_questions"].value
+def test_the_ui_shows_the_questions_and_the_file_on_the_asset(bi) -> None:
+    (materialized,) = [
+        event
+        for event in bi["result"].get_asset_materialization_events()
+        if event.asset_key == bi_duckdb.key
+    ]
+    path = materialized.materialization.metadata["path"].value
+    assert path == str((bi["root"] / DATABASE_NAME).resolve())
+    shown = bi_duckdb.metadata_by_key[bi_duckdb.key]["bi_questions"].value
     for q in BI_QUESTIONS:
         assert f"**{q.title}**\n\n```sql\n{q.sql}```" in shown
     description = billing_report.descriptions_by_key[billing_report.key]

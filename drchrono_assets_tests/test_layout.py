@@ -113,3 +113,40 @@ def test_no_module_is_over_400_lines() -> None:
         if (lines := len(path.read_text().splitlines())) > 400
     }
     assert long == {}
+
+
+# Where settings are still read when a module is imported: the one daily partitioning and the
+# freshness deadline that follows it, built once for the code location. The practice
+# component (issue 20) builds both from its attributes; then this set is definitions.py alone.
+READ_AT_IMPORT = {"drchrono_assets.partitions", "drchrono_assets.checks.freshness"}
+_RECORD_READS = """
+import json, pkgutil, sys, importlib
+import drchrono_assets
+from drchrono_assets import settings
+readers = set()
+real = settings.env
+def env(name, default=None):
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("drchrono_assets"):
+                readers.add(module)
+                break
+        frame = frame.f_back
+    return real(name, default)
+settings.env = env
+for info in pkgutil.walk_packages(drchrono_assets.__path__, "drchrono_assets."):
+    if not info.name.startswith(("drchrono_assets.cli", "drchrono_assets.definitions")):
+        importlib.import_module(info.name)
+print(json.dumps(sorted(readers)))
+"""
+
+
+def test_settings_are_read_at_import_only_where_the_code_location_is_built() -> None:
+    """Settings are read in one place and passed down: importing a module reads none, but
+    for the partitioning ``READ_AT_IMPORT`` names."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RECORD_READS], capture_output=True, text=True, check=True
+    )
+    assert set(json.loads(done.stdout)) <= READ_AT_IMPORT

@@ -19,26 +19,14 @@ DATABASE_NAME = "drchrono.duckdb"
 PARTITIONED = [*resource_assets, billing_report]
 
 
-def database_entry() -> dg.MetadataValue:
-    """Where the file is for the data root the code location is loaded with (definitions.py
-    gives the resource the same setting), absolute as the asset writes it."""
-    root = settings.data_root()
-    if not settings.is_local(root):  # bi_duckdb is then left out of the definitions
-        return dg.MetadataValue.text(f"none: {DATABASE_NAME} needs a local DRCHRONO_DATA_ROOT")
-    return dg.MetadataValue.path(os.path.join(os.path.abspath(UPath(root).path), DATABASE_NAME))
-
-
 @dg.asset(
     group_name="bi",
     deps=[*PARTITIONED, ar_aging],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb"},
     automation_condition=dg.AutomationCondition.eager(),
-    # Shown on the asset's page: the file to open and the questions to ask it.
-    metadata={
-        "database": database_entry(),
-        "bi_questions": dg.MetadataValue.md(bi_questions_markdown()),
-    },
+    # Shown on the asset's page: the questions to ask the file (its path: each materialization's).
+    metadata={"bi_questions": dg.MetadataValue.md(bi_questions_markdown())},
 )
 def bi_duckdb(
     context: dg.AssetExecutionContext, parquet_io_manager: dg.ResourceParam[HiveParquetIOManager]
@@ -47,8 +35,8 @@ def bi_duckdb(
 
     Metabase, Superset, Evidence or a notebook open this one file and see every dataset as a
     table over the live Parquet files, with the ``date`` partition column. The file's path is
-    the metadata entry ``database``; ready-made questions with their SQL (collections per
-    doctor, unbilled visits, denial rates) are the entry ``bi_questions``.
+    each materialization's metadata entry ``path``; ready-made questions with their SQL
+    (collections per doctor, unbilled visits, denial rates) are the entry ``bi_questions``.
     """
     root = UPath(parquet_io_manager.data_root)
     if not settings.is_local(root):
