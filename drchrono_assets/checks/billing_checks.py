@@ -142,6 +142,44 @@ def _sums_by_day(table: pa.Table) -> dict[tuple[str, str], Decimal]:
     }
 
 
+def _findings(
+    days: Sequence[str],
+    rows: list[tuple],
+    header: tuple[str, ...],
+    count: str,
+    about_day: Callable[[list[tuple]], str],
+    about_run: str,
+) -> CheckOutcome:
+    """A check that fails on any finding (``rows``, each starting with its day): each day's
+    result says ``about_day`` of its findings; the run's, ``about_run`` and the first one."""
+
+    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            passed=not found,
+            description=about_day(found) if found else None,
+            metadata={count: len(found), "details": _markdown(header, found[:DETAIL_ROWS])},
+        )
+
+    by_day = _per_day(days, rows, day_result)
+    failed = len({row[0] for row in rows})
+    result = dg.AssetCheckResult(
+        passed=not rows,
+        description=(
+            f"{len(rows)} {about_run} on {failed} of {len(days)} day(s) "
+            f"(first: {rows[0][1]} on {rows[0][0]})"
+            if rows
+            else None
+        ),
+        metadata={
+            "days_checked": len(days),
+            count: len(rows),
+            "days": _days_table(by_day, count),
+            "details": _markdown(header, rows[:DETAIL_ROWS]),
+        },
+    )
+    return CheckOutcome(result, by_day)
+
+
 def reconciliation(days: Sequence[str], report: pa.Table, transactions: pa.Table) -> CheckOutcome:
     """Each day's money totals of ``report`` against those of ``transactions``."""
     ours, theirs = _sums_by_day(report), _sums_by_day(transactions)
@@ -150,34 +188,14 @@ def reconciliation(days: Sequence[str], report: pa.Table, transactions: pa.Table
         for key in ours.keys() | theirs.keys()
         if ours.get(key, Decimal(0)) != theirs.get(key, Decimal(0))
     )
-    header = ("day", "field", "report", "transactions")
-
-    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
-        fields = ", ".join(field for _, field, _, _ in found)
-        return dg.AssetCheckResult(
-            passed=not found,
-            description=f"{fields} differ from the transactions' total" if found else None,
-            metadata={"mismatches": len(found), "details": _markdown(header, found[:DETAIL_ROWS])},
-        )
-
-    by_day = _per_day(days, mismatches, day_result)
-    failed = [day for day, result in by_day.items() if not result.passed]
-    result = dg.AssetCheckResult(
-        passed=not mismatches,
-        description=(
-            f"{len(mismatches)} money total(s) differ from the transactions' on "
-            f"{len(failed)} of {len(days)} day(s) (first: {mismatches[0][1]} on {mismatches[0][0]})"
-            if mismatches
-            else None
-        ),
-        metadata={
-            "days_checked": len(days),
-            "mismatches": len(mismatches),
-            "days": _days_table(by_day, "mismatches"),
-            "details": _markdown(header, mismatches[:DETAIL_ROWS]),
-        },
+    return _findings(
+        days,
+        mismatches,
+        ("day", "field", "report", "transactions"),
+        "mismatches",
+        lambda found: f"{', '.join(row[1] for row in found)} differ from the transactions' total",
+        "money total(s) differ from the transactions'",
     )
-    return CheckOutcome(result, by_day)
 
 
 def repeated_appointments(days: Sequence[str], report: pa.Table) -> CheckOutcome:
@@ -188,35 +206,14 @@ def repeated_appointments(days: Sequence[str], report: pa.Table) -> CheckOutcome
         for row in counts.to_pylist()
         if row["count_all"] > 1
     )
-    header = ("day", "appointment", "rows")
-
-    def day_result(found: list[tuple]) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            passed=not found,
-            description=f"{len(found)} appointment(s) appear more than once" if found else None,
-            metadata={
-                "repeated_appointments": len(found),
-                "details": _markdown(header, found[:DETAIL_ROWS]),
-            },
-        )
-
-    by_day = _per_day(days, repeated, day_result)
-    result = dg.AssetCheckResult(
-        passed=not repeated,
-        description=(
-            f"{len(repeated)} appointment(s) appear more than once in a day "
-            f"(first: {repeated[0][1]} on {repeated[0][0]})"
-            if repeated
-            else None
-        ),
-        metadata={
-            "days_checked": len(days),
-            "repeated_appointments": len(repeated),
-            "days": _days_table(by_day, "repeated_appointments"),
-            "details": _markdown(header, repeated[:DETAIL_ROWS]),
-        },
+    return _findings(
+        days,
+        repeated,
+        ("day", "appointment", "rows"),
+        "repeated_appointments",
+        lambda found: f"{len(found)} appointment(s) appear more than once",
+        "appointment(s) appear more than once in a day",
     )
-    return CheckOutcome(result, by_day)
 
 
 def orphans_and_unbilled(days: Sequence[str], report: pa.Table) -> CheckOutcome:
