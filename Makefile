@@ -1,10 +1,11 @@
-# The two commands the README promises: `make demo` and `make test`. Both set up first.
+# The commands the README promises: `make ui`, `make demo`, `make check` and `make test`.
+# Each sets up first.
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/drchrono-assets
 
-.PHONY: setup demo ui test lint
+.PHONY: setup demo ui ruff check test lint
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	@echo "Setting up $(VENV) with the package and its test tools (the first time: about a minute)..."
@@ -24,10 +25,20 @@ demo: setup
 ui: setup
 	@$(CLI) ui
 
-test: setup
-	bash .ci/system-deps
+# Ruff's lint and format checks (`make lint` fixes what they can).
+ruff: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Ruff and the unit tests: in the test process, no services or system packages, under two
+# minutes.
+check: ruff
+	$(PY) -m pytest drchrono_assets_tests/unit
+
+# Ruff and every test, unit and integration (PostgreSQL, Chromium, S3, child processes, the
+# long simulations): what CI runs (.ci/run).
+test: ruff
+	bash .ci/system-deps
 	$(PY) -m pytest
 
 lint: setup

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drchrono_assets.sync import sensor as sync_sensor
-from drchrono_assets_tests.simulation import Morning, incremental_floor
+from drchrono_assets_tests.support.simulation import Morning, incremental_floor
 from drchrono_sandbox import PracticeSize, SandboxConfig, SandboxServer
 
 

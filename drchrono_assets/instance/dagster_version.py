@@ -23,7 +23,8 @@ from drchrono_assets.errors import ConfigurationError
 
 #: The Dagster release whose private storage methods this package's storages were checked
 #: against. Moving it means re-reading those methods in the new release (see each class's
-#: "Remove when" note) and re-running test_local_instance.py and test_postgres.py.
+#: "Remove when" note) and re-running unit/test_local_instance.py and
+#: integration/test_postgres_instance.py.
 SUPPORTED_DAGSTER_VERSION = "1.13.27"
 
 

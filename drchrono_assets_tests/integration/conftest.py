@@ -1,0 +1,40 @@
+"""Fixtures of the integration tests: a PostgreSQL server, and a practice after its first
+simulated morning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drchrono_assets.sync import sensor as sync_sensor
+from drchrono_assets_tests.support.postgres_server import PostgresServer
+from drchrono_assets_tests.support.simulation import START, TIMEZONE, AfterFirstMorning, Morning
+from drchrono_sandbox import SandboxConfig, SandboxServer
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server; each test creates the databases it uses."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def after_first_morning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AfterFirstMorning]:
+    """Day 10 of an evolving practice, its first simulated morning swept and its runs done;
+    the change sensor's clock follows the sandbox's."""
+    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
+    with SandboxServer(
+        SandboxConfig(start=START, end=START + dt.timedelta(days=20), clock=first_morning)
+    ) as sandbox:
+        morning = Morning(sandbox, tmp_path)
+        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
+        morning.run()
+        yield AfterFirstMorning(sandbox, morning, first_morning)

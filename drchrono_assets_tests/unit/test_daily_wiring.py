@@ -1,0 +1,66 @@
+"""How daily operation is wired: the change sensor, automation, and range runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from drchrono_assets.assets.billing_reports import billing_report
+from drchrono_assets.assets.ingest import resource_assets
+from drchrono_assets.checks import billing_checks
+from drchrono_assets.day_window import DayWindow
+from drchrono_assets.definitions import defs
+from drchrono_assets_tests.support.assets import read_partition
+
+
+def test_daily_operation_is_the_sensor_with_billing_following_by_automation() -> None:
+    # A fixed-window schedule beside the sensor would spend every request twice.
+    assert not defs.schedules
+    assert [sensor.name for sensor in defs.sensors] == ["drchrono_changes", "drchrono_freshness"]
+    targets = {target.job_name for target in defs.resolve_sensor_def("drchrono_changes").targets}
+    assert targets == {"drchrono_ingest", "drchrono_sweep", "drchrono_finish_sweep"}
+    graph = defs.resolve_asset_graph()
+    for name in ("billing_report", "ar_aging", "bi_duckdb"):
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
+
+
+def test_a_range_of_billing_days_rematerializes_in_one_run(dagster_resources, sandbox_env) -> None:
+    """What the sensor's runs and the automation condition do for dirty days, as one run."""
+    billing_range = dg.define_asset_job(
+        "billing_range",
+        selection=dg.AssetSelection.assets(
+            "appointments", "transactions", "doctors", "billing_report"
+        ),
+    )
+    job = dg.Definitions(
+        assets=[*resource_assets, billing_report],
+        asset_checks=billing_checks,
+        jobs=[billing_range],
+        resources=dagster_resources,
+    ).resolve_job_def("billing_range")
+    result = job.execute_in_process(
+        tags=DayWindow(dt.date(2024, 3, 4), dt.date(2024, 3, 8)).run_tags
+    )
+    assert result.success
+    report_events = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == billing_report.key
+    ]
+    days = sorted(event.partition for event in report_events)
+    assert days == ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    for day in days:
+        assert read_partition(sandbox_env["DRCHRONO_DATA_ROOT"], "billing_report", day)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations["billing_report_reconciles"] is True
+    assert evaluations["billing_report_one_row_per_appointment"] is True
+    assert "billing_report_orphans_and_unbilled" in evaluations  # a warning may fire
+
+
+def test_runs_execute_in_one_process() -> None:
+    """One API client, token manager and request budget per run, and one process's memory
+    (a year's backfill of the large practice: 350 MB in process, 880 MB with a process a
+    step)."""
+    for job_name in ("drchrono_ingest", "__ASSET_JOB"):
+        assert defs.resolve_job_def(job_name).executor_def.name == "in_process"
