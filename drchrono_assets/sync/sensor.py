@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
 from drchrono_assets.partitions import daily_partitions
-from drchrono_assets.sync.staged import SWEEP_TAG, PlannedRun, StagedChanges
+from drchrono_assets.sync.staged import SWEEP_TAG, PlannedRun, StagedChanges, SweepPlan
 from drchrono_assets.sync.sweep import (
     FINISH_OP,
     SWEEP_OP,
@@ -125,8 +126,9 @@ def _failed(
 
 
 def _run_request(
-    sweep: str, key: str, attempt: int, cursor: SyncCursor, staged: StagedChanges
+    sweep: str, key: str, attempt: int, cursor: SyncCursor, plan: Callable[[], SweepPlan]
 ) -> dg.RunRequest:
+    """The request of a sweep's run; ``plan`` reads the sweep's plan, once a tick (cached)."""
     tags = {SWEEP_TAG: sweep, "dagster/max_runtime": str(int(RUN_DEADLINE.total_seconds()))}
     run_key = _run_key(sweep, key, attempt)
     if key == SWEEP_RUN:
@@ -144,17 +146,22 @@ def _run_request(
             run_config=dg.RunConfig(ops={FINISH_OP: FinishConfig(sweep=sweep)}),
             tags=tags,
         )
-    run: PlannedRun = staged.plan(sweep).run(key)
+    run: PlannedRun = plan().run(key)
     tags |= DayWindow.from_partition_keys([run.first, run.last]).run_tags
     # In the config, not a tag: what a run does shows in `dagster sensor preview` and the UI.
-    config = IngestConfig(merge_sweep=sweep if run.mode == "merge" else None)
+    ingest = IngestConfig(merge_sweep=sweep if run.mode == "merge" else None)
     return dg.RunRequest(
         run_key=run_key,
         job_name=ingest_job.name,
         asset_selection=[dg.AssetKey(asset) for asset in run.assets],
-        run_config=dg.RunConfig(ops=dict.fromkeys(run.assets, config)),
+        run_config=dg.RunConfig(ops=dict.fromkeys(run.assets, ingest)),
         tags=tags,
     )
+
+
+def _plan_of(staged: StagedChanges, sweep: str) -> Callable[[], SweepPlan]:
+    """The sweep's plan, read from the data root at most once."""
+    return functools.cache(lambda: staged.plan(sweep))
 
 
 def _lost(staged: StagedChanges, sweep: str) -> bool:
@@ -177,6 +184,7 @@ def _progress(
     """Requests for the pending sweep's failed runs whose retry is due, or a skip while its
     runs work or wait; None once every run succeeded."""
     now = clock()
+    plan = _plan_of(staged, cursor.sweep or "")
     sweep = cursor.sweep or ""
     statuses: Mapping[str, dg.DagsterRunStatus | None] = _statuses(context.instance, cursor)
     requests, waiting = [], []
@@ -193,7 +201,7 @@ def _progress(
             )
         if reason and dt.datetime.fromisoformat(attempt.retry_at or "") <= now:
             cursor.runs[key] = RunAttempt(attempt.number + 1, now.isoformat())
-            requests.append(_run_request(sweep, key, attempt.number + 1, cursor, staged))
+            requests.append(_run_request(sweep, key, attempt.number + 1, cursor, plan))
         elif reason:
             waiting.append(f"{key} (attempt {attempt.number} {reason}; retry {attempt.retry_at})")
         else:
@@ -208,10 +216,11 @@ def _next_step(cursor: SyncCursor, staged: StagedChanges) -> dg.SensorResult:
     """The requests of the pending sweep's next step, once every run of its current step
     succeeded: after the sweep run its planned runs, after those the finish run."""
     sweep = cursor.sweep or ""
-    planned = [run.key for run in staged.plan(sweep).runs] if SWEEP_RUN in cursor.runs else []
+    plan = _plan_of(staged, sweep)
+    planned = [run.key for run in plan().runs] if SWEEP_RUN in cursor.runs else []
     keys = planned or [FINISH_RUN]
     cursor.runs = {key: RunAttempt(1, clock().isoformat()) for key in keys}
-    requests = [_run_request(sweep, key, 1, cursor, staged) for key in keys]
+    requests = [_run_request(sweep, key, 1, cursor, plan) for key in keys]
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 
@@ -275,5 +284,5 @@ def drchrono_changes(
         since=cursor.since,
         runs={SWEEP_RUN: RunAttempt(1, clock().isoformat())},
     )
-    request = _run_request(sweep, SWEEP_RUN, 1, cursor, staged)
+    request = _run_request(sweep, SWEEP_RUN, 1, cursor, _plan_of(staged, sweep))
     return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())
