@@ -32,8 +32,8 @@ def _scenario(
     os.environ.update(env)
     import dagster as dg
 
-    from drchrono_assets.assets import resource_assets
     from drchrono_assets.day_window import DayWindow
+    from drchrono_assets.definitions import practice_definitions
     from drchrono_assets.io_managers import HiveParquetIOManager
     from drchrono_assets.resources import DrchronoApiResource
 
@@ -46,7 +46,7 @@ def _scenario(
     started = time.perf_counter()
     for first, last in days:
         dg.materialize(
-            resource_assets,
+            practice_definitions.resource_assets,
             resources=resources,
             tags=DayWindow.from_partition_keys([first, last]).run_tags,
         )

@@ -1,4 +1,4 @@
-"""Partition keys checked against the package's daily partitions, refused with a message that
+"""Partition keys checked against a practice's daily partitions, refused with a message that
 names ``DRCHRONO_START_DATE`` and the valid range (Dagster's says only that it "could not
 find a partition").
 
@@ -16,7 +16,6 @@ import dagster as dg
 from drchrono_assets import settings
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ConfigurationError
-from drchrono_assets.partitions import daily_partitions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +46,7 @@ class ValidRange:
         )
 
 
-def check_partition_key(
-    key: str, partitions: dg.TimeWindowPartitionsDefinition = daily_partitions
-) -> str:
+def check_partition_key(key: str, partitions: dg.TimeWindowPartitionsDefinition) -> str:
     """``key`` if it is one of ``partitions``' keys now; else a ``ConfigurationError`` saying
     why, naming ``DRCHRONO_START_DATE`` and the valid range."""
     valid = ValidRange.of(partitions)
@@ -76,7 +73,7 @@ def check_partition_key(
 
 
 def check_partition_range(
-    first: str, last: str, partitions: dg.TimeWindowPartitionsDefinition = daily_partitions
+    first: str, last: str, partitions: dg.TimeWindowPartitionsDefinition
 ) -> DayWindow:
     """The days ``first`` to ``last`` if both are partition keys now, in order; else a
     ``ConfigurationError`` naming the bad one (as ``check_partition_key``)."""

@@ -95,11 +95,6 @@ def is_local(location: str | UPath) -> bool:
     return UPath(location).protocol in ("", "file", "local")
 
 
-def data_root_is_local() -> bool:
-    """Whether ``DRCHRONO_DATA_ROOT`` is a folder on this machine."""
-    return is_local(data_root())
-
-
 def data_group_read() -> bool:
     """``DRCHRONO_DATA_GROUP_READ``: whether the group of a local data root may read what is
     written under it (files 0440/0640, folders 0750), not only its owner (0400/0600, 0700)."""
@@ -215,6 +210,8 @@ def number(name: str, allowed: Allowed, default: float) -> int | float | None:
 
 
 WARN_THRESHOLD = Allowed(whole=True, low=1)
+DEFAULT_ORPHAN_WARN_THRESHOLD = 2
+DEFAULT_UNBILLED_WARN_THRESHOLD = 3
 
 
 def _threshold(name: str, default: int) -> int:
@@ -224,12 +221,12 @@ def _threshold(name: str, default: int) -> int:
 
 def orphan_warning_threshold() -> int:
     """``DRCHRONO_ORPHAN_WARN_THRESHOLD``: orphan rows per day above which a check warns."""
-    return _threshold("DRCHRONO_ORPHAN_WARN_THRESHOLD", 2)
+    return _threshold("DRCHRONO_ORPHAN_WARN_THRESHOLD", DEFAULT_ORPHAN_WARN_THRESHOLD)
 
 
 def unbilled_warning_threshold() -> int:
     """``DRCHRONO_UNBILLED_WARN_THRESHOLD``: unbilled visits per day above which a check warns."""
-    return _threshold("DRCHRONO_UNBILLED_WARN_THRESHOLD", 3)
+    return _threshold("DRCHRONO_UNBILLED_WARN_THRESHOLD", DEFAULT_UNBILLED_WARN_THRESHOLD)
 
 
 DEFAULT_SYNC_HOUR = 4  # yesterday is complete and the practice is quiet
@@ -242,12 +239,38 @@ def sync_hour() -> int:
     return DEFAULT_SYNC_HOUR if hour is None else int(hour)
 
 
-def check_all() -> None:
-    """Read every setting of this module, so a bad one is refused when the code location
-    loads (``dagster definitions validate``) rather than by the step or check that reads it."""
-    start_date()  # and timezone()
-    sync_hour()
-    data_group_read()
-    s3_sse_kms_key_id()  # and s3_sse()
-    orphan_warning_threshold()
-    unbilled_warning_threshold()
+@dataclasses.dataclass(frozen=True)
+class PracticeSettings:
+    """One practice's settings, read once where the code location is built and passed down
+    to what uses them: nothing below reads the environment for them."""
+
+    start_date: str = DEFAULT_START_DATE
+    timezone: str = DEFAULT_TIMEZONE
+    sync_hour: int = DEFAULT_SYNC_HOUR
+    orphan_warning_threshold: int = DEFAULT_ORPHAN_WARN_THRESHOLD
+    unbilled_warning_threshold: int = DEFAULT_UNBILLED_WARN_THRESHOLD
+    data_root: str = DEFAULT_DATA_ROOT
+    data_group_read: bool = False
+    s3_sse: str | None = None
+    s3_sse_kms_key_id: str | None = None
+
+    @classmethod
+    def from_env(cls) -> PracticeSettings:
+        """Every ``DRCHRONO_*`` practice setting, each checked: a bad one is refused when the
+        code location loads (``dagster definitions validate``), naming its variable."""
+        return cls(
+            start_date=start_date(),
+            timezone=timezone(),
+            sync_hour=sync_hour(),
+            orphan_warning_threshold=orphan_warning_threshold(),
+            unbilled_warning_threshold=unbilled_warning_threshold(),
+            data_root=data_root(),
+            data_group_read=data_group_read(),
+            s3_sse=s3_sse(),
+            s3_sse_kms_key_id=s3_sse_kms_key_id(),
+        )
+
+    @property
+    def data_root_is_local(self) -> bool:
+        """Whether the data root is a folder on this machine."""
+        return is_local(self.data_root)

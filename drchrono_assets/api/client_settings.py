@@ -67,6 +67,8 @@ class ClientSettings:
     # A file path or a ``postgresql+psycopg2://`` URL (with a password: kept out of ``repr``);
     # None until ``resolve_token_store`` picks the default file (the client refuses None).
     token_store: str | None = dataclasses.field(default=None, repr=False)
+    # The practice's data root, which a token file may not be inside (None: not checked).
+    data_root: str | None = None
     page_size: int = 250
     timeout_seconds: float = 30.0
     max_attempts: int = 10
@@ -99,7 +101,8 @@ class ClientSettings:
         variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES}
         configured = {field: settings.env(variable) for field, variable in variables.items()}
         given = {field: value for field, value in configured.items() if value is not None}
-        return cls(**given, **tuning_from_env()).resolve_token_store()
+        data_root = settings.data_root()
+        return cls(**given, data_root=data_root, **tuning_from_env()).resolve_token_store()
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/api/doctors``."""
@@ -114,18 +117,18 @@ class ClientSettings:
         """These settings with the token store's location decided: ``token_store``
         (``DRCHRONO_TOKEN_STORE``) if set, else a file per application in the home folder.
 
-        A token file may not sit in a local data root (``DRCHRONO_DATA_ROOT``): whoever may
-        read the data could then read the tokens too.
+        A token file may not sit in a local data root (``data_root``): whoever may read the
+        data could then read the tokens too.
         """
         location = self.token_store or str(
             settings.default_token_folder() / f"tokens-{self.application_key()}.json"
         )
-        if not is_database_url(location) and settings.data_root_is_local():
+        root = self.data_root
+        if root is not None and settings.is_local(root) and not is_database_url(location):
             path = Path(location).expanduser()
-            data_root = settings.data_root()
-            if path.resolve().is_relative_to(Path(UPath(data_root).path).resolve()):
+            if path.resolve().is_relative_to(Path(UPath(root).path).resolve()):
                 raise ConfigurationError(
-                    f"the token store {path} is inside the data root {data_root}: "
+                    f"the token store {path} is inside the data root {root}: "
                     "set DRCHRONO_TOKEN_STORE to a path outside it"
                 )
         return dataclasses.replace(self, token_store=location)

@@ -11,7 +11,6 @@ from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
-from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.source.changes import day_ranges, merge_changes
 from drchrono_assets.source.extraction import extract
@@ -44,14 +43,17 @@ def _description(spec: ResourceSpec) -> str:
     )
 
 
-def build_resource_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
-    """A daily-partitioned asset that fetches ``spec`` for all partitions of a run at once."""
+def build_resource_asset(
+    spec: ResourceSpec, partitions: dg.DailyPartitionsDefinition
+) -> dg.AssetsDefinition:
+    """An asset partitioned by ``partitions`` that fetches ``spec`` for all partitions of a
+    run at once."""
 
     @dg.asset(
         name=spec.name,
         description=_description(spec),
         group_name=GROUP,
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="parquet_io_manager",
         dagster_type=dg.Any,  # tables by day, or a PartitionUpdate of the stored ones
@@ -119,4 +121,6 @@ def _merge_output(
     )
 
 
-resource_assets = [build_resource_asset(spec) for spec in RESOURCES]
+def build_resource_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The asset of every resource in the catalog, partitioned by ``partitions``."""
+    return [build_resource_asset(spec, partitions) for spec in RESOURCES]

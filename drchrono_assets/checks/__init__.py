@@ -1,5 +1,5 @@
-"""Asset checks."""
+"""Asset checks: the billing report's, and every dated asset's freshness."""
 
-from drchrono_assets.checks.billing_checks import billing_checks
+from drchrono_assets.checks.billing_checks import build_billing_checks
 
-__all__ = ["billing_checks"]
+__all__ = ["build_billing_checks"]

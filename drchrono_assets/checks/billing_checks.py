@@ -30,14 +30,11 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow as pa
 
-from drchrono_assets import settings
-from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.billing.report import MONEY_FIELDS, REPORT_SCHEMA
 from drchrono_assets.catalog.endpoints import TRANSACTIONS as TRANSACTIONS_SPEC
 from drchrono_assets.io_managers import HiveParquetIOManager
 
 TRANSACTIONS = dg.AssetKey(TRANSACTIONS_SPEC.name)
-FILE_SCHEMAS = {billing_report.key: REPORT_SCHEMA, TRANSACTIONS: TRANSACTIONS_SPEC.schema}
 DETAIL_ROWS = 50  # rows of a details table; the counts beside it are complete
 
 CheckEvents = Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]
@@ -63,13 +60,27 @@ def checked_days(
     launches with no partition (the UI's Execute), checks every day the report holds."""
     if is_partitioned_run(context):
         return list(context.partition_keys)
-    return parquet_io_manager.dataset(billing_report.key).partition_keys()
+    return parquet_io_manager.dataset(context.check_specs[0].asset_key).partition_keys()
 
 
-def _read(parquet_io_manager: HiveParquetIOManager, key: dg.AssetKey, days: list[str]) -> pa.Table:
-    """The stored days of ``key`` as one table with their ``date``."""
+def _read(
+    parquet_io_manager: HiveParquetIOManager,
+    key: dg.AssetKey,
+    days: list[str],
+    schema: pa.Schema,
+) -> pa.Table:
+    """The stored days of ``key`` (files of ``schema``) as one table with their ``date``."""
     dataset = parquet_io_manager.dataset(key)
-    return dataset.read(days) if days else dataset.empty_table(FILE_SCHEMAS[key])
+    return dataset.read(days) if days else dataset.empty_table(schema)
+
+
+def _report(
+    context: dg.AssetCheckExecutionContext, parquet_io_manager: HiveParquetIOManager
+) -> tuple[list[str], pa.Table]:
+    """The days the check checks, and those days of the report it is the check of."""
+    days = checked_days(context, parquet_io_manager)
+    key = context.check_specs[0].asset_key
+    return days, _read(parquet_io_manager, key, days, REPORT_SCHEMA)
 
 
 def report_events(context: dg.AssetCheckExecutionContext, outcome: CheckOutcome) -> CheckEvents:
@@ -216,14 +227,14 @@ def repeated_appointments(days: Sequence[str], report: pa.Table) -> CheckOutcome
     )
 
 
-def orphans_and_unbilled(days: Sequence[str], report: pa.Table) -> CheckOutcome:
-    """Orphan rows and unbilled visits of each day of ``report`` against the thresholds."""
+def orphans_and_unbilled(
+    days: Sequence[str], report: pa.Table, orphan_limit: int, unbilled_limit: int
+) -> CheckOutcome:
+    """Orphan rows and unbilled visits of each day of ``report`` against their limits."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in report.select(["date", "is_orphan", "is_unbilled"]).to_pylist():
         counts[str(row["date"])][0] += row["is_orphan"]
         counts[str(row["date"])][1] += row["is_unbilled"]
-    orphan_limit = settings.orphan_warning_threshold()
-    unbilled_limit = settings.unbilled_warning_threshold()
     thresholds = f"orphans > {orphan_limit} or unbilled > {unbilled_limit} per day"
     rows = [(day, *figures) for day, figures in counts.items()]
 
@@ -261,47 +272,47 @@ def orphans_and_unbilled(days: Sequence[str], report: pa.Table) -> CheckOutcome:
     return CheckOutcome(result, by_day)
 
 
-@dg.asset_check(asset=billing_report, blocking=True, additional_deps=[TRANSACTIONS])
-def billing_report_reconciles(
-    context: dg.AssetCheckExecutionContext,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> CheckEvents:
-    """Every money total of each day of the report equals the transactions' total of the day,
-    exactly. A result for the run's days (its ``days`` table: each day's verdict), and one
-    for each day."""
-    days = checked_days(context, parquet_io_manager)
-    report = _read(parquet_io_manager, billing_report.key, days)
-    outcome = reconciliation(days, report, _read(parquet_io_manager, TRANSACTIONS, days))
-    yield from report_events(context, outcome)
+def build_billing_checks(
+    billing_report: dg.AssetsDefinition, orphan_limit: int, unbilled_limit: int
+) -> list[dg.AssetChecksDefinition]:
+    """The checks of ``billing_report``; the orphan and unbilled one warns above the limits."""
 
+    @dg.asset_check(asset=billing_report, blocking=True, additional_deps=[TRANSACTIONS])
+    def billing_report_reconciles(
+        context: dg.AssetCheckExecutionContext,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+    ) -> CheckEvents:
+        """Every money total of each day of the report equals the transactions' total of the
+        day, exactly. A result for the run's days (its ``days`` table: each day's verdict),
+        and one for each day."""
+        days, report = _report(context, parquet_io_manager)
+        transactions = _read(parquet_io_manager, TRANSACTIONS, days, TRANSACTIONS_SPEC.schema)
+        yield from report_events(context, reconciliation(days, report, transactions))
 
-@dg.asset_check(asset=billing_report, blocking=True)
-def billing_report_one_row_per_appointment(
-    context: dg.AssetCheckExecutionContext,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> CheckEvents:
-    """No appointment appears twice in a day's report. A result for the run's days (its
-    ``days`` table: each day's verdict), and one for each day."""
-    days = checked_days(context, parquet_io_manager)
-    report = _read(parquet_io_manager, billing_report.key, days)
-    yield from report_events(context, repeated_appointments(days, report))
+    @dg.asset_check(asset=billing_report, blocking=True)
+    def billing_report_one_row_per_appointment(
+        context: dg.AssetCheckExecutionContext,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+    ) -> CheckEvents:
+        """No appointment appears twice in a day's report. A result for the run's days (its
+        ``days`` table: each day's verdict), and one for each day."""
+        days, report = _report(context, parquet_io_manager)
+        yield from report_events(context, repeated_appointments(days, report))
 
+    @dg.asset_check(asset=billing_report)
+    def billing_report_orphans_and_unbilled(
+        context: dg.AssetCheckExecutionContext,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+    ) -> CheckEvents:
+        """Orphan rows and unbilled visits per day; warns above the configured thresholds. A
+        result for the run's days (its ``days`` table: each day's counts and verdict), and
+        one for each day."""
+        days, report = _report(context, parquet_io_manager)
+        outcome = orphans_and_unbilled(days, report, orphan_limit, unbilled_limit)
+        yield from report_events(context, outcome)
 
-@dg.asset_check(asset=billing_report)
-def billing_report_orphans_and_unbilled(
-    context: dg.AssetCheckExecutionContext,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> CheckEvents:
-    """Orphan rows and unbilled visits per day; warns above the configured thresholds. A
-    result for the run's days (its ``days`` table: each day's counts and verdict), and one
-    for each day."""
-    days = checked_days(context, parquet_io_manager)
-    report = _read(parquet_io_manager, billing_report.key, days)
-    yield from report_events(context, orphans_and_unbilled(days, report))
-
-
-billing_checks = [
-    billing_report_reconciles,
-    billing_report_one_row_per_appointment,
-    billing_report_orphans_and_unbilled,
-]
+    return [
+        billing_report_reconciles,
+        billing_report_one_row_per_appointment,
+        billing_report_orphans_and_unbilled,
+    ]

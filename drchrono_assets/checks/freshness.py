@@ -1,7 +1,7 @@
 """Freshness checks: each dated asset's check fails in the UI once yesterday's partition is late.
 
 Every ingest asset and ``billing_report`` gets a check that fails (severity ERROR, shown red)
-when, at ``DEADLINE_HOUR`` practice-local, yesterday's partition has no materialization. The
+when, at ``deadline_hour`` practice-local, yesterday's partition has no materialization. The
 ``drchrono_changes`` sweep starts at ``DRCHRONO_SYNC_HOUR`` and ``billing_report`` follows it by
 automation, so a morning that cannot finish shows up as a failed check. It never looks like a
 silent wait. Once the late partition arrives, the sensor evaluates the check again and it passes.
@@ -40,40 +40,34 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from drchrono_assets import settings
-from drchrono_assets.assets.billing_reports import billing_report
-from drchrono_assets.assets.ingest import resource_assets
-from drchrono_assets.partitions import daily_partitions
-
 # Time after the sync hour for the sweep's runs and the billing report after them; later,
-# the morning is late. Read with the partitions' zone, when the definitions are imported.
+# the morning is late.
 GRACE_HOURS = 3
-DEADLINE_HOUR = min(settings.sync_hour() + GRACE_HOURS, 23)  # 07:00 practice-local by default
-DEADLINE_CRON = f"0 {DEADLINE_HOUR} * * *"
-# The zone settings.timezone() gave the partitions when the definitions were imported, read
-# once. The deadline and "yesterday" are then measured on the same practice clock.
-DEADLINE_TIMEZONE = daily_partitions.timezone
 FRESHNESS_SENSOR_NAME = "drchrono_freshness"
 # How often the sensor asks whether a check can have gone overdue. The sensor reads only
 # the event log, so a failure shows within minutes of the deadline at little cost.
 SENSOR_INTERVAL_SECONDS = 300
 
-DATED_ASSETS: list[dg.AssetsDefinition] = [*resource_assets, billing_report]
+
+def deadline_hour(sync_hour: int) -> int:
+    """The practice-local hour by which yesterday's partitions are due: 07:00 by default."""
+    return min(sync_hour + GRACE_HOURS, 23)
 
 
 def build_freshness_checks(
-    assets: Sequence[dg.AssetsDefinition],
+    assets: Sequence[dg.AssetsDefinition], sync_hour: int, timezone: str
 ) -> list[dg.AssetChecksDefinition]:
-    """One ``freshness_check`` per asset: the check fails (ERROR) once the deadline has passed
-    and yesterday's partition has not been materialized."""
+    """One ``freshness_check`` per asset: the check fails (ERROR) once the deadline after
+    ``sync_hour`` has passed and yesterday's partition has not been materialized. The
+    deadline and "yesterday" are measured on the same clock as the partitions: ``timezone``."""
     with warnings.catch_warnings():
         # The builder is superseded, not deprecated; see the module docstring for why.
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return list(
             dg.build_time_partition_freshness_checks(
                 assets=assets,
-                deadline_cron=DEADLINE_CRON,
-                timezone=DEADLINE_TIMEZONE,
+                deadline_cron=f"0 {deadline_hour(sync_hour)} * * *",
+                timezone=timezone,
                 severity=dg.AssetCheckSeverity.ERROR,
                 # A late partition must not stop a run that could still fix it.
                 blocking=False,
@@ -100,7 +94,3 @@ def build_freshness_sensor(
             # prevent.
             default_status=dg.DefaultSensorStatus.RUNNING,
         )
-
-
-freshness_checks = build_freshness_checks(DATED_ASSETS)
-freshness_sensor = build_freshness_sensor(freshness_checks)

@@ -63,9 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data-root", default="data", help="where the Parquet datasets go")
     args = parser.parse_args(argv)
 
-    checked(check_inherited_settings)
+    practice = checked(check_inherited_settings)
     sandbox_start = DEFAULTS.start.isoformat()
-    partitions = dg.DailyPartitionsDefinition(sandbox_start, timezone=settings.timezone())
+    partitions = dg.DailyPartitionsDefinition(sandbox_start, timezone=practice.timezone)
     window = checked(lambda: check_partition_range(args.first, args.last, partitions))
     dagster_home = local_dagster_home(Path(".dagster_home").resolve())
     data_root = Path(args.data_root).resolve()
@@ -92,10 +92,11 @@ def checked(step: Callable[[], T]) -> T:
         sys.exit(f"error: {error}")
 
 
-def check_inherited_settings() -> None:
+def check_inherited_settings() -> settings.PracticeSettings:
     """The runs inherit this environment: a bad ``DRCHRONO_*`` setting is refused now."""
-    settings.check_all()
+    practice = settings.PracticeSettings.from_env()
     tuning_from_env()
+    return practice
 
 
 def materialize(

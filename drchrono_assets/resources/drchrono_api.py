@@ -41,6 +41,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
     refresh_token: str | None = Field(default=None, repr=False)
     api_version: str | None = None
     token_store: str | None = Field(default=None, repr=False)
+    data_root: str | None = None
     page_size: int = ClientSettings.page_size
     timeout_seconds: float = ClientSettings.timeout_seconds
     max_attempts: int = ClientSettings.max_attempts
@@ -55,8 +56,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
-    def from_env(cls) -> DrchronoApiResource:
-        """Configured from ``DRCHRONO_*`` variables; secrets stay ``EnvVar`` references.
+    def from_env(cls, data_root: str | None = None) -> DrchronoApiResource:
+        """Configured from ``DRCHRONO_*`` variables; secrets stay ``EnvVar`` references. A
+        token file must stay out of ``data_root``, the practice's data.
 
         The code location calls this at load, so a bad value is refused there, naming its
         variable and the allowed values (``dagster definitions validate`` shows it).
@@ -68,7 +70,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
         }
         base_url = settings.env(BASE_URL_VARIABLE, settings.DEFAULT_BASE_URL)
         require_https_base_url(base_url)  # the client checks again: config may override it
-        return cls(base_url=base_url, **secrets, **tuning_from_env())
+        return cls(base_url=base_url, data_root=data_root, **secrets, **tuning_from_env())
 
     @property
     def client(self) -> DrchronoClient:

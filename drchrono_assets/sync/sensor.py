@@ -24,20 +24,18 @@ from typing import Any
 
 import dagster as dg
 
-from drchrono_assets import settings
 from drchrono_assets.assets.ingest import IngestConfig
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.jobs import ingest_job
-from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.sync.staged import SWEEP_TAG, PlannedRun, StagedChanges, SweepPlan
 from drchrono_assets.sync.sweep import (
     FINISH_OP,
+    SWEEP_JOB,
     SWEEP_OP,
     FinishConfig,
     SweepConfig,
     finish_job,
-    sweep_job,
 )
 
 FIRST_RETRY = dt.timedelta(minutes=10)  # after a run's first failure; doubled each time
@@ -135,7 +133,7 @@ def _run_request(
         config = SweepConfig(sweep=sweep, yesterday=cursor.yesterday or "", since=cursor.since)
         return dg.RunRequest(
             run_key=run_key,
-            job_name=sweep_job.name,
+            job_name=SWEEP_JOB,
             run_config=dg.RunConfig(ops={SWEEP_OP: config}),
             tags=tags,
         )
@@ -235,54 +233,74 @@ doubling up to 6 hours. Ticks make no API request and write nothing but this cur
 billing_report follows through automation."""
 
 
-@dg.sensor(
-    name="drchrono_changes",
-    description=DESCRIPTION,
-    jobs=[ingest_job, sweep_job, finish_job],
-    minimum_interval_seconds=120,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-)
-def drchrono_changes(
-    context: dg.SensorEvaluationContext,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> dg.SensorResult:
-    """Each morning: a sweep run stages what changed since the last sweep, then runs merge it
-    into exactly the partitions it touches, plus every day since the last sweep for every
-    asset; a day nobody touched is never fetched again."""
-    cursor = SyncCursor.from_json(context.cursor)
-    staged = StagedChanges.of(parquet_io_manager)
-    if cursor.sweep is not None and SWEEP_RUN not in cursor.runs and _lost(staged, cursor.sweep):
-        cursor = _sweep_again(context, cursor)
-    if cursor.sweep is not None:
-        pending = _progress(context, cursor, staged)
-        if pending is not None:
-            return pending
-        if FINISH_RUN in cursor.runs:
-            context.log.info(f"sweep {cursor.sweep} finished")
-            cursor = SyncCursor(day=cursor.day)
-        elif SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep):
-            cursor = _sweep_again(context, cursor)
-        else:
-            return _next_step(cursor, staged)
-    zone = settings.timezone()
-    now = clock().astimezone(zoneinfo.ZoneInfo(zone))
-    yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
-    start_hour = settings.sync_hour()
-    if cursor.day == now.date().isoformat():
-        skip = f"this morning's sweep is done; the next starts tomorrow {start_hour:02}:00 {zone}"
-        return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
-    if now.hour < start_hour:
-        skip = f"waiting for {start_hour:02}:00 {zone} (DRCHRONO_SYNC_HOUR) to sweep {yesterday}"
-        return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
-    if yesterday < daily_partitions.get_first_partition_key():
-        return dg.SensorResult(skip_reason="before DRCHRONO_START_DATE", cursor=cursor.to_json())
-    sweep = StagedChanges.new_sweep_id(now)
-    cursor = SyncCursor(
-        day=now.date().isoformat(),
-        sweep=sweep,
-        yesterday=yesterday,
-        since=cursor.since,
-        runs={SWEEP_RUN: RunAttempt(1, clock().isoformat())},
+def build_changes_sensor(
+    partitions: dg.DailyPartitionsDefinition, sync_hour: int, sweep_job: dg.JobDefinition
+) -> dg.SensorDefinition:
+    """The sensor of a practice's mornings: from ``sync_hour`` on its partitions' clock, it
+    sweeps yesterday's changes with ``sweep_job``."""
+    zone = partitions.timezone
+
+    @dg.sensor(
+        name="drchrono_changes",
+        description=DESCRIPTION,
+        jobs=[ingest_job, sweep_job, finish_job],
+        minimum_interval_seconds=120,
+        default_status=dg.DefaultSensorStatus.STOPPED,
     )
-    request = _run_request(sweep, SWEEP_RUN, 1, cursor, _plan_of(staged, sweep))
-    return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())
+    def drchrono_changes(
+        context: dg.SensorEvaluationContext,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+    ) -> dg.SensorResult:
+        """Each morning: a sweep run stages what changed since the last sweep, then runs merge
+        it into exactly the partitions it touches, plus every day since the last sweep for
+        every asset; a day nobody touched is never fetched again."""
+        cursor = SyncCursor.from_json(context.cursor)
+        staged = StagedChanges.of(parquet_io_manager)
+        if cursor.sweep is not None:
+            pending = _pending_sweep(context, cursor, staged)
+            if isinstance(pending, dg.SensorResult):
+                return pending
+            cursor = pending
+        now = clock().astimezone(zoneinfo.ZoneInfo(zone))
+        yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
+        if cursor.day == now.date().isoformat():
+            skip = (
+                f"this morning's sweep is done; the next starts tomorrow {sync_hour:02}:00 {zone}"
+            )
+            return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
+        if now.hour < sync_hour:
+            skip = f"waiting for {sync_hour:02}:00 {zone} (DRCHRONO_SYNC_HOUR) to sweep {yesterday}"
+            return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
+        if yesterday < partitions.get_first_partition_key():
+            skip = "before DRCHRONO_START_DATE"
+            return dg.SensorResult(skip_reason=skip, cursor=cursor.to_json())
+        sweep = StagedChanges.new_sweep_id(now)
+        cursor = SyncCursor(
+            day=now.date().isoformat(),
+            sweep=sweep,
+            yesterday=yesterday,
+            since=cursor.since,
+            runs={SWEEP_RUN: RunAttempt(1, clock().isoformat())},
+        )
+        request = _run_request(sweep, SWEEP_RUN, 1, cursor, _plan_of(staged, sweep))
+        return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())
+
+    return drchrono_changes
+
+
+def _pending_sweep(
+    context: dg.SensorEvaluationContext, cursor: SyncCursor, staged: StagedChanges
+) -> dg.SensorResult | SyncCursor:
+    """The requests (or the skip) of the pending sweep; once it is finished, or its staged
+    changes are lost, the cursor a new morning's sweep starts from."""
+    if SWEEP_RUN not in cursor.runs and _lost(staged, cursor.sweep or ""):
+        return _sweep_again(context, cursor)
+    pending = _progress(context, cursor, staged)
+    if pending is not None:
+        return pending
+    if FINISH_RUN in cursor.runs:
+        context.log.info(f"sweep {cursor.sweep} finished")
+        return SyncCursor(day=cursor.day)
+    if SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep or ""):
+        return _sweep_again(context, cursor)
+    return _next_step(cursor, staged)

@@ -10,12 +10,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drchrono_assets import settings
 from drchrono_assets.api import DrchronoClient
 from drchrono_assets.assets.ingest import API_POOL
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import daily_partitions
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.source.changes import (
     dated_after,
@@ -27,6 +25,7 @@ from drchrono_assets.source.changes import (
 from drchrono_assets.source.extraction import fetch
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 
+SWEEP_JOB = "drchrono_sweep"
 SWEEP_OP = "sweep_changes"
 FINISH_OP = "finish_sweep"
 
@@ -51,9 +50,10 @@ def plan_sweep(
     client: DrchronoClient,
     io_manager: HiveParquetIOManager,
     log: logging.Logger,
+    partitions: dg.DailyPartitionsDefinition,
 ) -> SweepPlan:
     """Fetch and stage what changed since the last finished sweep; plan the runs that bring
-    it in, and every day since that sweep's last one."""
+    it in, and every day since that sweep's last one (of ``partitions``, on their clock)."""
     yesterday = config.yesterday
     since = config.since or (state.since if state else f"{yesterday}T00:00:00")
     covered_from = min(state.covered_from, since[:10]) if state else since[:10]
@@ -61,7 +61,7 @@ def plan_sweep(
     # midnight. Snapshots are listed once for all of them.
     first_new = state.last_day if state else None
     new_days = days_between(first_new, yesterday)[1:] if first_new else [yesterday]
-    first_day = daily_partitions.get_first_partition_key()
+    first_day = partitions.get_first_partition_key()
     staged = StagedChanges.of(io_manager)
     runs: list[PlannedRun] = []
     answered: list[dt.datetime] = []
@@ -94,7 +94,7 @@ def plan_sweep(
     return SweepPlan(
         sweep=config.sweep,
         since=since,
-        until=local_since(as_of, settings.timezone()) if answered else since,
+        until=local_since(as_of, partitions.timezone) if answered else since,
         as_of=as_of.isoformat(),
         yesterday=yesterday,
         covered_from=covered_from,
@@ -127,31 +127,38 @@ def _never_listed(
     return {day for day in days_between(first, last) if day not in stored}
 
 
-@dg.op(name=SWEEP_OP, pool=API_POOL)
-def sweep_changes(
-    context: dg.OpExecutionContext,
-    config: SweepConfig,
-    drchrono: DrchronoApiResource,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> None:
-    """Ask the API what changed since the last finished sweep, stage it beside the datasets,
-    and write the plan of the runs that merge it (read by the ``drchrono_changes`` sensor)."""
-    staged = StagedChanges.of(parquet_io_manager)
-    client = drchrono.client
-    plan = plan_sweep(config, staged.state(), client, parquet_io_manager, context.log)
-    staged.write_plan(plan)
-    context.log.info(
-        f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
-        f"requests; {len(plan.runs)} run(s) to bring them in"
+def build_sweep_job(partitions: dg.DailyPartitionsDefinition) -> dg.JobDefinition:
+    """The job of a practice's sweeps, over the days of ``partitions``."""
+
+    @dg.op(name=SWEEP_OP, pool=API_POOL)
+    def sweep_changes(
+        context: dg.OpExecutionContext,
+        config: SweepConfig,
+        drchrono: DrchronoApiResource,
+        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+    ) -> None:
+        """Ask the API what changed since the last finished sweep, stage it beside the
+        datasets, and write the plan of the runs that merge it (read by the
+        ``drchrono_changes`` sensor)."""
+        staged = StagedChanges.of(parquet_io_manager)
+        client = drchrono.client
+        plan = plan_sweep(
+            config, staged.state(), client, parquet_io_manager, context.log, partitions
+        )
+        staged.write_plan(plan)
+        context.log.info(
+            f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
+            f"requests; {len(plan.runs)} run(s) to bring them in"
+        )
+
+    @dg.job(
+        name=SWEEP_JOB,
+        description="What changed in drchrono since the last sweep, staged for the merge runs.",
     )
+    def sweep_job() -> None:
+        sweep_changes()
 
-
-@dg.job(
-    name="drchrono_sweep",
-    description="What changed in drchrono since the last sweep, staged for the merge runs.",
-)
-def sweep_job() -> None:
-    sweep_changes()
+    return sweep_job
 
 
 class FinishConfig(dg.Config):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from drchrono_assets.checks import billing_checks
+from drchrono_assets_tests.support.definitions import billing_checks
 from drchrono_assets_tests.support.paths import REPO
 from drchrono_assets_tests.support.processes import DRCHRONO_ASSETS, free_port, stop, tail, wait_for
 

@@ -25,8 +25,6 @@ import s3fs
 from moto.server import ThreadedMotoServer
 from upath import UPath
 
-from drchrono_assets.assets import resource_assets
-from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
@@ -35,6 +33,7 @@ from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 from drchrono_assets.sync.sweep import stored_days
 from drchrono_assets_tests.support.assets import SPECS, materialize, served, unversioned
+from drchrono_assets_tests.support.definitions import ar_aging, billing_report, resource_assets
 from drchrono_sandbox import SandboxServer
 
 pytestmark = pytest.mark.s3

@@ -19,10 +19,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drchrono_assets.assets import resource_assets
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.staged import StagedChanges
+from drchrono_assets_tests.support.definitions import resource_assets
 from drchrono_assets_tests.support.simulation import (
     Morning,
     assert_every_partition_exact,

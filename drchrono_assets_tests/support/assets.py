@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveDataset
 from drchrono_assets.source.versions import VERSION_KEY
+from drchrono_assets_tests.support.definitions import resource_assets
 from drchrono_sandbox import SandboxServer
 from drchrono_sandbox.resource_table import DAY_FIELDS
 
@@ -78,8 +78,7 @@ def run_billing(
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ingest, billing_report and its checks for one day or ``first..last``."""
-    from drchrono_assets.assets.billing_reports import billing_report
-    from drchrono_assets.checks import billing_checks
+    from drchrono_assets_tests.support.definitions import billing_checks, billing_report
 
     return materialize(
         resources,
@@ -93,9 +92,12 @@ def run_billing(
 
 def every_asset() -> list[Any]:
     """All assets and checks of the code location."""
-    from drchrono_assets.assets.bi import bi_duckdb
-    from drchrono_assets.assets.billing_reports import ar_aging, billing_report
-    from drchrono_assets.checks import billing_checks
+    from drchrono_assets_tests.support.definitions import (
+        ar_aging,
+        bi_duckdb,
+        billing_checks,
+        billing_report,
+    )
 
     return [*resource_assets, billing_report, ar_aging, bi_duckdb, *billing_checks]
 

@@ -14,18 +14,17 @@ from typing import Any
 
 import dagster as dg
 
-from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
-from drchrono_assets.checks.freshness import freshness_checks
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.source.changes import day_ranges
-from drchrono_assets.sync.sweep import finish_job, sweep_job
+from drchrono_assets.sync.sweep import finish_job
 from drchrono_assets_tests.support.assets import (
     assert_partition_matches,
     every_asset,
     read_partition,
 )
 from drchrono_assets_tests.support.billing_oracle import doctor_names, expected_rows, report_rows
+from drchrono_assets_tests.support.definitions import freshness_checks, resource_assets, sweep_job
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_sandbox import SandboxServer
 from drchrono_sandbox.resource_table import DAY_FIELDS

@@ -12,7 +12,6 @@ import requests
 from drchrono_assets.api.answers import Answer, TransientFailure
 from drchrono_assets.api.oauth_auth import MAX_REFRESHES_PER_REQUEST, OAuthBearer
 from drchrono_assets.api.transport import Call
-from drchrono_assets.assets import resource_assets
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ClientRejectedError, ConfigurationError, TokenRejectedError
 from drchrono_assets.io_managers import HiveParquetIOManager
@@ -24,6 +23,7 @@ from drchrono_assets_tests.support.assets import (
     read_partition,
     served,
 )
+from drchrono_assets_tests.support.definitions import resource_assets
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_sandbox import SandboxConfig, SandboxServer
 

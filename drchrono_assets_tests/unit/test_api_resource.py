@@ -75,12 +75,19 @@ def test_the_environment_and_the_resource_decide_the_location(monkeypatch, tmp_p
 
 
 def test_token_store_inside_the_data_root_is_refused(sandbox_env, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("DRCHRONO_DATA_ROOT", str(tmp_path))
-    api = api_for(sandbox_env, token_store=str(tmp_path / "tokens.json"))
+    inside = str(tmp_path / "secrets" / "tokens.json")
+    api = api_for(sandbox_env, token_store=str(tmp_path / "tokens.json"), data_root=str(tmp_path))
     with pytest.raises(ConfigurationError, match="inside the data root"):
         api.client.current_user()
     with pytest.raises(ConfigurationError, match="inside the data root"):
-        ClientSettings(token_store=str(tmp_path / "secrets" / "tokens.json")).resolve_token_store()
+        ClientSettings(token_store=inside, data_root=str(tmp_path)).resolve_token_store()
+    # From the environment, as the command line and the code location read it.
+    monkeypatch.setenv("DRCHRONO_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("DRCHRONO_TOKEN_STORE", inside)
+    with pytest.raises(ConfigurationError, match="inside the data root"):
+        ClientSettings.from_env()
+    with pytest.raises(ConfigurationError, match="inside the data root"):
+        DrchronoApiResource.from_env(data_root=str(tmp_path)).client_settings()
 
 
 def test_the_client_takes_the_location_from_its_settings_and_never_guesses(

@@ -9,10 +9,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.aging import AGING_SCHEMA
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets_tests.support.definitions import ar_aging, billing_report
 
 AS_OF = dt.date(2024, 6, 30)
 # age in days -> the bucket it must land in

@@ -11,7 +11,6 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from drchrono_assets.assets import resource_assets
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ConfigurationError, MalformedPageError, SchemaChangedError
@@ -26,6 +25,7 @@ from drchrono_assets_tests.support.assets import (
     served,
     unversioned,
 )
+from drchrono_assets_tests.support.definitions import resource_assets
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_sandbox import SandboxConfig, SandboxServer
 

@@ -14,14 +14,18 @@ import duckdb
 import pyarrow.dataset as ds
 import pytest
 
-from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
+from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.assets.bi_questions import BI_QUESTIONS, BI_QUESTIONS_BY_NAME
-from drchrono_assets.assets.billing_reports import ar_aging, billing_report
-from drchrono_assets.assets.ingest import resource_assets
-from drchrono_assets.checks import billing_checks
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets_tests.support.billing_oracle import VISITS, line_owners
+from drchrono_assets_tests.support.definitions import (
+    ar_aging,
+    bi_duckdb,
+    billing_checks,
+    billing_report,
+    resource_assets,
+)
 from drchrono_assets_tests.support.paths import REPO
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_assets_tests.support.sandbox import fresh_refresh_token

@@ -21,13 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from drchrono_assets.assets.billing_reports import billing_report
-from drchrono_assets.assets.ingest import resource_assets
-from drchrono_assets.checks import billing_checks
+from drchrono_assets.checks import build_billing_checks
 from drchrono_assets.checks.billing_checks import orphans_and_unbilled
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets_tests.support.assets import materialize, partition_file
 from drchrono_assets_tests.support.billing_oracle import expected_rows
+from drchrono_assets_tests.support.definitions import (
+    billing_checks,
+    billing_report,
+    resource_assets,
+)
 from drchrono_assets_tests.support.resources import resources_of_own
 from drchrono_sandbox import SandboxServer
 
@@ -101,17 +104,24 @@ def test_a_range_run_gives_every_day_its_own_passed_result_in_each_check(week) -
             assert evaluation.severity == found.run.severity, (name, day)
 
 
-def test_a_failing_day_fails_the_check_and_the_other_days_pass(sandbox, week, monkeypatch) -> None:
+def test_a_failing_day_fails_the_check_and_the_other_days_pass(sandbox, week) -> None:
     rows = {day: expected_rows(sandbox, day).values() for day in WEEK}
     orphans = {day: sum(row["is_orphan"] for row in rows[day]) for day in WEEK}
     unbilled = {day: sum(row["is_unbilled"] for row in rows[day]) for day in WEEK}
     failing = {day for day, count in unbilled.items() if count > 1}
     assert failing and failing != set(WEEK), unbilled  # pick a week with both kinds of day
-    monkeypatch.setenv("DRCHRONO_UNBILLED_WARN_THRESHOLD", "1")
-    # The report and its checks again over the stored week: no request to the API.
-    selection = dg.AssetSelection.assets(billing_report) | dg.AssetSelection.checks(*billing_checks)
+    # The report and its checks again over the stored week (no request to the API), with
+    # the checks of a practice that warns above 1 unbilled visit a day.
+    strict = build_billing_checks(billing_report, orphan_limit=2, unbilled_limit=1)
+    selection = dg.AssetSelection.assets(billing_report) | dg.AssetSelection.checks(*strict)
+    assets = [*resource_assets, billing_report, *strict]
     result = materialize(
-        week.resources, WEEK[0], WEEK[-1], instance=week.instance, assets=ALL, selection=selection
+        week.resources,
+        WEEK[0],
+        WEEK[-1],
+        instance=week.instance,
+        assets=assets,
+        selection=selection,
     )
     assert result.success  # the check that fails only warns
     found = reported(week.instance, result.run_id)
@@ -192,8 +202,7 @@ def test_reconciliation_fails_on_a_tampered_day_only(week, tmp_path) -> None:
     assert day_verdicts(evaluation) == {d: "failed" if d == day else "passed" for d in WEEK}
 
 
-def test_a_warning_check_says_which_days_and_why(monkeypatch) -> None:
-    monkeypatch.setenv("DRCHRONO_UNBILLED_WARN_THRESHOLD", "1")
+def test_a_warning_check_says_which_days_and_why() -> None:
     report = pa.table(
         {
             "date": ["2024-03-05", "2024-03-05", "2024-03-06"],
@@ -201,7 +210,8 @@ def test_a_warning_check_says_which_days_and_why(monkeypatch) -> None:
             "is_unbilled": [True, True, True],
         }
     )
-    outcome = orphans_and_unbilled(["2024-03-05", "2024-03-06", "2024-03-07"], report)
+    days = ["2024-03-05", "2024-03-06", "2024-03-07"]
+    outcome = orphans_and_unbilled(days, report, orphan_limit=2, unbilled_limit=1)
     result = outcome.result
     assert result.passed is False
     assert result.description.startswith("2024-03-05: 0 orphan row(s), 2 unbilled visit(s)")

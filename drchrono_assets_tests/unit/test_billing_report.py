@@ -15,7 +15,6 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from drchrono_assets.assets.billing_reports import billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA
 from drchrono_assets_tests.support.assets import (
     read_partition,
@@ -35,6 +34,7 @@ from drchrono_assets_tests.support.billing_oracle import (
     path_id,
     report_rows,
 )
+from drchrono_assets_tests.support.definitions import billing_report
 from drchrono_assets_tests.support.resources import resources_of_own
 from drchrono_sandbox import SandboxServer
 

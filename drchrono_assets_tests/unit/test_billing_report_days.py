@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from drchrono_assets.assets.billing_reports import ar_aging, billing_report
 from drchrono_assets.billing.report import REPORT_SCHEMA, build_billing_report
 from drchrono_assets.catalog.records import records_to_table
 from drchrono_assets_tests.support.assets import (
@@ -28,6 +27,7 @@ from drchrono_assets_tests.support.billing_oracle import (
     expected_rows,
     report_rows,
 )
+from drchrono_assets_tests.support.definitions import ar_aging, billing_report
 from drchrono_assets_tests.support.resources import resources_of_own
 from drchrono_sandbox import SandboxConfig, SandboxServer
 

@@ -6,12 +6,14 @@ import datetime as dt
 
 import dagster as dg
 
-from drchrono_assets.assets.billing_reports import billing_report
-from drchrono_assets.assets.ingest import resource_assets
-from drchrono_assets.checks import billing_checks
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.definitions import defs
 from drchrono_assets_tests.support.assets import read_partition
+from drchrono_assets_tests.support.definitions import (
+    billing_checks,
+    billing_report,
+    resource_assets,
+)
 
 
 def test_daily_operation_is_the_sensor_with_billing_following_by_automation() -> None:

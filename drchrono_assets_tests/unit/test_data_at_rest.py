@@ -13,10 +13,11 @@ import pyarrow as pa
 import pytest
 from upath import UPath
 
-from drchrono_assets.assets.bi import DATABASE_NAME, bi_duckdb
+from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.io_managers import AtRest, HiveDataset, HiveParquetIOManager
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 from drchrono_assets_tests.support.datasets import FIRST, LAST, SNAPSHOT_DAYS, mode, table
+from drchrono_assets_tests.support.definitions import bi_duckdb
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-04")
 RANGE = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}

@@ -20,16 +20,15 @@ import pytest
 from dagster._core.test_utils import freeze_time
 
 from drchrono_assets import settings
-from drchrono_assets.checks.freshness import (
-    DATED_ASSETS,
-    DEADLINE_CRON,
-    DEADLINE_HOUR,
-    FRESHNESS_SENSOR_NAME,
+from drchrono_assets.checks.freshness import FRESHNESS_SENSOR_NAME, deadline_hour
+from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets_tests.support.definitions import (
+    billing_report,
+    daily_partitions,
     freshness_checks,
     freshness_sensor,
+    resource_assets,
 )
-from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.partitions import daily_partitions
 from drchrono_assets_tests.support.imports import fresh_python
 
 ZONE = zoneinfo.ZoneInfo(daily_partitions.timezone)
@@ -39,6 +38,9 @@ YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()
 DAY_BEFORE = (TODAY - dt.timedelta(days=2)).isoformat()
 WEEK_AGO = (TODAY - dt.timedelta(days=7)).isoformat()
 APPOINTMENTS, BILLING_REPORT = dg.AssetKey("appointments"), dg.AssetKey("billing_report")
+DATED_ASSETS = [*resource_assets, billing_report]
+DEADLINE_HOUR = deadline_hour(settings.DEFAULT_SYNC_HOUR)  # the default settings' deadline
+DEADLINE_CRON = f"0 {DEADLINE_HOUR} * * *"
 ALL_KEYS = [asset.key for asset in DATED_ASSETS]
 INGEST_KEYS = [key for key in ALL_KEYS if key != BILLING_REPORT]
 CHECK_KEYS = {dg.AssetCheckKey(key, "freshness_check") for key in ALL_KEYS}
@@ -144,8 +146,8 @@ def test_every_dated_asset_has_a_check_due_hours_after_the_sweep(defs) -> None:
     assert {key.asset_key for key in CHECK_KEYS} >= {BILLING_REPORT, APPOINTMENTS}
     assert all(graph.get(key.asset_key).partitions_def == daily_partitions for key in CHECK_KEYS)
     # A few hours for the morning's runs.
-    assert settings.sync_hour() < DEADLINE_HOUR <= settings.sync_hour() + 4
-    assert f"0 {DEADLINE_HOUR} * * *" == DEADLINE_CRON
+    assert settings.DEFAULT_SYNC_HOUR < DEADLINE_HOUR <= settings.DEFAULT_SYNC_HOUR + 4
+    assert deadline_hour(22) == 23  # never past the practice's day
     for key in CHECK_KEYS:
         params = graph.get_check_spec(key).metadata["dagster/freshness_params"].value
         assert params == {"deadline_cron": DEADLINE_CRON, "timezone": daily_partitions.timezone}
@@ -209,11 +211,14 @@ def test_check_passes_when_yesterday_was_materialized_by_the_deadline(defs, inst
 
 
 def test_deadline_follows_the_practice_timezone() -> None:
-    """The deadline is read in the zone the partitions use (DRCHRONO_TIMEZONE, at import)."""
+    """The deadline is read in the zone the partitions use (DRCHRONO_TIMEZONE), and follows
+    the sync hour (DRCHRONO_SYNC_HOUR), as the code location is built."""
     probe = (
-        "from drchrono_assets.checks.freshness import freshness_checks as c; "
-        "(spec,) = list(c[0].check_specs)[:1]; "
-        "print(spec.metadata['dagster/freshness_params'].value['timezone'])"
+        "from drchrono_assets.definitions import practice_definitions as p; "
+        "(spec,) = list(p.freshness_checks[0].check_specs)[:1]; "
+        "params = spec.metadata['dagster/freshness_params'].value; "
+        "print(p.partitions.timezone, params['timezone'], params['deadline_cron'])"
     )
-    env = {"DRCHRONO_TIMEZONE": "America/Chicago", "HOME": "/tmp"}
-    assert fresh_python(probe, env).split() == ["America/Chicago"]
+    env = {"DRCHRONO_TIMEZONE": "America/Chicago", "DRCHRONO_SYNC_HOUR": "6", "HOME": "/tmp"}
+    zone, check_zone, *cron = fresh_python(probe, env).split()
+    assert (zone, check_zone, " ".join(cron)) == ("America/Chicago", "America/Chicago", "0 9 * * *")

@@ -1,5 +1,6 @@
 """The code's layout keeps its promises: who may import what, and one home per concern."""
 
+import ast
 import json
 
 import pytest
@@ -42,7 +43,7 @@ def test_nothing_else_in_the_package_imports_the_dagster_patches() -> None:
 def test_the_day_window_and_the_partition_rules_read_no_setting_at_import() -> None:
     loaded = modules_loaded_by("drchrono_assets.catalog.partition_rules")
     assert "drchrono_assets.day_window" in loaded
-    assert not loaded & {"drchrono_assets.settings", "drchrono_assets.partitions"}
+    assert "drchrono_assets.settings" not in loaded
 
 
 def test_the_catalog_sends_no_request() -> None:
@@ -83,10 +84,6 @@ def test_no_module_is_over_400_lines() -> None:
     assert long == {}
 
 
-# Where settings are still read when a module is imported: the one daily partitioning and the
-# freshness deadline that follows it, built once for the code location. The practice
-# component (issue 20) builds both from its attributes; then this set is definitions.py alone.
-READ_AT_IMPORT = {"drchrono_assets.partitions", "drchrono_assets.checks.freshness"}
 _RECORD_READS = """
 import json, pkgutil, sys, importlib
 import drchrono_assets
@@ -112,6 +109,57 @@ print(json.dumps(sorted(readers)))
 
 
 def test_settings_are_read_at_import_only_where_the_code_location_is_built() -> None:
-    """Settings are read in one place and passed down: importing a module reads none, but
-    for the partitioning ``READ_AT_IMPORT`` names."""
-    assert set(json.loads(fresh_python(_RECORD_READS))) <= READ_AT_IMPORT
+    """Importing any module of the package but ``definitions`` (and the commands) reads no
+    setting: ``definitions.py`` reads them all and passes them down."""
+    assert json.loads(fresh_python(_RECORD_READS)) == []
+
+
+# Who reads the environment at all: the settings, the client's settings (which the command
+# line uses without Dagster), the resource's constructor from them, the code location, and
+# the commands. Anything else gets its settings passed in.
+ENVIRONMENT_READERS = {
+    "settings.py",
+    "api/client_settings.py",
+    "resources/drchrono_api.py",
+    "definitions.py",
+}
+# The calls that read the environment: settings.py's readers, and os.environ / os.getenv.
+SETTING_READERS = {
+    "env",
+    "from_env",
+    "start_date",
+    "timezone",
+    "sync_hour",
+    "orphan_warning_threshold",
+    "unbilled_warning_threshold",
+    "data_root",
+    "data_group_read",
+    "s3_sse",
+    "s3_sse_kms_key_id",
+    "practice_today",
+}
+
+
+def _reads_environment(source: str) -> bool:
+    """Whether ``source`` calls a reader of settings, or uses ``os.environ`` / ``os.getenv``."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute) or not isinstance(node.value, ast.Name):
+            continue
+        owner, name = node.value.id, node.attr
+        if owner == "os" and name in ("environ", "getenv"):
+            return True
+        settings_class = owner in ("settings", "PracticeSettings", "ClientSettings", "cls")
+        if settings_class and name in SETTING_READERS:
+            return True
+    return False
+
+
+def test_settings_are_read_only_where_the_code_location_is_built() -> None:
+    readers = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if _reads_environment(path.read_text())
+    }
+    # instance/ sets Dagster's own batch-size variable; cli/ is the commands.
+    others = {reader for reader in readers if not reader.startswith(("cli/", "instance/"))}
+    assert others == ENVIRONMENT_READERS

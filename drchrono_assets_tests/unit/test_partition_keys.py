@@ -8,7 +8,7 @@ import pytest
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.partition_keys import check_partition_key, check_partition_range
-from drchrono_assets.partitions import daily_partitions
+from drchrono_assets_tests.support.definitions import daily_partitions
 
 # Fixed here, so the messages do not depend on the environment the tests run in.
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="America/Chicago")
@@ -93,9 +93,9 @@ def test_a_start_date_of_today_has_no_partitions_yet() -> None:
     )
 
 
-def test_the_package_partitions_are_the_default() -> None:
+def test_keys_are_checked_against_a_practice_partitions() -> None:
     first = daily_partitions.get_partition_keys()[0]
-    assert check_partition_key(first) == first
+    assert check_partition_key(first, daily_partitions) == first
     before = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
     with pytest.raises(ConfigurationError, match=f"is before the first partition {first} "):
-        check_partition_key(before)
+        check_partition_key(before, daily_partitions)

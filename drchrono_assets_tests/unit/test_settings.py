@@ -132,12 +132,33 @@ def test_other_settings_read_at_load_name_the_variable_and_range(monkeypatch) ->
     monkeypatch.delenv("DRCHRONO_ORPHAN_WARN_THRESHOLD")
     monkeypatch.setenv("DRCHRONO_UNBILLED_WARN_THRESHOLD", "many")
     with pytest.raises(ConfigurationError, match="DRCHRONO_UNBILLED_WARN_THRESHOLD='many' is not"):
-        settings.check_all()  # what the code location calls at load
+        settings.PracticeSettings.from_env()  # what the code location calls at load
+
+
+def test_the_practice_settings_are_read_from_their_variables(monkeypatch) -> None:
+    assert settings.PracticeSettings.from_env() == settings.PracticeSettings()
+    values = {
+        "DRCHRONO_START_DATE": "2023-07-01",
+        "DRCHRONO_TIMEZONE": "America/Chicago",
+        "DRCHRONO_SYNC_HOUR": "6",
+        "DRCHRONO_ORPHAN_WARN_THRESHOLD": "5",
+        "DRCHRONO_UNBILLED_WARN_THRESHOLD": "7",
+        "DRCHRONO_DATA_ROOT": "s3://bucket/prefix",
+        "DRCHRONO_DATA_GROUP_READ": "yes",
+        "DRCHRONO_S3_SSE": "aws:kms",
+        "DRCHRONO_S3_SSE_KMS_KEY_ID": "alias/phi",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    assert settings.PracticeSettings.from_env() == settings.PracticeSettings(
+        "2023-07-01", "America/Chicago", 6, 5, 7, "s3://bucket/prefix", True, "aws:kms", "alias/phi"
+    )
 
 
 def test_partitions_follow_the_practice_timezone_and_start_date() -> None:
     probe = (
-        "from drchrono_assets.partitions import daily_partitions as p; "
+        "from drchrono_assets.definitions import practice_definitions; "
+        "p = practice_definitions.partitions; "
         "print(p.timezone, p.start.date(), p.get_first_partition_key())"
     )
     env = {"DRCHRONO_TIMEZONE": "America/Chicago", "DRCHRONO_START_DATE": "2023-07-01"}

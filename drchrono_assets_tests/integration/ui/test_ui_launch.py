@@ -7,8 +7,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from drchrono_assets.assets import resource_assets
 from drchrono_assets_tests.support.assets import partition_file
+from drchrono_assets_tests.support.definitions import resource_assets
 from drchrono_assets_tests.support.deployment import ALL_ASSETS, Deployment, production_instance
 from drchrono_assets_tests.support.ui_launch import finished_run, materialize_like_the_ui
 
