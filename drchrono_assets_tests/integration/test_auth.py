@@ -102,19 +102,52 @@ def code_grants(sandbox: SandboxServer) -> int:
     return sandbox.state.stats.snapshot()["authorization_code_grants"]
 
 
+def authorize_query(url: str) -> dict[str, str]:
+    """The parameters of the authorize URL ``url``, each with its one value."""
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def start_counted_login(
+    sandbox: SandboxServer,
+    sandbox_env: dict[str, str],
+    tmp_path: Path,
+    start_login: Callable[..., LoginProcess],
+    *args: str,
+) -> tuple[dict[str, str], int, LoginProcess]:
+    """``auth login *args`` started in the code-flow environment: that environment, the
+    sandbox's authorization-code grants before it, and the process."""
+    env = code_flow_env(sandbox_env, tmp_path)
+    grants_before = code_grants(sandbox)
+    return env, grants_before, start_login(env, *args)
+
+
+def failure_after_callback(
+    login: LoginProcess, params: Callable[[dict[str, str]], dict[str, str]]
+) -> str:
+    """The login's stderr, once its redirect URI, sent ``params(the authorize URL's query)``,
+    answered 400 and the login failed (exit code 1) without a traceback."""
+    query = authorize_query(login.authorize_url())
+    answer = requests.get(query["redirect_uri"], params=params(query), timeout=10)
+    assert answer.status_code == 400
+    returncode, _stdout, stderr = login.finish()
+    assert returncode == 1
+    assert "Traceback" not in stderr
+    return stderr
+
+
 def test_login_connects_an_account_through_the_sandbox(
     quiet_sandbox, sandbox_env, tmp_path, start_login, monkeypatch
 ) -> None:
-    env = code_flow_env(sandbox_env, tmp_path)
+    env, grants_before, login = start_counted_login(
+        quiet_sandbox, sandbox_env, tmp_path, start_login
+    )
     store = Path(env["DRCHRONO_TOKEN_STORE"])
-    grants_before = code_grants(quiet_sandbox)
-    login = start_login(env)
 
     url = login.authorize_url()
     split = urlsplit(url)
     assert f"{split.scheme}://{split.netloc}" == quiet_sandbox.url
     assert split.path == "/o/authorize/"
-    query = {key: values[0] for key, values in parse_qs(split.query).items()}
+    query = authorize_query(url)
     assert query["response_type"] == "code"
     assert query["client_id"] == quiet_sandbox.client_id
     assert query["scope"].split() == list(DEFAULT_SCOPES)
@@ -171,11 +204,11 @@ def test_login_connects_an_account_through_the_sandbox(
 def test_a_wrong_state_is_turned_away_and_the_login_waits_for_its_own(
     quiet_sandbox, sandbox_env, tmp_path, start_login
 ) -> None:
-    env = code_flow_env(sandbox_env, tmp_path)
-    grants_before = code_grants(quiet_sandbox)
-    login = start_login(env)
+    env, grants_before, login = start_counted_login(
+        quiet_sandbox, sandbox_env, tmp_path, start_login
+    )
     url = login.authorize_url()
-    query = {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    query = authorize_query(url)
 
     forged = requests.get(
         query["redirect_uri"], params={"code": "forged", "state": "wrong"}, timeout=10
@@ -204,20 +237,11 @@ def test_a_wrong_state_is_turned_away_and_the_login_waits_for_its_own(
 def test_a_wrong_state_alone_stores_nothing(
     quiet_sandbox, sandbox_env, tmp_path, start_login
 ) -> None:
-    env = code_flow_env(sandbox_env, tmp_path)
-    grants_before = code_grants(quiet_sandbox)
-    login = start_login(env, "--timeout", "2")
-    query = parse_qs(urlsplit(login.authorize_url()).query)
-
-    answer = requests.get(
-        query["redirect_uri"][0], params={"code": "forged", "state": "wrong"}, timeout=10
+    env, grants_before, login = start_counted_login(
+        quiet_sandbox, sandbox_env, tmp_path, start_login, "--timeout", "2"
     )
-    assert answer.status_code == 400
-
-    returncode, _stdout, stderr = login.finish()
-    assert returncode == 1
+    stderr = failure_after_callback(login, lambda query: {"code": "forged", "state": "wrong"})
     assert "within 2 seconds (1 request(s) not from this login were ignored)" in stderr
-    assert "Traceback" not in stderr
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()
     assert code_grants(quiet_sandbox) == grants_before
 
@@ -244,19 +268,10 @@ def test_access_denied_is_a_clear_failure(
 ) -> None:
     env = code_flow_env(sandbox_env, tmp_path)
     login = start_login(env)
-    query = parse_qs(urlsplit(login.authorize_url()).query)
-
-    answer = requests.get(
-        query["redirect_uri"][0],
-        params={"error": "access_denied", "state": query["state"][0]},
-        timeout=10,
+    stderr = failure_after_callback(
+        login, lambda query: {"error": "access_denied", "state": query["state"]}
     )
-    assert answer.status_code == 400
-
-    returncode, _stdout, stderr = login.finish()
-    assert returncode == 1
     assert "denied" in stderr
-    assert "Traceback" not in stderr
     assert not Path(env["DRCHRONO_TOKEN_STORE"]).exists()
 
 

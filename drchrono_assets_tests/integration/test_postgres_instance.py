@@ -27,13 +27,11 @@ from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets.sync.staged import SWEEP_TAG, StagedChanges
 from drchrono_assets_tests.support.assets import every_asset, materialize
 from drchrono_assets_tests.support.event_log import (
-    STORED_ONCE,
-    WEEKS,
     assert_stored_alike,
+    assert_stored_once,
     batch_sizes,
     operate,
-    run_range,
-    times_stored,
+    run_first_week,
 )
 from drchrono_assets_tests.support.paths import REPO
 from drchrono_assets_tests.support.processes import DAGSTER, subprocess_env
@@ -108,12 +106,10 @@ def test_a_failed_batch_transaction_leaves_every_event_stored_once(
         store_tags(self, conn, events, event_ids)
 
     monkeypatch.setattr(AtomicSlotPostgresEventLogStorage, "_store_asset_event_tags", fail_once)
-    run_range(pg_instance, *WEEKS[0])
-    (run,) = pg_instance.get_runs()
-    assert run.status == dg.DagsterRunStatus.SUCCESS
+    run_first_week(pg_instance)
     assert failures == [7]  # one asset's week
     with pg_instance.event_log_storage.index_connection() as conn:
-        assert times_stored(conn) == STORED_ONCE
+        assert_stored_once(conn)
 
 
 def test_runs_and_materializations_are_kept_in_postgres(pg_instance, dagster_resources) -> None:

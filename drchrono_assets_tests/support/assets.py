@@ -71,22 +71,13 @@ def materialize(
 
 
 def run_billing(
-    resources: dict[str, Any],
-    first: str,
-    last: str | None = None,
-    selection: dg.AssetSelection | None = None,
-    raise_on_error: bool = True,
+    resources: dict[str, Any], first: str, last: str | None = None
 ) -> dg.ExecuteInProcessResult:
     """Materialize ingest, billing_report and its checks for one day or ``first..last``."""
     from drchrono_assets_tests.support.definitions import billing_checks, billing_report
 
     return materialize(
-        resources,
-        first,
-        last,
-        raise_on_error=raise_on_error,
-        assets=[*resource_assets, billing_report, *billing_checks],
-        selection=selection,
+        resources, first, last, assets=[*resource_assets, billing_report, *billing_checks]
     )
 
 

@@ -52,6 +52,14 @@ def run_range(instance: dg.DagsterInstance, first: str, last: str, fail: bool = 
     )
 
 
+def run_first_week(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """The one run on ``instance``: a range run of ``WEEKS[0]``, which succeeded."""
+    run_range(instance, *WEEKS[0])
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
+    return run
+
+
 def stored_state(instance: dg.DagsterInstance) -> dict[str, Any]:
     """What the storage holds, without the ids, times and run ids that differ run to run."""
     runs = {run.run_id: number for number, run in enumerate(reversed(instance.get_runs()))}
@@ -130,3 +138,9 @@ def times_stored(conn: Connection) -> dict[str, list[int]]:
     for event_type, count in rows:
         counts.setdefault(event_type, []).append(count)
     return counts
+
+
+def assert_stored_once(conn: Connection) -> None:
+    """Each asset event of a run of ``WEEKS[0]`` is stored once in ``conn``'s event log."""
+    counts = times_stored(conn)
+    assert counts == STORED_ONCE, counts

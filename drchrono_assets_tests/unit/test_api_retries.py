@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +22,7 @@ from drchrono_assets.api.shared_documents import FileDocument
 from drchrono_assets.errors import ApiRequestError, TokenRejectedError
 from drchrono_assets.resources import DrchronoApiResource
 from drchrono_assets_tests.support.resources import api_for
+from drchrono_sandbox import SandboxServer
 
 
 def _ids(records) -> list:
@@ -32,6 +34,27 @@ def faults(quiet_sandbox):
     """The shared sandbox's faults, disarmed after the test: leftovers would hit other tests."""
     yield quiet_sandbox.state.faults
     quiet_sandbox.state.faults.clear()
+
+
+def connected_api(
+    sandbox: SandboxServer, sandbox_env: dict[str, str], **options: Any
+) -> DrchronoApiResource:
+    """The API resource (``options`` set) once it holds a token, the sandbox's counts reset."""
+    api = api_for(sandbox_env, **options)
+    api.client.current_user()
+    sandbox.state.stats.reset()
+    return api
+
+
+def assert_refresh_counts(
+    sandbox: SandboxServer, path: str, requests_to_path: int, refresh_grants: int
+) -> None:
+    """The sandbox counted ``requests_to_path`` requests of ``path`` and ``refresh_grants``
+    refresh grants, and no refresh token spent twice."""
+    stats = sandbox.state.stats.snapshot()
+    assert stats["by_path"][path] == requests_to_path
+    assert stats["refresh_grants"] == refresh_grants
+    assert stats["refresh_token_reuse"] == 0
 
 
 @pytest.mark.parametrize(
@@ -126,10 +149,7 @@ def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_tok
     quiet_sandbox.state.stats.reset()  # the fixture's authorization-code grant
     faults.add(path_prefix="/o/token/", times=1, **fault)
     assert api.client.current_user()["username"]
-    stats = quiet_sandbox.state.stats.snapshot()
-    assert stats["by_path"]["/o/token/"] == 2
-    assert stats["refresh_grants"] == 1
-    assert stats["refresh_token_reuse"] == 0
+    assert_refresh_counts(quiet_sandbox, "/o/token/", 2, refresh_grants=1)
 
 
 # -- 401 after a refresh: a few refreshes per try, then the backoff ---------------------------
@@ -138,25 +158,18 @@ def test_lost_answer_from_the_token_endpoint_is_retried_spending_the_refresh_tok
 def test_401_on_the_refreshed_token_too_refreshes_again_and_succeeds(
     quiet_sandbox, faults, sandbox_env
 ) -> None:
-    api = api_for(sandbox_env)
-    api.client.current_user()
-    quiet_sandbox.state.stats.reset()
+    api = connected_api(quiet_sandbox, sandbox_env)
     faults.add(path_prefix="/api/offices", times=2, status=401)
     assert _ids(api.client.list_records("/api/offices")) == _ids(
         quiet_sandbox.state.practice.offices
     )
-    stats = quiet_sandbox.state.stats.snapshot()
-    assert stats["by_path"]["/api/offices"] == 3
-    assert stats["refresh_grants"] == 2
-    assert stats["refresh_token_reuse"] == 0
+    assert_refresh_counts(quiet_sandbox, "/api/offices", 3, refresh_grants=2)
 
 
 def test_tokens_refused_through_every_retry_are_a_rejection_after_bounded_refreshes(
     quiet_sandbox, faults, sandbox_env
 ) -> None:
-    api = api_for(sandbox_env, max_attempts=3)
-    api.client.current_user()
-    quiet_sandbox.state.stats.reset()
+    api = connected_api(quiet_sandbox, sandbox_env, max_attempts=3)
     faults.add(path_prefix="/api/offices", times=1000, status=401)
     with pytest.raises(TokenRejectedError) as raised:
         api.client.list_records("/api/offices")

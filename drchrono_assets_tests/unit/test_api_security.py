@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import socket
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,44 +38,65 @@ def elsewhere() -> Iterator[LocalServer]:
         yield server
 
 
+RefusedRedirect = Callable[..., tuple[ApiRequestError, list[str]]]
+
+
+@pytest.fixture
+def refused_redirect(
+    elsewhere: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> RefusedRedirect:
+    """``refused_redirect(call, redirect_token=(status, path))`` (or ``redirect_read``): the
+    error ``call(client)`` raises when the scripted API redirects to ``path`` on ``elsewhere``,
+    and the paths the API received."""
+
+    def refused(
+        call: Callable[[DrchronoClient], object], **redirect: tuple[int, str]
+    ) -> tuple[ApiRequestError, list[str]]:
+        script = {name: (status, elsewhere.url + path) for name, (status, path) in redirect.items()}
+        with LocalServer(scripted_api(**script)) as api:
+            client = client_for(api.url, tmp_path, monkeypatch)
+            with pytest.raises(ApiRequestError) as raised:
+                call(client)
+        return raised.value, [request.path for request in api.received]
+
+    return refused
+
+
 # -- redirects ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [307, 308])
 def test_a_redirected_token_request_is_not_sent_to_another_host(
-    elsewhere: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+    refused_redirect: RefusedRedirect, elsewhere: LocalServer, status: int
 ) -> None:
     """A 307/308 would resend the form, client secret and refresh token, to its target."""
-    target = f"{elsewhere.url}/o/token/"
-    with LocalServer(scripted_api(redirect_token=(status, target))) as api:
-        client = client_for(api.url, tmp_path, monkeypatch)
-        with pytest.raises(ApiRequestError) as raised:
-            client.current_user()
-        assert elsewhere.received == []
-        assert [request.path for request in api.received] == ["/o/token/"]  # not retried
-    message = str(raised.value)
+    error, paths = refused_redirect(
+        DrchronoClient.current_user, redirect_token=(status, "/o/token/")
+    )
+    assert elsewhere.received == []
+    assert paths == ["/o/token/"]  # not retried
+    message = str(error)
     assert message.startswith(f"POST /o/token/ answered HTTP {status}, a redirect to")
     assert elsewhere.url in message and "not followed" in message
     assert "DRCHRONO_BASE_URL" in message
     for secret in (CLIENT_SECRET, REFRESH_TOKEN, "/o/token/?"):
-        assert secret not in _full_text(raised.value)
+        assert secret not in _full_text(error)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirected_read_is_not_followed_to_another_host(
-    elsewhere: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+    refused_redirect: RefusedRedirect, elsewhere: LocalServer, status: int
 ) -> None:
     """Followed, the request loses its bearer token and another host's page becomes data."""
-    target = f"{elsewhere.url}/api/doctors?cursor=abc"
-    with LocalServer(scripted_api(redirect_read=(status, target))) as api:
-        client = client_for(api.url, tmp_path, monkeypatch)
-        with pytest.raises(ApiRequestError) as raised:
-            client.list_records("/api/doctors")
+    error, _ = refused_redirect(
+        lambda client: client.list_records("/api/doctors"),
+        redirect_read=(status, "/api/doctors?cursor=abc"),
+    )
     assert elsewhere.received == []
-    message = str(raised.value)
+    message = str(error)
     assert message.startswith(f"GET /api/doctors answered HTTP {status}, a redirect to")
     assert elsewhere.url in message and "cursor" not in message
-    assert ACCESS_TOKEN not in _full_text(raised.value)
+    assert ACCESS_TOKEN not in _full_text(error)
 
 
 def test_a_redirect_on_the_api_host_is_followed_with_the_bearer_token(
@@ -103,6 +124,22 @@ def test_a_next_link_to_the_same_host_with_its_default_port_is_followed() -> Non
 # -- HTTPS ---------------------------------------------------------------------------------
 
 
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a request was sent")
+
+
+def _refused(*args: object, **kwargs: object) -> None:
+    raise requests.ConnectionError("refused")
+
+
+def _client_sending_to(
+    send: Callable[..., None], base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> DrchronoClient:
+    """A client of ``base_url`` whose requests go to ``send`` instead of the network."""
+    monkeypatch.setattr(requests.Session, "request", send)
+    return client_for(base_url, tmp_path, monkeypatch)
+
+
 @pytest.mark.parametrize(
     "base_url",
     [
@@ -116,11 +153,7 @@ def test_a_next_link_to_the_same_host_with_its_default_port_is_followed() -> Non
 def test_a_base_url_without_https_is_refused_unless_loopback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str
 ) -> None:
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a request was sent")
-
-    monkeypatch.setattr(requests.Session, "request", no_network)
-    client = client_for(base_url, tmp_path, monkeypatch)
+    client = _client_sending_to(_no_network, base_url, tmp_path, monkeypatch)
     with pytest.raises(ConfigurationError) as raised:
         client.current_user()
     message = str(raised.value)
@@ -143,13 +176,8 @@ def test_a_base_url_without_https_is_refused_unless_loopback(
 def test_https_and_loopback_base_urls_are_accepted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str
 ) -> None:
-    def refused(*args: object, **kwargs: object) -> None:
-        raise requests.ConnectionError("refused")
-
-    monkeypatch.setattr(requests.Session, "request", refused)
-    client = client_for(base_url, tmp_path, monkeypatch)
     with pytest.raises(ApiRequestError, match="connection failed"):
-        client.current_user()
+        _client_sending_to(_refused, base_url, tmp_path, monkeypatch).current_user()
 
 
 def test_an_unreachable_api_is_named_by_its_origin_only(

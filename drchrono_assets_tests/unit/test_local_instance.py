@@ -14,13 +14,13 @@ from dagster._core.instance.config import dagster_instance_config
 from drchrono_assets.cli.demo import LOCAL_INSTANCE, local_dagster_home
 from drchrono_assets.instance.sqlite_event_log import BatchedSqliteEventLogStorage
 from drchrono_assets_tests.support.event_log import (
-    STORED_ONCE,
     WEEKS,
     assert_stored_alike,
+    assert_stored_once,
     batch_sizes,
     operate,
+    run_first_week,
     run_range,
-    times_stored,
 )
 
 PRODUCTION_INSTANCE = LOCAL_INSTANCE.parents[1] / "dagster.yaml"
@@ -83,15 +83,13 @@ def run_stored_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run of a week on the instance of ``home`` succeeds with each of its asset events
     stored once in its own file and once in the index."""
     with open_instance(home, monkeypatch) as instance:
-        run_range(instance, *WEEKS[0])
-        (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.SUCCESS
+        run = run_first_week(instance)
         storage = instance.event_log_storage
         assert isinstance(storage, BatchedSqliteEventLogStorage)
         with storage.run_connection(run.run_id) as conn:
-            assert times_stored(conn) == STORED_ONCE
+            assert_stored_once(conn)
         with storage.index_connection() as conn:
-            assert times_stored(conn) == STORED_ONCE
+            assert_stored_once(conn)
         assert storage._indexed_only == {}  # nothing left waiting for Dagster's fallback
 
 
