@@ -9,6 +9,10 @@ By default the practice is frozen: generated once, changed only by writes. Give 
 instant, which tests move forward (`state.clock`, `POST /_sandbox/clock`): see
 `practice` and `evolution`. `size=PracticeSize.LARGE` (`--size large`) serves a busy
 practice instead of the small default: 8 doctors, 5,000 patients, ~100 visits a weekday.
+`practices=N` (`--practices N`) serves N practices through the one API application, as
+drchrono does for a billing company: each access token reads and writes its own
+practice's records (`/o/authorize/?practice=<index>` picks it; see `oauth_server`), and
+the hourly budget counts them all together.
 
 It imports nothing from drchrono_assets, the package it is a test API for: a test
 double built from the package's own catalog would agree with a wrong catalog entry.

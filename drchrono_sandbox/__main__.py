@@ -36,6 +36,17 @@ def practice_size(text: str) -> PracticeSize:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def practice_count(text: str) -> int:
+    """`--practices`: how many practices, at least one."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"practices must be a whole number >= 1, not {text!r}")
+    return count
+
+
 def time_zone(text: str) -> str:
     """`--timezone`: an IANA time zone name."""
     try:
@@ -72,6 +83,14 @@ def parse_args(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.
     )
     parser.add_argument(
         "--patients", type=int, default=None, help="the size's patient count, overridden"
+    )
+    parser.add_argument(
+        "--practices",
+        type=practice_count,
+        default=DEFAULTS.practices,
+        metavar="N",
+        help="serve N practices through the one application: the refresh token printed is "
+        "practice 0's, /o/authorize/?practice=<i> grants practice i's",
     )
     parser.add_argument("--latency-ms", type=float, default=DEFAULTS.latency_ms)
     parser.add_argument("--access-token-ttl", type=float, default=DEFAULTS.access_token_ttl)
@@ -140,6 +159,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> None:
         print(f"# drchrono sandbox serving at {server.url}  (Ctrl-C to stop)", flush=True)
         for name, value in server.env().items():
             print(f"export {name}={shlex.quote(value)}", flush=True)
+        if server.config.practices > 1:
+            print(
+                f"# {server.config.practices} practices: the refresh token is practice 0's; "
+                f"authorize with {server.url}/o/authorize/?practice=<index>&... for another's",
+                flush=True,
+            )
         # Event.wait in a loop keeps the main thread responsive to signals.
         while not stopping.wait(0.5):
             pass

@@ -1,6 +1,8 @@
 """The sandbox's HTTP routes: OAuth, the ten API resources, writes, and admin controls.
 
 `create_app(state)` returns the ASGI app; uvicorn serves it (see `server.py`).
+Every `/api/` request is served from the practice its access token belongs to (see
+`oauth_server`: `/o/authorize/?practice=<index>` picks it).
 Admin routes under `/_sandbox/` need no token and are not counted in the statistics:
 they let a test that runs its client in another process arm faults, read counts,
 revoke tokens, post payments and read or move the clock over HTTP.
@@ -27,13 +29,15 @@ from starlette.types import ASGIApp
 from drchrono_sandbox import filters, writes
 from drchrono_sandbox.faults import FAULT_FIELDS, FaultRates, json_fields
 from drchrono_sandbox.middleware import SandboxMiddleware
-from drchrono_sandbox.oauth_server import OAuthError
+from drchrono_sandbox.oauth_server import InvalidAccessToken, OAuthError, bearer_token
 from drchrono_sandbox.pagination import paginate
-from drchrono_sandbox.practice import ConflictError
+from drchrono_sandbox.practice import ConflictError, Practice
 from drchrono_sandbox.resource_table import BY_NAME, RESOURCES
 from drchrono_sandbox.state import SandboxState
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+#: An `/api/` endpoint: the request, and the practice of its access token.
+ApiEndpoint = Callable[[Request, Practice], Awaitable[Response]]
 NOT_FOUND = {"detail": "Not found."}
 #: Token responses must not be cached (RFC 6749, section 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -41,11 +45,6 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 def _error(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(body, status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
 
 
 async def _payload(request: Request) -> dict[str, Any]:
@@ -77,15 +76,19 @@ class _Routes:
 
     # Guards --------------------------------------------------------------------------
 
-    def api(self, handler: Endpoint) -> Endpoint:
-        """Require a live bearer token and turn validation errors into 400s."""
+    def api(self, handler: ApiEndpoint) -> Endpoint:
+        """Require a live bearer token, serve the request from its practice, and turn
+        validation errors into 400s."""
 
         async def endpoint(request: Request) -> Response:
-            problem = self.state.oauth.check_access_token(_bearer(request))
-            if problem is not None:
-                return _error({"detail": problem}, 401, {"WWW-Authenticate": 'Bearer realm="api"'})
+            token = bearer_token(request.headers.get("authorization"))
             try:
-                return await handler(request)
+                practice = self.state.practices[self.state.oauth.use_access_token(token)]
+            except InvalidAccessToken as error:
+                headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+                return _error({"detail": error.detail}, 401, headers)
+            try:
+                return await handler(request, practice)
             except (filters.QueryError, writes.ValidationError) as error:
                 return _error(error.errors, 400)
 
@@ -112,7 +115,12 @@ class _Routes:
             error = {"error": "unsupported_response_type"}
             return RedirectResponse(_redirect_with(redirect_uri, **error, **extra), 302)
         assert client_id is not None
-        code = self.state.oauth.authorize(client_id, redirect_uri, params.get("scope"))
+        try:
+            practice = self.state.oauth.practice_index(params.get("practice"))
+        except OAuthError as error:
+            invalid = {"error": error.error, "error_description": error.description}
+            return RedirectResponse(_redirect_with(redirect_uri, **invalid, **extra), 302)
+        code = self.state.oauth.authorize(client_id, redirect_uri, params.get("scope"), practice)
         return RedirectResponse(_redirect_with(redirect_uri, code=code, **extra), 302)
 
     async def token(self, request: Request) -> Response:
@@ -156,30 +164,28 @@ class _Routes:
 
     # API -----------------------------------------------------------------------------
 
-    async def collection(self, request: Request) -> Response:
+    async def collection(self, request: Request, practice: Practice) -> Response:
         """`GET` a page of a resource; `POST` creates appointments and documents."""
         resource = BY_NAME.get(request.path_params["resource"])
         if resource is None:
             return _error(NOT_FOUND, 404)
         if request.method == "POST":
             if resource.name == "appointments":
-                return await self.create_appointment(request)
+                return await self.create_appointment(request, practice)
             if resource.name == "documents":
-                return await self.create_document(request)
+                return await self.create_document(request, practice)
             return _error({"detail": 'Method "POST" not allowed.'}, 405)
-        practice = self.state.practice
         with practice.lock:
             items = filters.select(practice, resource, request.query_params)
             page, meta = paginate(items, request.url, request.query_params)
             results = practice.snapshot(page)
         return JSONResponse({**meta, "results": results})
 
-    async def detail(self, request: Request) -> Response:
+    async def detail(self, request: Request, practice: Practice) -> Response:
         """One record; `/api/users/current` redirects to the account's user."""
         resource, record_id = request.path_params["resource"], request.path_params["id"]
         if resource not in RESOURCES:
             return _error(NOT_FOUND, 404)
-        practice = self.state.practice
         if resource == "users" and record_id == "current":
             return RedirectResponse(f"/api/users/{practice.account_user_id}", 302)
         with practice.lock:
@@ -187,16 +193,14 @@ class _Routes:
             body = dict(record) if record is not None else None
         return JSONResponse(body) if body is not None else _error(NOT_FOUND, 404)
 
-    async def create_appointment(self, request: Request) -> Response:
-        practice = self.state.practice
+    async def create_appointment(self, request: Request, practice: Practice) -> Response:
         payload = await _payload(request)
         with practice.lock:
             fields = writes.validate_appointment(practice, payload)
             record = dict(practice.create_appointment(fields))
         return JSONResponse(record, 201)
 
-    async def create_document(self, request: Request) -> Response:
-        practice = self.state.practice
+    async def create_document(self, request: Request, practice: Practice) -> Response:
         form = await request.form()
         try:
             upload = form.get("document")
@@ -229,9 +233,8 @@ class _Routes:
             await form.close()
         return JSONResponse(body, 201)
 
-    async def apply_to_appointment(self, request: Request) -> Response:
+    async def apply_to_appointment(self, request: Request, practice: Practice) -> Response:
         """Give an appointment a reminder profile's reminders: 204, 400, 404 or 409."""
-        practice = self.state.practice
         profile_id = request.path_params["id"]
         if practice.get("reminder_profiles", profile_id) is None:
             return _error(NOT_FOUND, 404)
@@ -247,11 +250,14 @@ class _Routes:
     # Files ----------------------------------------------------------------------------
 
     async def media(self, request: Request) -> Response:
-        """The file behind a document's URL (seeded ones are a placeholder PDF)."""
-        stored = self.state.practice.get_file(request.url.path)
-        if stored is None:
-            return _error(NOT_FOUND, 404)
-        return Response(stored.content, media_type=stored.content_type)
+        """The file behind a document's URL (seeded ones are a placeholder PDF), of
+        whichever practice has it (document ids, in the paths, never collide)."""
+        path = request.url.path
+        for practice in self.state.practices:
+            stored = practice.get_file(path)
+            if stored is not None:
+                return Response(stored.content, media_type=stored.content_type)
+        return _error(NOT_FOUND, 404)
 
     # Admin -----------------------------------------------------------------------------
 
@@ -294,14 +300,16 @@ class _Routes:
         return JSONResponse({"revoked": self.state.oauth.revoke_access_tokens()})
 
     async def post_payment(self, request: Request) -> Response:
-        """`practice.post_payment` over HTTP: `{"transaction_id", "ins1_paid", "pt_paid"}`."""
+        """`practice.post_payment` over HTTP: `{"transaction_id", "ins1_paid", "pt_paid"}`,
+        and `"practice"`, the index of the line item's practice (default 0; unknown: 404)."""
         try:
             body = await request.json()
             amounts = {
                 name: Decimal(str(body.get(name, "0")))
                 for name in ("ins1_paid", "ins2_paid", "ins3_paid", "pt_paid")
             }
-            record = self.state.practice.post_payment(int(body["transaction_id"]), **amounts)
+            practice = self.state.practice_at(int(body.get("practice", 0)))
+            record = practice.post_payment(int(body["transaction_id"]), **amounts)
         except KeyError:
             return _error(NOT_FOUND, 404)
         except (ValueError, TypeError, InvalidOperation, AttributeError) as error:

@@ -17,15 +17,19 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from drchrono_sandbox.config import SandboxConfig
 
 
 class SandboxClock:
     """Real time when frozen or live; a stopped clock that only moves forward when evolving.
 
-    `lock` is held while the clock moves: the practice passes its own, so a request that
-    reads the practice under that lock sees a single instant throughout.
+    `lock` (a new one if not given) is held while the clock moves: the practices it
+    serves read their records under it too, so a request that reads a practice under
+    that lock sees a single instant throughout.
     """
 
     def __init__(
@@ -41,8 +45,13 @@ class SandboxClock:
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
         self.live = live
-        self._lock = lock if lock is not None else threading.RLock()
+        self.lock = lock if lock is not None else threading.RLock()
         self._now = self.aware(start) if start is not None else None
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig) -> SandboxClock:
+        """The clock `config` asks for: its `clock`, `timezone` and `live`."""
+        return cls(config.clock, config.timezone, live=config.live)
 
     @property
     def evolving(self) -> bool:
@@ -73,7 +82,7 @@ class SandboxClock:
     def set(self, when: datetime) -> datetime:
         """Move the clock to `when` (naive: practice-local); `ValueError` when frozen or
         when `when` is before now. Returns the new now."""
-        with self._lock:
+        with self.lock:
             if self._now is None:
                 mode = "live (it follows the real time)" if self.live else "frozen"
                 raise ValueError(f"the sandbox clock is {mode}: start the sandbox with a clock")
@@ -88,7 +97,7 @@ class SandboxClock:
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the clock forward by `delta`; see `set`."""
-        with self._lock:
+        with self.lock:
             return self.set(self.now() + delta)
 
     def http_date(self) -> str:

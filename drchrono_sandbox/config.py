@@ -25,12 +25,20 @@ class SandboxConfig:
     on: the practice is served as of that instant, and `today` is ignored. `live` turns
     it on with the real time as the clock (no `clock`): the practice changes as days pass.
 
+    `practices`: how many practices the sandbox serves through its one application, as
+    drchrono does for a billing company connected to many. Practice 0 is the one above;
+    practice `i` is generated from `seed + 1000 * i`, with ids that never collide with
+    another's (see `generate.offset`). All share the clock, time zone and date range.
+
     OAuth: the one application's `client_id` and `client_secret`; `refresh_token` is the
-    one a client starts from (None: random per sandbox); access tokens expire after
-    `access_token_ttl` seconds or, when `access_token_max_uses` is set, that many uses.
+    one a client starts from (None: random per sandbox), practice 0's; a token of another
+    practice comes from the authorization flow (`oauth_server`). Access tokens expire
+    after `access_token_ttl` seconds or, when `access_token_max_uses` is set, that many
+    uses.
 
     Misbehaviour: `latency_ms` before every `/api/` and `/o/` answer, a 429 over
-    `requests_per_hour` (None: no budget), random faults at the `chaos` rates (None: off).
+    `requests_per_hour` (None: no budget; one budget for the application, all its
+    practices' requests together), random faults at the `chaos` rates (None: off).
 
     Serving: `host` and `port` (0 picks a free one), uvicorn's `log_level` and its
     `http` implementation.
@@ -56,6 +64,12 @@ class SandboxConfig:
     port: int = 0
     log_level: str = "warning"
     http: Literal["auto", "h11", "httptools"] = "auto"
+    practices: int = 1
+
+    def __post_init__(self) -> None:
+        """Reject a sandbox without a practice."""
+        if self.practices < 1:
+            raise ValueError(f"practices must be at least 1, not {self.practices}")
 
 
 #: A sandbox with every default.

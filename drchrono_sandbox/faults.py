@@ -255,7 +255,11 @@ class Arrival:
 
 class RequestStats:
     """Counts and arrivals of the `/api/` and `/o/` requests the sandbox answered;
-    thread-safe. `clock` must not go backwards (the default is `time.monotonic`)."""
+    thread-safe. `clock` must not go backwards (the default is `time.monotonic`).
+
+    Besides the totals, `by_practice` counts the `/api/` requests of each practice: those
+    whose bearer token was issued for it (requests with no such token count for none).
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -269,19 +273,23 @@ class RequestStats:
             self._api_requests = 0
             self._by_path: Counter[str] = Counter()
             self._by_status: Counter[str] = Counter()
+            self._by_practice: Counter[int] = Counter()
             self._arrivals: list[Arrival] = []
             self._refresh_grants = 0
             self._refresh_token_reuse = 0
             self._authorization_code_grants = 0
 
-    def record_request(self, path: str) -> Arrival:
-        """Count a request as it arrives (whatever answers it, a fault included); the
-        returned arrival is what `record_status` completes."""
+    def record_request(self, path: str, practice: int | None = None) -> Arrival:
+        """Count a request as it arrives (whatever answers it, a fault included), and for
+        `practice` if it is an `/api/` request with a token of one; the returned arrival
+        is what `record_status` completes."""
         with self._lock:
             self._requests += 1
             self._by_path[path] += 1
             if path.startswith("/api/"):
                 self._api_requests += 1
+                if practice is not None:
+                    self._by_practice[practice] += 1
             # Read under the lock so arrivals stay in time order for `max_in_window`.
             arrival = Arrival(self._clock(), path)
             self._arrivals.append(arrival)
@@ -308,15 +316,24 @@ class RequestStats:
         with self._lock:
             self._authorization_code_grants += 1
 
+    @property
+    def by_practice(self) -> dict[int, int]:
+        """The `/api/` requests counted so far, by practice index (practices without one
+        left out)."""
+        with self._lock:
+            return dict(self._by_practice)
+
     def snapshot(self) -> dict[str, Any]:
         """The counts as JSON-ready data (what `GET /_sandbox/stats` answers);
-        `arrivals` lists `[time, path, status]` per request, oldest first."""
+        `arrivals` lists `[time, path, status]` per request, oldest first, and
+        `by_practice` is keyed by the practice index as a string."""
         with self._lock:
             return {
                 "requests": self._requests,
                 "api_requests": self._api_requests,
                 "by_path": dict(self._by_path),
                 "by_status": dict(self._by_status),
+                "by_practice": {str(index): count for index, count in self._by_practice.items()},
                 "arrivals": [[a.time, a.path, a.status] for a in self._arrivals],
                 "refresh_grants": self._refresh_grants,
                 "refresh_token_reuse": self._refresh_token_reuse,

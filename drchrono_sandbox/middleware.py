@@ -1,5 +1,6 @@
-"""The ASGI layer in front of the routes: statistics, latency, faults (armed and
-random), hourly budget, and the `Date` header.
+"""The ASGI layer in front of the routes: statistics (by practice too), latency, faults
+(armed and random), hourly budget (one for the application: every practice's requests
+spend it), and the `Date` header.
 
 It wraps the whole Starlette app (outside its error middleware), so every answer to
 an `/api/` or `/o/` request is counted, even a 500 or one a fault made up, and every
@@ -13,10 +14,12 @@ import json
 import time
 from http import HTTPStatus
 
+from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drchrono_sandbox.faults import Fault
+from drchrono_sandbox.oauth_server import bearer_token
 from drchrono_sandbox.state import SandboxState
 
 #: Paths whose requests are counted, delayed, faulted and (for /api/) budgeted.
@@ -135,7 +138,11 @@ class SandboxMiddleware:
             await self.app(scope, receive, send_dated)
             return
         state = self.state
-        arrival = state.stats.record_request(path)
+        practice = None
+        if path.startswith("/api/"):
+            token = bearer_token(Headers(scope=scope).get("authorization"))
+            practice = state.oauth.practice_of(token)
+        arrival = state.stats.record_request(path, practice)
 
         async def send_counted(message: Message) -> None:
             # Counted before the client can see the answer: stats read right after a

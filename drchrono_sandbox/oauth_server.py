@@ -4,6 +4,17 @@ with expiry, and rotating single-use refresh tokens.
 It behaves like drchrono's token endpoint: every refresh returns a NEW refresh token
 and spends the old one, so a client that does not persist the rotated token is locked
 out at its next refresh, exactly as with the real service.
+
+One application, several practices (`SandboxConfig.practices`), as drchrono connects a
+billing company's application to many: every grant belongs to one practice. The
+authorization request picks it with a `practice` query parameter, its index
+(`/o/authorize/?...&practice=1`; default 0, the first practice; an unknown one is
+redirected back as `error=invalid_request`), standing for the practice whose user
+approves the application. The code, the access tokens and every refresh token rotated
+from it keep that practice, and the API serves each request from its access token's
+practice. The initial refresh token (`config.refresh_token`) is practice 0's. Each
+practice's refresh chain rotates on its own: spending one practice's refresh token
+never touches another's.
 """
 
 from __future__ import annotations
@@ -37,14 +48,25 @@ class OAuthError(Exception):
         self.reused = reused
 
 
+class InvalidAccessToken(Exception):
+    """An API request's bearer token is missing, unknown or expired: answered 401 with
+    `detail`."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class TokenGrant:
-    """What the token endpoint answers."""
+    """What the token endpoint answers, and the practice the tokens belong to (which the
+    answer does not show)."""
 
     access_token: str
     refresh_token: str
     expires_in: int
     scope: str
+    practice: int = 0
 
     def as_json(self) -> dict[str, str | int]:
         """The token response body."""
@@ -63,10 +85,33 @@ class _Code:
     redirect_uri: str
     scope: str
     expires_at: float
+    practice: int
+
+
+@dataclass(frozen=True)
+class _Refresh:
+    """What a live refresh token grants: its scope, in its practice."""
+
+    scope: str
+    practice: int
+
+
+@dataclass(frozen=True)
+class _Access:
+    """A live access token's expiry (on `OAuthState`'s clock) and practice."""
+
+    expires_at: float
+    practice: int
 
 
 def _token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (None: no bearer token)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 class OAuthState:
@@ -77,6 +122,7 @@ class OAuthState:
     it is issued or, when `access_token_max_uses` is set, after that many accepted
     requests, whichever comes first. The token response announces only the TTL: like a
     revocation on the real service, a use limit is something a client cannot predict.
+    Grants belong to one of `config.practices` practices (see the module).
     """
 
     def __init__(
@@ -93,15 +139,16 @@ class OAuthState:
         self.client_secret = config.client_secret
         self.access_token_ttl = config.access_token_ttl
         self.access_token_max_uses = config.access_token_max_uses
+        self.practices = config.practices
         self.scope = scope
         self.code_ttl = code_ttl
         self._clock = clock
         self._lock = threading.Lock()
-        #: The refresh token a user starts with (random unless given).
+        #: The refresh token a user of practice 0 starts with (random unless given).
         self.initial_refresh_token = config.refresh_token or _token()
-        self._refresh_tokens: dict[str, str] = {self.initial_refresh_token: scope}
+        self._refresh_tokens: dict[str, _Refresh] = {self.initial_refresh_token: _Refresh(scope, 0)}
         self._spent_refresh_tokens: set[str] = set()
-        self._access_tokens: dict[str, float] = {}
+        self._access_tokens: dict[str, _Access] = {}
         self._access_token_uses: Counter[str] = Counter()
         self._codes: dict[str, _Code] = {}
         self._spent_codes: set[str] = set()
@@ -123,14 +170,32 @@ class OAuthState:
 
     # Grants --------------------------------------------------------------------------
 
-    def authorize(self, client_id: str, redirect_uri: str, scope: str | None = None) -> str:
-        """Auto-approve an authorization request: a single-use code for the client."""
+    def practice_index(self, value: str | None) -> int:
+        """The practice an authorization request's `practice` parameter names (None: 0);
+        400 `invalid_request` unless it is the index of one of the sandbox's practices."""
+        if value is None:
+            return 0
+        if not value.isdecimal() or int(value) >= self.practices:
+            raise OAuthError(400, "invalid_request", f"Unknown practice {value!r}.")
+        return int(value)
+
+    def authorize(
+        self, client_id: str, redirect_uri: str, scope: str | None = None, practice: int = 0
+    ) -> str:
+        """Auto-approve an authorization request, as the user of `practice` would: a
+        single-use code for the client."""
         if not self.known_client(client_id):
             raise OAuthError(400, "invalid_client", "Unknown client_id.")
+        if not 0 <= practice < self.practices:
+            raise OAuthError(400, "invalid_request", f"Unknown practice {practice}.")
         code = _token()
         with self._lock:
             self._codes[code] = _Code(
-                client_id, redirect_uri, scope or self.scope, self._clock() + self.code_ttl
+                client_id,
+                redirect_uri,
+                scope or self.scope,
+                self._clock() + self.code_ttl,
+                practice,
             )
         return code
 
@@ -146,13 +211,13 @@ class OAuthState:
                 raise OAuthError(400, "invalid_grant", "Code expired.")
             if redirect_uri != grant.redirect_uri:
                 raise OAuthError(400, "invalid_grant", "Mismatching redirect URI.")
-            return self._issue(grant.scope)
+            return self._issue(grant.scope, grant.practice)
 
     def refresh(self, refresh_token: str) -> TokenGrant:
-        """Rotate a refresh token: spend it and issue a new pair."""
+        """Rotate a refresh token: spend it and issue a new pair, of its practice."""
         with self._lock:
-            scope = self._refresh_tokens.pop(refresh_token, None)
-            if scope is None:
+            grant = self._refresh_tokens.pop(refresh_token, None)
+            if grant is None:
                 reused = refresh_token in self._spent_refresh_tokens
                 raise OAuthError(
                     400,
@@ -161,32 +226,48 @@ class OAuthState:
                     reused=reused,
                 )
             self._spent_refresh_tokens.add(refresh_token)
-            return self._issue(scope)
+            return self._issue(grant.scope, grant.practice)
 
-    def _issue(self, scope: str) -> TokenGrant:
+    def _issue(self, scope: str, practice: int) -> TokenGrant:
         access, refresh = _token(), _token()
-        self._access_tokens[access] = self._clock() + self.access_token_ttl
-        self._refresh_tokens[refresh] = scope
-        return TokenGrant(access, refresh, int(self.access_token_ttl), scope)
+        self._access_tokens[access] = _Access(self._clock() + self.access_token_ttl, practice)
+        self._refresh_tokens[refresh] = _Refresh(scope, practice)
+        return TokenGrant(access, refresh, int(self.access_token_ttl), scope, practice)
 
     # Access tokens -----------------------------------------------------------------
+
+    def use_access_token(self, token: str | None) -> int:
+        """The practice of a live access token, using it up by one; `InvalidAccessToken`
+        (with the 401 detail) unless `token` is one."""
+        if not token:
+            raise InvalidAccessToken("Authentication credentials were not provided.")
+        with self._lock:
+            access = self._access_tokens.get(token)
+            if access is None:
+                raise InvalidAccessToken("Invalid token.")
+            max_uses = self.access_token_max_uses
+            if access.expires_at <= self._clock() or (
+                max_uses is not None and self._access_token_uses[token] >= max_uses
+            ):
+                raise InvalidAccessToken("Token expired.")
+            self._access_token_uses[token] += 1
+            return access.practice
 
     def check_access_token(self, token: str | None) -> str | None:
         """None if `token` is a live access token (using it up by one), else why not
         (the 401 detail)."""
-        if not token:
-            return "Authentication credentials were not provided."
-        with self._lock:
-            expires_at = self._access_tokens.get(token)
-            if expires_at is None:
-                return "Invalid token."
-            max_uses = self.access_token_max_uses
-            if expires_at <= self._clock() or (
-                max_uses is not None and self._access_token_uses[token] >= max_uses
-            ):
-                return "Token expired."
-            self._access_token_uses[token] += 1
+        try:
+            self.use_access_token(token)
+        except InvalidAccessToken as error:
+            return error.detail
         return None
+
+    def practice_of(self, token: str | None) -> int | None:
+        """The practice an access token was issued for, live or expired, without using it
+        (None: never issued, or revoked)."""
+        with self._lock:
+            access = self._access_tokens.get(token) if token else None
+            return access.practice if access is not None else None
 
     def revoke_access_tokens(self) -> int:
         """Invalidate every current access token; returns how many there were."""

@@ -60,7 +60,8 @@ class SandboxServer:
 
     @property
     def initial_refresh_token(self) -> str:
-        """The refresh token a client starts from (single-use, like every one)."""
+        """The refresh token a client starts from (single-use, like every one): practice
+        0's (other practices' come from the authorization flow, see `oauth_server`)."""
         return self.state.oauth.initial_refresh_token
 
     def env(self) -> dict[str, str]:
@@ -87,7 +88,7 @@ class SandboxServer:
         self._socket = sock
         self.port = sock.getsockname()[1]
         self.state.closing.clear()
-        self.state.practice.set_base_url(self.url)
+        self.state.set_base_url(self.url)
         config = uvicorn.Config(
             create_app(self.state),
             log_level=self.config.log_level,

@@ -1,10 +1,11 @@
-"""Everything one sandbox knows: the practice and its clock, OAuth, faults, statistics,
-settings."""
+"""Everything one sandbox knows: the practices and their clock, OAuth, faults,
+statistics, settings."""
 
 from __future__ import annotations
 
 import threading
 
+from drchrono_sandbox.clock import SandboxClock
 from drchrono_sandbox.config import DEFAULTS, SandboxConfig
 from drchrono_sandbox.faults import (
     Fault,
@@ -21,20 +22,26 @@ from drchrono_sandbox.throttle import HourlyBudget
 class SandboxState:
     """The shared state behind one sandbox app.
 
-    Attributes are meant to be used directly by tests: `practice` (records and
-    mutations), `clock` (the practice's: `now()`, `local_now()`; in evolving mode, when
-    `clock` is given, `advance(timedelta)` and `set(datetime)` move it forward), `oauth`
-    (tokens), `faults` (fault injection), `stats` (request counts),
-    `latency_ms` (sleep before every `/api/` and `/o/` answer; may be changed live),
-    `budget` (the hourly request budget, None when off) and `chaos` (the rates of random
-    faults, None when off; setting it restarts the draws from its seed). `config` is
-    what it was set up with (`latency_ms` and `chaos` start from it).
+    Attributes are meant to be used directly by tests: `practices` (the
+    `config.practices` practices, by index: records and mutations), `practice` (the
+    first one, practice 0), `clock` (all the practices' one clock: `now()`,
+    `local_now()`; in evolving mode, when `clock` is given, `advance(timedelta)` and
+    `set(datetime)` move it forward), `oauth` (tokens, each of one practice), `faults`
+    (fault injection), `stats` (request counts, in total and by practice), `latency_ms`
+    (sleep before every `/api/` and `/o/` answer; may be changed live), `budget` (the
+    hourly request budget of the one application, all practices together; None when
+    off) and `chaos` (the rates of random faults, None when off; setting it restarts the
+    draws from its seed). `config` is what it was set up with (`latency_ms` and `chaos`
+    start from it).
     """
 
     def __init__(self, config: SandboxConfig = DEFAULTS) -> None:
         self.config = config
-        self.practice = Practice(config)
-        self.clock = self.practice.clock
+        self.clock = SandboxClock.from_config(config)
+        self.practices = [
+            Practice(config, index, clock=self.clock) for index in range(config.practices)
+        ]
+        self.practice = self.practices[0]
         self.oauth = OAuthState(config)
         self.faults = FaultInjector()
         self.stats = RequestStats()
@@ -43,6 +50,17 @@ class SandboxState:
         self.chaos = config.chaos
         #: Set when the server stops: cuts sleeps short so shutdown is not held up.
         self.closing = threading.Event()
+
+    def practice_at(self, index: int) -> Practice:
+        """Practice `index`; `KeyError` if the sandbox has no such practice."""
+        if not 0 <= index < len(self.practices):
+            raise KeyError(f"practice {index}")
+        return self.practices[index]
+
+    def set_base_url(self, base_url: str) -> None:
+        """Make every practice's document URLs absolute under the server's URL."""
+        for practice in self.practices:
+            practice.set_base_url(base_url)
 
     @property
     def chaos(self) -> FaultRates | None:

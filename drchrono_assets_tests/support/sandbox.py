@@ -13,9 +13,10 @@ from drchrono_sandbox import SandboxServer
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
 
-def authorization_code_token(http: Any, sandbox: SandboxServer) -> dict[str, Any]:
-    """A token pair through the authorization-code flow (``http``: requests or a Session)."""
-    authorize = http.get(
+def authorize_redirect(http: Any, sandbox: SandboxServer, practice: int | str = 0) -> Any:
+    """The sandbox's answer to an authorization request for ``practice`` (its index, or
+    any value to try), not followed (``http``: requests or a Session)."""
+    return http.get(
         f"{sandbox.url}/o/authorize/",
         params={
             "response_type": "code",
@@ -23,12 +24,26 @@ def authorization_code_token(http: Any, sandbox: SandboxServer) -> dict[str, Any
             "redirect_uri": REDIRECT_URI,
             "scope": "patients calendar billing user",
             "state": "xyz",
+            "practice": str(practice),
         },
         allow_redirects=False,
         timeout=10,
     )
+
+
+def redirect_query(response: Any) -> dict[str, list[str]]:
+    """The query parameters of a redirect's ``Location``."""
+    return parse_qs(urlsplit(response.headers["Location"]).query)
+
+
+def authorization_code_token(
+    http: Any, sandbox: SandboxServer, practice: int = 0
+) -> dict[str, Any]:
+    """A token pair of ``practice`` (its index; default the first) through the
+    authorization-code flow (``http``: requests or a Session)."""
+    authorize = authorize_redirect(http, sandbox, practice)
     assert authorize.status_code == 302
-    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    code = redirect_query(authorize)["code"][0]
     token = http.post(
         f"{sandbox.url}/o/token/",
         data={
@@ -44,14 +59,16 @@ def authorization_code_token(http: Any, sandbox: SandboxServer) -> dict[str, Any
     return token.json()
 
 
-def fresh_refresh_token(sandbox: SandboxServer) -> str:
-    """A refresh token of its own for a test, so tests never share a rotation chain."""
-    return authorization_code_token(requests, sandbox)["refresh_token"]
+def fresh_refresh_token(sandbox: SandboxServer, practice: int = 0) -> str:
+    """A refresh token of its own (of ``practice``) for a test, so tests never share a
+    rotation chain."""
+    return authorization_code_token(requests, sandbox, practice)["refresh_token"]
 
 
-def bearer(http: requests.Session, sandbox: SandboxServer) -> dict[str, str]:
-    """The ``Authorization`` header of a new access token."""
-    return {"Authorization": f"Bearer {authorization_code_token(http, sandbox)['access_token']}"}
+def bearer(http: requests.Session, sandbox: SandboxServer, practice: int = 0) -> dict[str, str]:
+    """The ``Authorization`` header of a new access token (of ``practice``)."""
+    token = authorization_code_token(http, sandbox, practice)["access_token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def refresh(http: requests.Session, sandbox: SandboxServer, token: str) -> requests.Response:
