@@ -33,9 +33,10 @@ def _scenario(
     import dagster as dg
 
     from drchrono_assets.day_window import DayWindow
-    from drchrono_assets.definitions import practice_definitions
     from drchrono_assets.io_managers import HiveParquetIOManager
+    from drchrono_assets.practice import PracticeDefinitions
     from drchrono_assets.resources import DrchronoApiResource
+    from drchrono_assets.settings import PracticeSettings
 
     resources = {
         "drchrono": DrchronoApiResource.from_env().model_copy(
@@ -46,7 +47,7 @@ def _scenario(
     started = time.perf_counter()
     for first, last in days:
         dg.materialize(
-            practice_definitions.resource_assets,
+            PracticeDefinitions.build(PracticeSettings.from_env()).resource_assets,
             resources=resources,
             tags=DayWindow.from_partition_keys([first, last]).run_tags,
         )

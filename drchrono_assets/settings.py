@@ -244,6 +244,11 @@ class PracticeSettings:
     """One practice's settings, read once where the code location is built and passed down
     to what uses them: nothing below reads the environment for them."""
 
+    # None: the practice configured by DRCHRONO_* variables, whose keys have no prefix.
+    name: str | None = None
+    # The API application it is connected through (a label; practices of one share a
+    # request budget); None: its own.
+    application: str | None = None
     start_date: str = DEFAULT_START_DATE
     timezone: str = DEFAULT_TIMEZONE
     sync_hour: int = DEFAULT_SYNC_HOUR

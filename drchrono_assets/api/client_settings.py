@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pydantic
@@ -69,6 +70,9 @@ class ClientSettings:
     token_store: str | None = dataclasses.field(default=None, repr=False)
     # The practice's data root, which a token file may not be inside (None: not checked).
     data_root: str | None = None
+    # The practice whose tokens these are, when an application serves several: each has its
+    # own chain of refresh tokens; the request ledger stays one per application.
+    practice: str | None = None
     page_size: int = 250
     timeout_seconds: float = 30.0
     max_attempts: int = 10
@@ -96,13 +100,24 @@ class ClientSettings:
                 )
 
     @classmethod
-    def from_env(cls) -> ClientSettings:
-        """Settings from the ``DRCHRONO_*`` variables; unset ones keep their defaults."""
-        variables = {"base_url": BASE_URL_VARIABLE, **SECRET_VARIABLES}
+    def from_env(
+        cls,
+        secrets: Mapping[str, str] = SECRET_VARIABLES,
+        base_url: str | None = None,
+        practice: str | None = None,
+    ) -> ClientSettings:
+        """Settings from the ``DRCHRONO_*`` variables, the secrets from the variables
+        ``secrets`` names (field -> variable); unset ones keep their defaults. ``base_url``
+        and ``practice``: a named practice's, instead of ``DRCHRONO_BASE_URL`` and none."""
+        variables = {**({} if base_url else {"base_url": BASE_URL_VARIABLE}), **secrets}
         configured = {field: settings.env(variable) for field, variable in variables.items()}
         given = {field: value for field, value in configured.items() if value is not None}
+        if base_url:
+            given["base_url"] = base_url
         data_root = settings.data_root()
-        return cls(**given, data_root=data_root, **tuning_from_env()).resolve_token_store()
+        return cls(
+            **given, data_root=data_root, practice=practice, **tuning_from_env()
+        ).resolve_token_store()
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/api/doctors``."""
@@ -112,6 +127,19 @@ class ClientSettings:
         """Names this application's tokens and request ledger: one per (API host, client id)."""
         key = f"{self.base_url}|{self.client_id}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def token_key(self) -> str:
+        """Names this practice's tokens: the application's key, and the practice's name."""
+        key = self.application_key()
+        return f"{key}-{self.practice}" if self.practice else key
+
+    def token_location(self, store: str) -> str:
+        """Where this practice's tokens are in the token store ``store``: the store itself
+        (a database keys them by ``token_key``), or a file beside the store's file."""
+        if self.practice is None or is_database_url(store):
+            return store
+        path = Path(store)
+        return str(path.with_name(f"{path.stem}.{self.practice}{path.suffix}"))
 
     def resolve_token_store(self) -> ClientSettings:
         """These settings with the token store's location decided: ``token_store``

@@ -18,6 +18,7 @@ import requests
 
 from drchrono_assets.api.answers import DEFAULT_MAX_RESPONSE_BYTES
 from drchrono_assets.api.client_settings import REQUIRED, SECRET_VARIABLES, ClientSettings
+from drchrono_assets.api.fair_share import Claimant
 from drchrono_assets.api.oauth_auth import TOKEN_ENDPOINT, HttpTokenEndpoint, OAuthBearer
 from drchrono_assets.api.oauth_tokens import ClientCredentials, TokenManager
 from drchrono_assets.api.origins import require_https_base_url
@@ -51,11 +52,12 @@ class Connection:
         log: logging.Logger,
         connect_waits: Sequence[float],
         max_response_bytes: int,
+        sweep: bool = False,
     ) -> Connection:
         """Open the token store at ``store_location``, the request ledger beside it and a
         session; nothing is sent yet."""
         key = config.application_key()
-        store = open_token_store(store_location, key)
+        store = open_token_store(config.token_location(store_location), config.token_key())
         budget = RequestBudget(
             config.requests_per_hour,
             config.requests_per_second,
@@ -64,6 +66,8 @@ class Connection:
             ),
             ledger=open_request_ledger(store_location, key, log),
             window_seconds=config.request_budget_window_seconds,
+            # The practice's turn in the application's budget: a sweep's before a backfill's.
+            claimant=Claimant(config.practice, sweep),
         )
         session = requests.Session()
         transport = Transport(
@@ -77,7 +81,10 @@ class Connection:
         retries = Retries(config, budget, transport, connect_waits, log)
         outcomes = Outcomes(budget, config.backoff_initial_seconds)
         credentials = ClientCredentials(
-            config.client_id or "", config.client_secret or "", config.refresh_token
+            config.client_id or "",
+            config.client_secret or "",
+            config.refresh_token,
+            config.practice,
         )
         endpoint = HttpTokenEndpoint(transport, outcomes, retries, config.url(TOKEN_ENDPOINT))
         tokens = TokenManager(credentials, store, endpoint, log)
@@ -101,8 +108,10 @@ class BaseClient:
         log: logging.Logger | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         connect_waits: Sequence[float] = RUN_CONNECT_WAITS,
+        sweep: bool = False,
     ) -> None:
         self.config = config
+        self.sweep = sweep  # whether its requests are a daily sweep's (fair_share)
         self.connect_waits = tuple(connect_waits)
         # A longer answer fails its request: a runaway body must not exhaust memory.
         self.max_response_bytes = max_response_bytes
@@ -115,12 +124,13 @@ class BaseClient:
         return self.config.url(path)
 
     def application_key(self) -> str:
-        """Names this application's tokens: one set per (API host, client id)."""
+        """Names this application's request ledger: one per (API host, client id)."""
         return self.config.application_key()
 
     def open_token_store(self) -> TokenStore:
-        """The token store the settings name (``ClientSettings.token_store``)."""
-        return open_token_store(self._token_store_location(), self.application_key())
+        """This practice's tokens in the token store the settings name."""
+        location = self.config.token_location(self._token_store_location())
+        return open_token_store(location, self.config.token_key())
 
     def close(self) -> None:
         """Close the keep-alive session, if one was opened."""
@@ -154,6 +164,7 @@ class BaseClient:
                     log=self._log,
                     connect_waits=self.connect_waits,
                     max_response_bytes=self.max_response_bytes,
+                    sweep=self.sweep,
                 )
             return self._connection
 

@@ -64,6 +64,8 @@ class ClientCredentials:
     client_id: str
     client_secret: str = field(repr=False)
     seed_refresh_token: str | None = field(default=None, repr=False)
+    # The practice whose tokens these are, named when it is not connected (None: the one).
+    practice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,12 @@ class TokenManager:
         elif seed:
             refresh_token, chain = seed, fingerprint(seed)
         else:
+            practice = self._credentials.practice
+            if practice is not None:
+                raise ConfigurationError(
+                    f"practice {practice} is not connected: run "
+                    f"`drchrono-assets auth login {practice}`"
+                )
             raise ConfigurationError(
                 f"no drchrono refresh token: set DRCHRONO_REFRESH_TOKEN or run {LOGIN_COMMAND}"
             )

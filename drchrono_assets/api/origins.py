@@ -60,8 +60,9 @@ def without_fragment(url: str) -> str:
     return urlunsplit(urlsplit(url)._replace(fragment=""))
 
 
-def require_https_base_url(base_url: str) -> None:
-    """Refuse a base URL that would send the client secret and tokens unencrypted."""
+def require_https_base_url(base_url: str, setting: str = BASE_URL_VARIABLE) -> None:
+    """Refuse a base URL that would send the client secret and tokens unencrypted, naming
+    where it was set (``setting``: the variable, or a component's attribute)."""
     origin = origin_of(base_url)
     if origin.host and (
         origin.scheme == "https" or (origin.scheme == "http" and is_loopback(origin.host))
@@ -69,8 +70,8 @@ def require_https_base_url(base_url: str) -> None:
         return
     shown = f"is {origin}, which is not HTTPS" if origin.host else "is not an absolute URL"
     raise ConfigurationError(
-        f"{BASE_URL_VARIABLE} {shown}: the client secret and tokens must not travel "
-        f"unencrypted; set {BASE_URL_VARIABLE} to the API's https:// address (e.g. "
+        f"{setting} {shown}: the client secret and tokens must not travel "
+        f"unencrypted; set {setting} to the API's https:// address (e.g. "
         "https://drchrono.com). Plain http:// is accepted only for a loopback host "
         "(127.0.0.1, ::1, localhost), such as the bundled sandbox."
     )

@@ -2,7 +2,7 @@
 
 drchrono counts requests per API application, so the ledger of sent requests lives where
 the tokens live (a file beside the token file, or a PostgreSQL table) and every process of
-the practice draws from it.
+every practice of the application draws from it, in turns (``fair_share``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drchrono_assets.api.fair_share import TURN_SECONDS, Claimant, live_waiters, my_turn
 from drchrono_assets.api.shared_documents import (
     FileDocument,
     MemoryDocument,
@@ -66,12 +67,15 @@ class RequestBudget:
         on_wait: Callable[[float], None] | None = None,
         ledger: SharedDocument | None = None,
         window_seconds: float = 3600.0,
+        claimant: Claimant | None = None,
     ) -> None:
         self._limits = [(window_seconds, max(1, per_hour)), (1.0, max(1, int(per_second)))]
         self._clock = clock
         self._sleep = sleep
         self._on_wait = on_wait
         self._ledger = ledger or MemoryDocument()
+        self._claimant = claimant or Claimant()
+        self._id = uuid.uuid4().hex  # this budget's name among the ledger's waiters
         self._used_lock = threading.Lock()
         self.used = 0  # requests this process sent
 
@@ -86,8 +90,14 @@ class RequestBudget:
                 now = self._clock()
                 state = self._pruned(state, now)
                 wait = self._wait(state, now)
+                claimant = self._claimant
+                if wait <= 0 and not my_turn(state, self._id, claimant, now):
+                    wait = TURN_SECONDS  # a better-ranked waiter takes this slot
                 if wait <= 0:
-                    state["sent"].append([ticket, now, None])
+                    state["sent"].append([ticket, now, None, claimant.practice])
+                    state["waiting"].pop(self._id, None)
+                else:  # listed until it looks again: a better rank holds the slot for it
+                    state["waiting"][self._id] = [claimant.practice, claimant.sweep, now + wait]
                 return state
 
             self._ledger.update(admit)
@@ -146,19 +156,25 @@ class RequestBudget:
         # Moved back with the clock, the pause keeps its length from now.
         paused_until = state.get("paused_until", 0.0) - max(0.0, paused_at - now)
         sent = (
-            [ticket, min(sent_at, now), None if answered_at is None else min(answered_at, now)]
-            for ticket, sent_at, answered_at in state.get("sent", [])
+            [
+                ticket,
+                min(sent_at, now),
+                None if answered_at is None else min(answered_at, now),
+                *practice,  # absent in a ledger written before practices had names
+            ]
+            for ticket, sent_at, answered_at, *practice in state.get("sent", [])
         )
         return {
             "paused_until": paused_until,
             "paused_at": min(paused_at, now),
             "sent": [entry for entry in sent if self._slot_end(entry) > now - longest],
+            "waiting": live_waiters(state, now),
         }
 
     @staticmethod
     def _slot_end(entry: list[Any]) -> float:
         """When a request's slot starts to age: its answer, or its admission until then."""
-        _, sent_at, answered_at = entry
+        _, sent_at, answered_at, *_ = entry
         return sent_at if answered_at is None else answered_at
 
     def _wait(self, state: dict[str, Any], now: float) -> float:

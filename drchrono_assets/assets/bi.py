@@ -12,18 +12,20 @@ from upath import UPath
 from drchrono_assets import settings
 from drchrono_assets.assets.bi_questions import bi_questions_markdown
 from drchrono_assets.errors import ConfigurationError
-from drchrono_assets.io_managers import HiveDataset, HiveParquetIOManager
+from drchrono_assets.practice_names import PracticeNames
 
 DATABASE_NAME = "drchrono.duckdb"
 
 
 def build_bi_duckdb(
-    partitioned: Sequence[dg.AssetsDefinition], ar_aging: dg.AssetsDefinition
+    partitioned: Sequence[dg.AssetsDefinition], ar_aging: dg.AssetsDefinition, names: PracticeNames
 ) -> dg.AssetsDefinition:
     """The DuckDB file with a view of each of the ``partitioned`` datasets and ``ar_aging``."""
 
     @dg.asset(
-        group_name="bi",
+        key=names.key("bi_duckdb"),
+        group_name=names("bi"),
+        required_resource_keys={names.io_manager},
         deps=[*partitioned, ar_aging],
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"duckdb"},
@@ -31,10 +33,7 @@ def build_bi_duckdb(
         # On the asset's page: the questions to ask the file (its path: each materialization's).
         metadata={"bi_questions": dg.MetadataValue.md(bi_questions_markdown())},
     )
-    def bi_duckdb(
-        context: dg.AssetExecutionContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> dg.MaterializeResult:
+    def bi_duckdb(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         """A DuckDB database beside the data with one view per dataset (``appointments``, ...).
 
         Metabase, Superset, Evidence or a notebook open this one file and see every dataset as a
@@ -42,7 +41,8 @@ def build_bi_duckdb(
         each materialization's metadata entry ``path``; ready-made questions with their SQL
         (collections per doctor, unbilled visits, denial rates) are the entry ``bi_questions``.
         """
-        root = UPath(parquet_io_manager.data_root)
+        storage = names.storage(context)
+        root = UPath(storage.data_root)
         if not settings.is_local(root):
             raise ConfigurationError(
                 f"bi_duckdb writes a DuckDB file beside the data and needs a local "
@@ -52,18 +52,18 @@ def build_bi_duckdb(
         root = UPath(os.path.abspath(root.path))
         views = {}
         for node in partitioned:
-            dataset = HiveDataset(root, node.key)
+            dataset = storage.dataset(node.key)
             if dataset.partition_keys():
-                views[node.key.to_python_identifier()] = (
-                    f"read_parquet({_sql_string(dataset.glob.path)}, hive_partitioning = true, "
+                views[node.key.path[-1]] = (
+                    f"read_parquet({_absolute(dataset.glob.path)}, hive_partitioning = true, "
                     f"hive_types = {{'{dataset.partition_column}': DATE}})"
                 )
-        aging = HiveDataset(root, ar_aging.key).file()
+        aging = storage.dataset(ar_aging.key).file()
         if aging.exists():
-            views[ar_aging.key.to_python_identifier()] = f"read_parquet({_sql_string(aging.path)})"
+            views[ar_aging.key.path[-1]] = f"read_parquet({_absolute(aging.path)})"
 
         database = root / DATABASE_NAME
-        at_rest = parquet_io_manager.at_rest
+        at_rest = storage.at_rest
         at_rest.make_folders(root)
         # Built aside and renamed: a BI tool holding the old file keeps reading it undisturbed.
         # Aside is a folder only the owner can enter (mkdtemp: 0700): DuckDB creates its files
@@ -85,6 +85,11 @@ def build_bi_duckdb(
         )
 
     return bi_duckdb
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute, as a SQL string literal."""
+    return _sql_string(os.path.abspath(path))
 
 
 def _sql_string(text: str) -> str:

@@ -14,7 +14,7 @@ from drchrono_assets.billing.report import (
 )
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.practice_names import PracticeNames
 
 GROUP = "billing"
 # Any partition whose appointments, transactions or doctors were re-materialized is
@@ -35,15 +35,22 @@ class BillingAssets(NamedTuple):
     ar_aging: dg.AssetsDefinition
 
 
-def build_billing_assets(partitions: dg.DailyPartitionsDefinition) -> BillingAssets:
+def build_billing_assets(
+    partitions: dg.DailyPartitionsDefinition, names: PracticeNames
+) -> BillingAssets:
     """``billing_report``, partitioned by ``partitions`` like the ingest assets it joins, and
     ``ar_aging`` over every day of it."""
 
     @dg.asset(
-        group_name=GROUP,
+        key=names.key("billing_report"),
+        ins={
+            name: dg.AssetIn(names.key(name))
+            for name in ("appointments", "transactions", "doctors")
+        },
+        group_name=names(GROUP),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="parquet_io_manager",
+        io_manager_key=names.io_manager,
         kinds={"duckdb", "parquet"},
         metadata={COLUMN_SCHEMA: dagster_table_schema(REPORT_SCHEMA)},
         automation_condition=FOLLOWS_UPSTREAM,
@@ -87,24 +94,23 @@ def build_billing_assets(partitions: dg.DailyPartitionsDefinition) -> BillingAss
         return {key: day.drop_columns(["date"]) for key, day in days.items()}
 
     @dg.asset(
-        group_name=GROUP,
+        key=names.key("ar_aging"),
+        group_name=names(GROUP),
         deps=[billing_report],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="parquet_io_manager",
+        io_manager_key=names.io_manager,
+        required_resource_keys={names.io_manager},
         kinds={"duckdb", "parquet"},
         metadata={COLUMN_SCHEMA: dagster_table_schema(AGING_SCHEMA)},
         automation_condition=dg.AutomationCondition.eager(),
     )
-    def ar_aging(
-        context: dg.AssetExecutionContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> pa.Table:
+    def ar_aging(context: dg.AssetExecutionContext) -> pa.Table:
         """Outstanding balance per doctor and payer side (insurance / patient) by age bucket.
 
         Buckets of 0-30, 31-60, 61-90, 91-120 and over 120 days, aged as of the latest
         billing_report partition. Rebuilt from every billing_report partition that exists.
         """
-        reports = parquet_io_manager.dataset(billing_report.key)
+        reports = names.storage(context).dataset(billing_report.key)
         keys = reports.partition_keys()
         report = reports.read(keys) if keys else reports.empty_table(REPORT_SCHEMA)
         context.add_output_metadata(

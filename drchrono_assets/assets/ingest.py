@@ -11,7 +11,7 @@ from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
-from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.practice_names import PracticeNames
 from drchrono_assets.source.changes import day_ranges, merge_changes
 from drchrono_assets.source.extraction import extract
 from drchrono_assets.sync.staged import StagedChanges
@@ -19,8 +19,6 @@ from drchrono_assets.sync.staged import StagedChanges
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
 TablesByDay = dict[str, pa.Table]
 GROUP = "drchrono"
-# Every API-calling step claims a slot; deploy/dagster.yaml limits the pool across runs.
-API_POOL = "drchrono_api"
 
 
 class IngestConfig(dg.Config):
@@ -44,20 +42,22 @@ def _description(spec: ResourceSpec) -> str:
 
 
 def build_resource_asset(
-    spec: ResourceSpec, partitions: dg.DailyPartitionsDefinition
+    spec: ResourceSpec, partitions: dg.DailyPartitionsDefinition, names: PracticeNames
 ) -> dg.AssetsDefinition:
     """An asset partitioned by ``partitions`` that fetches ``spec`` for all partitions of a
     run at once."""
 
     @dg.asset(
-        name=spec.name,
+        key=names.key(spec.name),
         description=_description(spec),
-        group_name=GROUP,
+        group_name=names(GROUP),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="parquet_io_manager",
+        io_manager_key=names.io_manager,
+        required_resource_keys=names.resource_keys,
         dagster_type=dg.Any,  # tables by day, or a PartitionUpdate of the stored ones
-        pool=API_POOL,
+        # Every API-calling step claims a slot; the instance limits the pool across runs.
+        pool=names.pool,
         kinds={"drchrono", "parquet"},
         metadata={
             COLUMN_SCHEMA: dagster_table_schema(spec.schema),
@@ -67,19 +67,17 @@ def build_resource_asset(
         },
     )
     def resource_asset(
-        context: dg.AssetExecutionContext,
-        config: IngestConfig,
-        drchrono: DrchronoApiResource,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
+        context: dg.AssetExecutionContext, config: IngestConfig
     ) -> TablesByDay | PartitionUpdate:
         window = DayWindow.from_partition_keys(list(context.partition_keys))
-        client = drchrono.client
+        client = names.api(context).client
+        storage = names.storage(context)
         before = client.requests_used
         sweep = config.merge_sweep
         if sweep and spec.rule.captures_changes:
             # Daily operation: the sweep fetched what changed; merge it into the stored days
             # (read, merged and written under the asset's writer lock).
-            output = _merge_output(spec, sweep, window, client, parquet_io_manager, context.log)
+            output = _merge_output(spec, sweep, window, client, storage, context.log)
             done = "merged into"
         else:
             output = extract(spec, client, window, context.log)
@@ -121,6 +119,8 @@ def _merge_output(
     )
 
 
-def build_resource_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_resource_assets(
+    partitions: dg.DailyPartitionsDefinition, names: PracticeNames
+) -> list[dg.AssetsDefinition]:
     """The asset of every resource in the catalog, partitioned by ``partitions``."""
-    return [build_resource_asset(spec, partitions) for spec in RESOURCES]
+    return [build_resource_asset(spec, partitions, names) for spec in RESOURCES]

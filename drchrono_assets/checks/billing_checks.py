@@ -33,8 +33,8 @@ import pyarrow as pa
 from drchrono_assets.billing.report import MONEY_FIELDS, REPORT_SCHEMA
 from drchrono_assets.catalog.endpoints import TRANSACTIONS as TRANSACTIONS_SPEC
 from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.practice_names import PracticeNames
 
-TRANSACTIONS = dg.AssetKey(TRANSACTIONS_SPEC.name)
 DETAIL_ROWS = 50  # rows of a details table; the counts beside it are complete
 
 CheckEvents = Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]
@@ -273,41 +273,45 @@ def orphans_and_unbilled(
 
 
 def build_billing_checks(
-    billing_report: dg.AssetsDefinition, orphan_limit: int, unbilled_limit: int
+    billing_report: dg.AssetsDefinition,
+    names: PracticeNames,
+    orphan_limit: int,
+    unbilled_limit: int,
 ) -> list[dg.AssetChecksDefinition]:
     """The checks of ``billing_report``; the orphan and unbilled one warns above the limits."""
+    transactions = names.key(TRANSACTIONS_SPEC.name)
+    needs = {names.io_manager}
 
-    @dg.asset_check(asset=billing_report, blocking=True, additional_deps=[TRANSACTIONS])
-    def billing_report_reconciles(
-        context: dg.AssetCheckExecutionContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> CheckEvents:
+    @dg.asset_check(
+        asset=billing_report,
+        blocking=True,
+        additional_deps=[transactions],
+        required_resource_keys=needs,
+    )
+    def billing_report_reconciles(context: dg.AssetCheckExecutionContext) -> CheckEvents:
         """Every money total of each day of the report equals the transactions' total of the
         day, exactly. A result for the run's days (its ``days`` table: each day's verdict),
         and one for each day."""
-        days, report = _report(context, parquet_io_manager)
-        transactions = _read(parquet_io_manager, TRANSACTIONS, days, TRANSACTIONS_SPEC.schema)
-        yield from report_events(context, reconciliation(days, report, transactions))
+        storage = names.storage(context)
+        days, report = _report(context, storage)
+        stored = _read(storage, transactions, days, TRANSACTIONS_SPEC.schema)
+        yield from report_events(context, reconciliation(days, report, stored))
 
-    @dg.asset_check(asset=billing_report, blocking=True)
+    @dg.asset_check(asset=billing_report, blocking=True, required_resource_keys=needs)
     def billing_report_one_row_per_appointment(
         context: dg.AssetCheckExecutionContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
     ) -> CheckEvents:
         """No appointment appears twice in a day's report. A result for the run's days (its
         ``days`` table: each day's verdict), and one for each day."""
-        days, report = _report(context, parquet_io_manager)
+        days, report = _report(context, names.storage(context))
         yield from report_events(context, repeated_appointments(days, report))
 
-    @dg.asset_check(asset=billing_report)
-    def billing_report_orphans_and_unbilled(
-        context: dg.AssetCheckExecutionContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> CheckEvents:
+    @dg.asset_check(asset=billing_report, required_resource_keys=needs)
+    def billing_report_orphans_and_unbilled(context: dg.AssetCheckExecutionContext) -> CheckEvents:
         """Orphan rows and unbilled visits per day; warns above the configured thresholds. A
         result for the run's days (its ``days`` table: each day's counts and verdict), and
         one for each day."""
-        days, report = _report(context, parquet_io_manager)
+        days, report = _report(context, names.storage(context))
         outcome = orphans_and_unbilled(days, report, orphan_limit, unbilled_limit)
         yield from report_events(context, outcome)
 

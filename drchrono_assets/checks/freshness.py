@@ -40,6 +40,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from drchrono_assets.practice_names import PracticeNames
+
 # Time after the sync hour for the sweep's runs and the billing report after them; later,
 # the morning is late.
 GRACE_HOURS = 3
@@ -76,7 +78,7 @@ def build_freshness_checks(
 
 
 def build_freshness_sensor(
-    checks: Sequence[dg.AssetChecksDefinition],
+    checks: Sequence[dg.AssetChecksDefinition], names: PracticeNames
 ) -> dg.SensorDefinition:
     """The sensor that requests runs of ``checks``.
 
@@ -87,7 +89,7 @@ def build_freshness_sensor(
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return dg.build_sensor_for_freshness_checks(
             freshness_checks=checks,
-            name=FRESHNESS_SENSOR_NAME,
+            name=names(FRESHNESS_SENSOR_NAME),
             minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
             # Running from the first deployment on, so no operator has to remember to start
             # it. A stopped freshness sensor would be exactly the silent wait it is there to

@@ -1,10 +1,12 @@
-"""Connect a drchrono account: ``drchrono-assets auth login`` / ``status``.
+"""Connect a drchrono account: ``drchrono-assets auth login [PRACTICE]`` / ``status``.
 
 ``login`` runs the OAuth 2.0 authorization-code flow of the drchrono API tutorial: it prints
 the authorize URL, waits on a localhost redirect URI for the code, exchanges the code at
 ``/o/token/`` and stores the tokens in the token store (``DRCHRONO_TOKEN_STORE``), where the
-assets find them. ``status`` shows which account is connected and when its access token
-expires. Neither ever prints a token or a secret.
+assets find them: those of the named practice of the ``defs/`` folder, or of the practice of
+the ``DRCHRONO_*`` variables. ``status`` lists every practice and whether it is connected,
+and shows which account is and when its access token expires. Neither ever prints a token
+or a secret.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import sys
 import time
 import webbrowser
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from drchrono_assets import settings
-from drchrono_assets.api import ClientSettings, DrchronoClient
+from drchrono_assets.api import DrchronoClient
 from drchrono_assets.api.reachability import INTERACTIVE_CONNECT_WAITS, require_reachable
 from drchrono_assets.cli.auth_callback import (
     CALLBACK_PATH,
@@ -34,6 +37,12 @@ from drchrono_assets.errors import (
     ConfigurationError,
     DrchronoError,
     TokenRejectedError,
+)
+from drchrono_assets.practice_connections import (
+    DEFS_FOLDER,
+    PracticeConnection,
+    configured_practices,
+    practice_named,
 )
 
 #: Read scopes for everything the assets extract (``BASE_SCOPE:read`` per the field notes):
@@ -117,10 +126,10 @@ def _account(user: Any) -> str:
     return f"{username or '(no username)'} (user id {user_id if user_id is not None else '?'})"
 
 
-def interactive_client() -> DrchronoClient:
-    """A client from the ``DRCHRONO_*`` variables that gives up on an API it cannot reach
-    within seconds: someone is waiting (the long backoff for 5xx and 429 stays)."""
-    return DrchronoClient(ClientSettings.from_env(), connect_waits=INTERACTIVE_CONNECT_WAITS)
+def interactive_client(practice: PracticeConnection) -> DrchronoClient:
+    """The practice's client, from the variables it names, that gives up on an API it cannot
+    reach within seconds: someone is waiting (the long backoff for 5xx and 429 stays)."""
+    return DrchronoClient(practice.client_settings(), connect_waits=INTERACTIVE_CONNECT_WAITS)
 
 
 def store_location(client: DrchronoClient) -> str:
@@ -133,7 +142,8 @@ def store_location(client: DrchronoClient) -> str:
 
 def login(args: argparse.Namespace) -> int:
     """Run the authorization-code flow and store the tokens; 0 once an account is connected."""
-    client = interactive_client()
+    practice = practice_named(args.practice, args.defs)
+    client = interactive_client(practice)
     location = store_location(client)
     client.stored_tokens()  # fails early on missing credentials or an unreadable token store
     # Before anyone is sent to a page the API serves; a TCP connection, not a request.
@@ -171,7 +181,8 @@ def login(args: argparse.Namespace) -> int:
         raise type(error)(
             f"tokens stored in {location}, but checking the account failed: {error}"
         ) from None
-    print(f"Connected drchrono account: {_account(user)}")
+    of = f" for practice {practice.name}" if practice.name else ""
+    print(f"Connected drchrono account{of}: {_account(user)}")
     print(f"Tokens stored in {location}")
     print(f"Granted scope: {tokens.scope or '(not reported)'}")
     granted = set((tokens.scope or "").split())
@@ -182,9 +193,32 @@ def login(args: argparse.Namespace) -> int:
     return 0
 
 
-def status(_args: argparse.Namespace) -> int:
-    """Show the token store, the connected account, scope and expiry; 1 if not connected."""
-    client = interactive_client()
+def status(args: argparse.Namespace) -> int:
+    """Every named practice and whether it is connected; then, for the one asked for or the
+    practice of the ``DRCHRONO_*`` variables, the token store, the connected account, scope
+    and expiry. 1 if one is not connected."""
+    if args.practice is not None:
+        return _status(practice_named(args.practice, args.defs))
+    practices = configured_practices(args.defs)
+    connected = [_listed(practice) for practice in practices if practice.name]
+    if not practices or any(practice.name is None for practice in practices):
+        connected.append(_status(PracticeConnection()) == 0)
+    return 0 if all(connected) else 1
+
+
+def _listed(practice: PracticeConnection) -> bool:
+    """Print whether ``practice`` is connected (its tokens are stored; no request)."""
+    client = interactive_client(practice)
+    connected = client.stored_tokens() is not None
+    state = "connected" if connected else f"not connected: run {practice.login_command}"
+    print(f"Practice {practice.name}: {state} (token store {store_location(client)})")
+    return connected
+
+
+def _status(practice: PracticeConnection) -> int:
+    client = interactive_client(practice)
+    if practice.name:
+        print(f"Practice: {practice.name}")
     print(f"Token store: {store_location(client)}")
     if client.stored_tokens() is None:
         print("No drchrono account is connected: the token store holds no tokens.")
@@ -193,7 +227,8 @@ def status(_args: argparse.Namespace) -> int:
                 "DRCHRONO_REFRESH_TOKEN is set: the first request of a run redeems it and "
                 "fills the store."
             )
-        print(f"Connect an account with {LOGIN_COMMAND}.")
+        login_command = f"`{practice.login_command}`" if practice.name else LOGIN_COMMAND
+        print(f"Connect an account with {login_command}.")
         return 1
     note = ""
     try:
@@ -284,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT_SECONDS,
         help=f"seconds to wait for the redirect (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
+    login_parser.add_argument(
+        "practice",
+        nargs="?",
+        metavar="PRACTICE",
+        help="the practice to connect, by its name in defs/ (default: the practice of the "
+        "DRCHRONO_* variables)",
+    )
     login_parser.set_defaults(run=login)
     status_parser = commands.add_parser(
         "status",
@@ -292,7 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
         "when the access token expires. Never shows a token. Exit code 1 when no account "
         "is connected.",
     )
+    status_parser.add_argument(
+        "practice", nargs="?", metavar="PRACTICE", help="show this practice only"
+    )
     status_parser.set_defaults(run=status)
+    for command in (login_parser, status_parser):
+        command.add_argument(
+            "--defs",
+            type=Path,
+            default=DEFS_FOLDER,
+            help="the defs folder of the practices (default: the package's)",
+        )
     return parser
 
 

@@ -42,6 +42,9 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
     data_group_read: bool = False  # DRCHRONO_DATA_GROUP_READ
     s3_sse: str | None = None  # DRCHRONO_S3_SSE
     s3_sse_kms_key_id: str | None = None  # DRCHRONO_S3_SSE_KMS_KEY_ID
+    # The practice whose data root this is: its assets' keys start with its name, which
+    # the folders under the root leave out (the root is the practice's own).
+    practice: str | None = None
 
     @property
     def at_rest(self) -> AtRest:
@@ -62,8 +65,12 @@ class HiveParquetIOManager(dg.ConfigurableIOManager):
             check_writable(root, self.at_rest)
 
     def dataset(self, asset_key: dg.AssetKey) -> HiveDataset:
-        """Where ``asset_key`` is stored, for assets that read or list storage themselves."""
-        return HiveDataset(self.root, asset_key, self.at_rest)
+        """Where ``asset_key`` is stored, for assets that read or list storage themselves:
+        ``clinic_a/appointments`` and ``appointments`` alike in clinic_a's root."""
+        path = asset_key.path
+        if self.practice is not None and len(path) > 1 and path[0] == self.practice:
+            path = path[1:]
+        return HiveDataset(self.root, dg.AssetKey(path), self.at_rest)
 
     def handle_output(
         self,

@@ -18,6 +18,9 @@ from drchrono_assets.api.client_settings import (
 )
 from drchrono_assets.api.origins import require_https_base_url
 
+#: The tag of every run of a daily sweep (the drchrono_changes sensor's): its sweep's id.
+SWEEP_TAG = "drchrono/sweep"
+
 
 def _resolved(value: object) -> object:
     """A field's value; an ``EnvVar`` is only resolved by Dagster, not when used in a script."""
@@ -42,6 +45,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
     api_version: str | None = None
     token_store: str | None = Field(default=None, repr=False)
     data_root: str | None = None
+    practice: str | None = None
     page_size: int = ClientSettings.page_size
     timeout_seconds: float = ClientSettings.timeout_seconds
     max_attempts: int = ClientSettings.max_attempts
@@ -53,6 +57,7 @@ class DrchronoApiResource(dg.ConfigurableResource):
     max_parallel_requests: int = ClientSettings.max_parallel_requests
 
     _client: DrchronoClient | None = PrivateAttr(default=None)
+    _sweep: bool = PrivateAttr(default=False)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
@@ -83,7 +88,9 @@ class DrchronoApiResource(dg.ConfigurableResource):
         """
         with self._client_lock:
             if self._client is None:
-                self._client = DrchronoClient(self.client_settings(), log=dg.get_dagster_logger())
+                self._client = DrchronoClient(
+                    self.client_settings(), log=dg.get_dagster_logger(), sweep=self._sweep
+                )
             return self._client
 
     def client_settings(self) -> ClientSettings:
@@ -97,8 +104,11 @@ class DrchronoApiResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse a field out of its range (from Dagster config), or a token file inside
-        the data root, before any step runs."""
+        the data root, before any step runs. A run of a daily sweep (the sensor tags each)
+        goes before backfills in the application's request budget."""
         self.client_settings()
+        run = context.run
+        self._sweep = run is not None and SWEEP_TAG in run.tags
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:

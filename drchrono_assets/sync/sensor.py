@@ -19,23 +19,24 @@ import datetime as dt
 import functools
 import json
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from drchrono_assets.assets.ingest import IngestConfig
 from drchrono_assets.day_window import DayWindow
-from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.jobs import ingest_job
-from drchrono_assets.sync.staged import SWEEP_TAG, PlannedRun, StagedChanges, SweepPlan
+from drchrono_assets.jobs import INGEST_JOB
+from drchrono_assets.practice_names import PracticeNames
+from drchrono_assets.resources.drchrono_api import SWEEP_TAG
+from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan
 from drchrono_assets.sync.sweep import (
+    FINISH_JOB,
     FINISH_OP,
     SWEEP_JOB,
     SWEEP_OP,
     FinishConfig,
     SweepConfig,
-    finish_job,
 )
 
 FIRST_RETRY = dt.timedelta(minutes=10)  # after a run's first failure; doubled each time
@@ -124,7 +125,12 @@ def _failed(
 
 
 def _run_request(
-    sweep: str, key: str, attempt: int, cursor: SyncCursor, plan: Callable[[], SweepPlan]
+    sweep: str,
+    key: str,
+    attempt: int,
+    cursor: SyncCursor,
+    plan: Callable[[], SweepPlan],
+    names: PracticeNames,
 ) -> dg.RunRequest:
     """The request of a sweep's run; ``plan`` reads the sweep's plan, once a tick (cached)."""
     tags = {SWEEP_TAG: sweep, "dagster/max_runtime": str(int(RUN_DEADLINE.total_seconds()))}
@@ -133,26 +139,29 @@ def _run_request(
         config = SweepConfig(sweep=sweep, yesterday=cursor.yesterday or "", since=cursor.since)
         return dg.RunRequest(
             run_key=run_key,
-            job_name=SWEEP_JOB,
-            run_config=dg.RunConfig(ops={SWEEP_OP: config}),
+            job_name=names(SWEEP_JOB),
+            run_config=dg.RunConfig(ops={names(SWEEP_OP): config}),
             tags=tags,
         )
     if key == FINISH_RUN:
         return dg.RunRequest(
             run_key=run_key,
-            job_name=finish_job.name,
-            run_config=dg.RunConfig(ops={FINISH_OP: FinishConfig(sweep=sweep)}),
+            job_name=names(FINISH_JOB),
+            run_config=dg.RunConfig(ops={names(FINISH_OP): FinishConfig(sweep=sweep)}),
             tags=tags,
         )
     run: PlannedRun = plan().run(key)
     tags |= DayWindow.from_partition_keys([run.first, run.last]).run_tags
     # In the config, not a tag: what a run does shows in `dagster sensor preview` and the UI.
     ingest = IngestConfig(merge_sweep=sweep if run.mode == "merge" else None)
+    keys = [names.key(asset) for asset in run.assets]
     return dg.RunRequest(
         run_key=run_key,
-        job_name=ingest_job.name,
-        asset_selection=[dg.AssetKey(asset) for asset in run.assets],
-        run_config=dg.RunConfig(ops=dict.fromkeys(run.assets, ingest)),
+        job_name=names(INGEST_JOB),
+        asset_selection=keys,
+        run_config=dg.RunConfig(
+            ops=dict.fromkeys((k.to_python_identifier() for k in keys), ingest)
+        ),
         tags=tags,
     )
 
@@ -177,7 +186,10 @@ def _sweep_again(context: dg.SensorEvaluationContext, cursor: SyncCursor) -> Syn
 
 
 def _progress(
-    context: dg.SensorEvaluationContext, cursor: SyncCursor, staged: StagedChanges
+    context: dg.SensorEvaluationContext,
+    cursor: SyncCursor,
+    staged: StagedChanges,
+    names: PracticeNames,
 ) -> dg.SensorResult | None:
     """Requests for the pending sweep's failed runs whose retry is due, or a skip while its
     runs work or wait; None once every run succeeded."""
@@ -199,7 +211,7 @@ def _progress(
             )
         if reason and dt.datetime.fromisoformat(attempt.retry_at or "") <= now:
             cursor.runs[key] = RunAttempt(attempt.number + 1, now.isoformat())
-            requests.append(_run_request(sweep, key, attempt.number + 1, cursor, plan))
+            requests.append(_run_request(sweep, key, attempt.number + 1, cursor, plan, names))
         elif reason:
             waiting.append(f"{key} (attempt {attempt.number} {reason}; retry {attempt.retry_at})")
         else:
@@ -210,7 +222,7 @@ def _progress(
     return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor.to_json())
 
 
-def _next_step(cursor: SyncCursor, staged: StagedChanges) -> dg.SensorResult:
+def _next_step(cursor: SyncCursor, staged: StagedChanges, names: PracticeNames) -> dg.SensorResult:
     """The requests of the pending sweep's next step, once every run of its current step
     succeeded: after the sweep run its planned runs, after those the finish run."""
     sweep = cursor.sweep or ""
@@ -218,7 +230,7 @@ def _next_step(cursor: SyncCursor, staged: StagedChanges) -> dg.SensorResult:
     planned = [run.key for run in plan().runs] if SWEEP_RUN in cursor.runs else []
     keys = planned or [FINISH_RUN]
     cursor.runs = {key: RunAttempt(1, clock().isoformat()) for key in keys}
-    requests = [_run_request(sweep, key, 1, cursor, plan) for key in keys]
+    requests = [_run_request(sweep, key, 1, cursor, plan, names) for key in keys]
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 
@@ -234,30 +246,31 @@ billing_report follows through automation."""
 
 
 def build_changes_sensor(
-    partitions: dg.DailyPartitionsDefinition, sync_hour: int, sweep_job: dg.JobDefinition
+    partitions: dg.DailyPartitionsDefinition,
+    sync_hour: int,
+    names: PracticeNames,
+    jobs: Sequence[Any],
 ) -> dg.SensorDefinition:
     """The sensor of a practice's mornings: from ``sync_hour`` on its partitions' clock, it
-    sweeps yesterday's changes with ``sweep_job``."""
+    sweeps yesterday's changes through ``jobs`` (the practice's ingest, sweep and finish)."""
     zone = partitions.timezone
 
     @dg.sensor(
-        name="drchrono_changes",
+        name=names("drchrono_changes"),
         description=DESCRIPTION,
-        jobs=[ingest_job, sweep_job, finish_job],
+        jobs=list(jobs),
+        required_resource_keys={names.io_manager},
         minimum_interval_seconds=120,
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
-    def drchrono_changes(
-        context: dg.SensorEvaluationContext,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> dg.SensorResult:
+    def drchrono_changes(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         """Each morning: a sweep run stages what changed since the last sweep, then runs merge
         it into exactly the partitions it touches, plus every day since the last sweep for
         every asset; a day nobody touched is never fetched again."""
         cursor = SyncCursor.from_json(context.cursor)
-        staged = StagedChanges.of(parquet_io_manager)
+        staged = StagedChanges.of(names.storage(context))
         if cursor.sweep is not None:
-            pending = _pending_sweep(context, cursor, staged)
+            pending = _pending_sweep(context, cursor, staged, names)
             if isinstance(pending, dg.SensorResult):
                 return pending
             cursor = pending
@@ -282,20 +295,23 @@ def build_changes_sensor(
             since=cursor.since,
             runs={SWEEP_RUN: RunAttempt(1, clock().isoformat())},
         )
-        request = _run_request(sweep, SWEEP_RUN, 1, cursor, _plan_of(staged, sweep))
+        request = _run_request(sweep, SWEEP_RUN, 1, cursor, _plan_of(staged, sweep), names)
         return dg.SensorResult(run_requests=[request], cursor=cursor.to_json())
 
     return drchrono_changes
 
 
 def _pending_sweep(
-    context: dg.SensorEvaluationContext, cursor: SyncCursor, staged: StagedChanges
+    context: dg.SensorEvaluationContext,
+    cursor: SyncCursor,
+    staged: StagedChanges,
+    names: PracticeNames,
 ) -> dg.SensorResult | SyncCursor:
     """The requests (or the skip) of the pending sweep; once it is finished, or its staged
     changes are lost, the cursor a new morning's sweep starts from."""
     if SWEEP_RUN not in cursor.runs and _lost(staged, cursor.sweep or ""):
         return _sweep_again(context, cursor)
-    pending = _progress(context, cursor, staged)
+    pending = _progress(context, cursor, staged, names)
     if pending is not None:
         return pending
     if FINISH_RUN in cursor.runs:
@@ -303,4 +319,4 @@ def _pending_sweep(
         return SyncCursor(day=cursor.day)
     if SWEEP_RUN in cursor.runs and _lost(staged, cursor.sweep or ""):
         return _sweep_again(context, cursor)
-    return _next_step(cursor, staged)
+    return _next_step(cursor, staged, names)

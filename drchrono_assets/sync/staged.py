@@ -41,8 +41,6 @@ PLAN_FILE = "plan.json"
 # arrives in a run tag, which anyone can set).
 SWEEP_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}-[0-9a-f]{6}")
 RunMode = Literal["merge", "fetch"]
-# On every run a sweep requests: the sweep's id.
-SWEEP_TAG = "drchrono/sweep"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,10 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drchrono_assets.api import DrchronoClient
-from drchrono_assets.assets.ingest import API_POOL
 from drchrono_assets.catalog import RESOURCES, ResourceSpec
 from drchrono_assets.io_managers import HiveParquetIOManager
-from drchrono_assets.resources import DrchronoApiResource
+from drchrono_assets.practice_names import PracticeNames
 from drchrono_assets.source.changes import (
     dated_after,
     day_ranges,
@@ -26,6 +25,7 @@ from drchrono_assets.source.extraction import fetch
 from drchrono_assets.sync.staged import PlannedRun, StagedChanges, SweepPlan, SyncState
 
 SWEEP_JOB = "drchrono_sweep"
+FINISH_JOB = "drchrono_finish_sweep"
 SWEEP_OP = "sweep_changes"
 FINISH_OP = "finish_sweep"
 
@@ -127,40 +127,6 @@ def _never_listed(
     return {day for day in days_between(first, last) if day not in stored}
 
 
-def build_sweep_job(partitions: dg.DailyPartitionsDefinition) -> dg.JobDefinition:
-    """The job of a practice's sweeps, over the days of ``partitions``."""
-
-    @dg.op(name=SWEEP_OP, pool=API_POOL)
-    def sweep_changes(
-        context: dg.OpExecutionContext,
-        config: SweepConfig,
-        drchrono: DrchronoApiResource,
-        parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-    ) -> None:
-        """Ask the API what changed since the last finished sweep, stage it beside the
-        datasets, and write the plan of the runs that merge it (read by the
-        ``drchrono_changes`` sensor)."""
-        staged = StagedChanges.of(parquet_io_manager)
-        client = drchrono.client
-        plan = plan_sweep(
-            config, staged.state(), client, parquet_io_manager, context.log, partitions
-        )
-        staged.write_plan(plan)
-        context.log.info(
-            f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
-            f"requests; {len(plan.runs)} run(s) to bring them in"
-        )
-
-    @dg.job(
-        name=SWEEP_JOB,
-        description="What changed in drchrono since the last sweep, staged for the merge runs.",
-    )
-    def sweep_job() -> None:
-        sweep_changes()
-
-    return sweep_job
-
-
 class FinishConfig(dg.Config):
     """Which sweep to finish; set by the ``drchrono_changes`` sensor once all its runs
     succeeded."""
@@ -185,22 +151,47 @@ def finish(staged: StagedChanges, sweep: str) -> None:
     staged.remove_through(sweep)
 
 
-@dg.op(name=FINISH_OP)
-def finish_sweep(
-    context: dg.OpExecutionContext,
-    config: FinishConfig,
-    parquet_io_manager: dg.ResourceParam[HiveParquetIOManager],
-) -> None:
-    """Record that the sweep's changes are all in: the next sweep starts where it ended.
-    Records dated after its last day wait for their partition; its staged files go."""
-    finish(StagedChanges.of(parquet_io_manager), config.sweep)
-    context.log.info(f"sweep {config.sweep} finished")
+def build_sweep_jobs(
+    partitions: dg.DailyPartitionsDefinition, names: PracticeNames
+) -> tuple[dg.JobDefinition, dg.JobDefinition]:
+    """The jobs of a practice's sweeps over the days of ``partitions``: the sweep, and the
+    finish that records it."""
 
+    @dg.op(name=names(SWEEP_OP), pool=names.pool, required_resource_keys=names.resource_keys)
+    def sweep_changes(context: dg.OpExecutionContext, config: SweepConfig) -> None:
+        """Ask the API what changed since the last finished sweep, stage it beside the
+        datasets, and write the plan of the runs that merge it (read by the
+        ``drchrono_changes`` sensor)."""
+        storage = names.storage(context)
+        staged = StagedChanges.of(storage)
+        client = names.api(context).client
+        plan = plan_sweep(config, staged.state(), client, storage, context.log, partitions)
+        staged.write_plan(plan)
+        context.log.info(
+            f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
+            f"requests; {len(plan.runs)} run(s) to bring them in"
+        )
 
-@dg.job(
-    name="drchrono_finish_sweep",
-    description="Records that a sweep's changes are all in, so the next sweep starts there. "
-    "Requested by the drchrono_changes sensor; no API request.",
-)
-def finish_job() -> None:
-    finish_sweep()
+    @dg.job(
+        name=names(SWEEP_JOB),
+        description="What changed in drchrono since the last sweep, staged for the merge runs.",
+    )
+    def sweep_job() -> None:
+        sweep_changes()
+
+    @dg.op(name=names(FINISH_OP), required_resource_keys={names.io_manager})
+    def finish_sweep(context: dg.OpExecutionContext, config: FinishConfig) -> None:
+        """Record that the sweep's changes are all in: the next sweep starts where it ended.
+        Records dated after its last day wait for their partition; its staged files go."""
+        finish(StagedChanges.of(names.storage(context)), config.sweep)
+        context.log.info(f"sweep {config.sweep} finished")
+
+    @dg.job(
+        name=names(FINISH_JOB),
+        description="Records that a sweep's changes are all in, so the next sweep starts "
+        "there. Requested by the drchrono_changes sensor; no API request.",
+    )
+    def finish_job() -> None:
+        finish_sweep()
+
+    return sweep_job, finish_job

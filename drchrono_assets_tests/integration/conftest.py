@@ -1,16 +1,18 @@
-"""Fixtures of the integration tests: a PostgreSQL server, and a practice after its first
-simulated morning."""
+"""Fixtures of the integration tests: a PostgreSQL server, a practice after its first
+simulated morning, and ``auth login`` processes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from drchrono_assets.sync import sensor as sync_sensor
+from drchrono_assets_tests.support.login import AUTH, LoginProcess
 from drchrono_assets_tests.support.postgres_server import PostgresServer
 from drchrono_assets_tests.support.simulation import START, TIMEZONE, AfterFirstMorning, Morning
 from drchrono_sandbox import SandboxConfig, SandboxServer
@@ -38,3 +40,26 @@ def after_first_morning(
         monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
         morning.run()
         yield AfterFirstMorning(sandbox, morning, first_morning)
+
+
+@pytest.fixture
+def start_login() -> Iterator[Callable[..., LoginProcess]]:
+    """Starts ``auth login --port 0 --no-browser ARGS`` processes; kills those left over."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(env: dict[str, str], *args: str) -> LoginProcess:
+        process = subprocess.Popen(
+            [*AUTH, "login", "--port", "0", "--no-browser", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return LoginProcess(process)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import queue
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,13 +17,12 @@ from drchrono_assets.api.token_store import FileTokenStore
 from drchrono_assets.cli.auth import DEFAULT_SCOPES
 from drchrono_assets.cli.auth_callback import is_loopback
 from drchrono_assets.resources import DrchronoApiResource
-from drchrono_assets_tests.support.processes import DRCHRONO_ASSETS, subprocess_env
+from drchrono_assets_tests.support.login import AUTH, LoginProcess
+from drchrono_assets_tests.support.processes import subprocess_env
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_sandbox import SandboxServer
 
 pytestmark = pytest.mark.processes
-
-AUTH = [DRCHRONO_ASSETS, "auth"]
 
 
 def code_flow_env(sandbox_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
@@ -34,64 +30,6 @@ def code_flow_env(sandbox_env: dict[str, str], tmp_path: Path) -> dict[str, str]
     env = subprocess_env(sandbox_env, tmp_path)
     env.pop("DRCHRONO_REFRESH_TOKEN", None)
     return env
-
-
-@dataclass
-class LoginProcess:
-    """A running ``auth login`` whose stdout is read on a thread, line by line."""
-
-    process: subprocess.Popen[str]
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    stdout: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def authorize_url(self, timeout: float = 15.0) -> str:
-        """The authorize URL, once the process printed it (it listens by then)."""
-        while True:
-            line = self.lines.get(timeout=timeout)
-            if line is None:
-                raise AssertionError(f"login exited early: {self.finish()}")
-            self.stdout.append(line)
-            if "/o/authorize/" in line:
-                return line.strip()
-
-    def finish(self, timeout: float = 15.0) -> tuple[int, str, str]:
-        """Exit code, all of stdout and stderr."""
-        returncode = self.process.wait(timeout=timeout)
-        while (line := self.lines.get(timeout=timeout)) is not None:
-            self.stdout.append(line)
-        assert self.process.stderr is not None
-        return returncode, "".join(self.stdout), self.process.stderr.read()
-
-
-@pytest.fixture
-def start_login() -> Iterator[Callable[..., LoginProcess]]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(env: dict[str, str], *args: str) -> LoginProcess:
-        process = subprocess.Popen(
-            [*AUTH, "login", "--port", "0", "--no-browser", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        return LoginProcess(process)
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def run_status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

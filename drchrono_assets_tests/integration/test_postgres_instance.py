@@ -23,8 +23,9 @@ from drchrono_assets import settings
 from drchrono_assets.definitions import defs
 from drchrono_assets.instance.event_batches import BATCH_SIZE, BATCH_SIZE_VARIABLE
 from drchrono_assets.instance.postgres_event_log import AtomicSlotPostgresEventLogStorage
+from drchrono_assets.resources.drchrono_api import SWEEP_TAG
 from drchrono_assets.sync import sensor as sync_sensor
-from drchrono_assets.sync.staged import SWEEP_TAG, StagedChanges
+from drchrono_assets.sync.staged import StagedChanges
 from drchrono_assets_tests.support.assets import every_asset, materialize
 from drchrono_assets_tests.support.event_log import (
     assert_stored_alike,

@@ -13,4 +13,4 @@ bi_duckdb = PRACTICE.bi_duckdb
 billing_checks = PRACTICE.billing_checks
 freshness_checks = PRACTICE.freshness_checks
 freshness_sensor = PRACTICE.freshness_sensor
-sweep_job = PRACTICE.sweep_job
+jobs = PRACTICE.jobs  # ingest, sweep, finish

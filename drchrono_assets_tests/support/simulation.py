@@ -17,14 +17,13 @@ import dagster as dg
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.source.changes import day_ranges
-from drchrono_assets.sync.sweep import finish_job
 from drchrono_assets_tests.support.assets import (
     assert_partition_matches,
     every_asset,
     read_partition,
 )
 from drchrono_assets_tests.support.billing_oracle import doctor_names, expected_rows, report_rows
-from drchrono_assets_tests.support.definitions import freshness_checks, resource_assets, sweep_job
+from drchrono_assets_tests.support.definitions import freshness_checks, jobs, resource_assets
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_sandbox import SandboxServer
 from drchrono_sandbox.resource_table import DAY_FIELDS
@@ -53,8 +52,7 @@ def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict
             instance=instance,
             resources=resources,
         ).success
-    jobs = dg.Definitions(jobs=[sweep_job, finish_job], resources=resources)
-    job = jobs.resolve_job_def(request.job_name)
+    job = dg.Definitions(jobs=jobs, resources=resources).resolve_job_def(request.job_name)
     return job.execute_in_process(
         run_config=request.run_config, tags=tags, instance=instance, raise_on_error=False
     ).success

@@ -24,6 +24,7 @@ import pytest
 from drchrono_assets.checks import build_billing_checks
 from drchrono_assets.checks.billing_checks import orphans_and_unbilled
 from drchrono_assets.io_managers import HiveParquetIOManager
+from drchrono_assets.practice_names import PracticeNames
 from drchrono_assets_tests.support.assets import materialize, partition_file
 from drchrono_assets_tests.support.billing_oracle import expected_rows
 from drchrono_assets_tests.support.definitions import (
@@ -112,7 +113,7 @@ def test_a_failing_day_fails_the_check_and_the_other_days_pass(sandbox, week) ->
     assert failing and failing != set(WEEK), unbilled  # pick a week with both kinds of day
     # The report and its checks again over the stored week (no request to the API), with
     # the checks of a practice that warns above 1 unbilled visit a day.
-    strict = build_billing_checks(billing_report, orphan_limit=2, unbilled_limit=1)
+    strict = build_billing_checks(billing_report, PracticeNames(), orphan_limit=2, unbilled_limit=1)
     selection = dg.AssetSelection.assets(billing_report) | dg.AssetSelection.checks(*strict)
     assets = [*resource_assets, billing_report, *strict]
     result = materialize(

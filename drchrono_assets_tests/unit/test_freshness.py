@@ -214,10 +214,12 @@ def test_deadline_follows_the_practice_timezone() -> None:
     """The deadline is read in the zone the partitions use (DRCHRONO_TIMEZONE), and follows
     the sync hour (DRCHRONO_SYNC_HOUR), as the code location is built."""
     probe = (
-        "from drchrono_assets.definitions import practice_definitions as p; "
-        "(spec,) = list(p.freshness_checks[0].check_specs)[:1]; "
-        "params = spec.metadata['dagster/freshness_params'].value; "
-        "print(p.partitions.timezone, params['timezone'], params['deadline_cron'])"
+        "from drchrono_assets.definitions import defs; "
+        "zone = defs.resolve_assets_def('appointments').partitions_def.timezone; "
+        "specs = [s for c in defs.asset_checks for s in c.check_specs "
+        "if 'dagster/freshness_params' in s.metadata]; "
+        "params = specs[0].metadata['dagster/freshness_params'].value; "
+        "print(zone, params['timezone'], params['deadline_cron'])"
     )
     env = {"DRCHRONO_TIMEZONE": "America/Chicago", "DRCHRONO_SYNC_HOUR": "6", "HOME": "/tmp"}
     zone, check_zone, *cron = fresh_python(probe, env).split()

@@ -115,13 +115,16 @@ def test_settings_are_read_at_import_only_where_the_code_location_is_built() -> 
 
 
 # Who reads the environment at all: the settings, the client's settings (which the command
-# line uses without Dagster), the resource's constructor from them, the code location, and
-# the commands. Anything else gets its settings passed in.
+# line uses without Dagster), the resource's constructor from them, the code location and
+# the practice components that build it, each practice's connection (the commands use it
+# too), and the commands. Anything else gets its settings passed in.
 ENVIRONMENT_READERS = {
     "settings.py",
     "api/client_settings.py",
     "resources/drchrono_api.py",
     "definitions.py",
+    "practice_connections.py",
+    "components/drchrono_practice.py",
 }
 # The calls that read the environment: settings.py's readers, and os.environ / os.getenv.
 SETTING_READERS = {

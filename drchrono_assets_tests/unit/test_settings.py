@@ -151,14 +151,22 @@ def test_the_practice_settings_are_read_from_their_variables(monkeypatch) -> Non
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     assert settings.PracticeSettings.from_env() == settings.PracticeSettings(
-        "2023-07-01", "America/Chicago", 6, 5, 7, "s3://bucket/prefix", True, "aws:kms", "alias/phi"
+        start_date="2023-07-01",
+        timezone="America/Chicago",
+        sync_hour=6,
+        orphan_warning_threshold=5,
+        unbilled_warning_threshold=7,
+        data_root="s3://bucket/prefix",
+        data_group_read=True,
+        s3_sse="aws:kms",
+        s3_sse_kms_key_id="alias/phi",
     )
 
 
 def test_partitions_follow_the_practice_timezone_and_start_date() -> None:
     probe = (
-        "from drchrono_assets.definitions import practice_definitions; "
-        "p = practice_definitions.partitions; "
+        "from drchrono_assets.definitions import defs; "
+        "p = defs.resolve_assets_def('appointments').partitions_def; "
         "print(p.timezone, p.start.date(), p.get_first_partition_key())"
     )
     env = {"DRCHRONO_TIMEZONE": "America/Chicago", "DRCHRONO_START_DATE": "2023-07-01"}
