@@ -1,0 +1,76 @@
+"""Benchmark: one code location holding many practices.
+
+    .venv/bin/python benchmarks/many_practices.py --practices 1 10 100
+
+For each count, a ``dg`` project with that many ``DrchronoPractice`` components (one
+``defs.yaml`` each) is written to a temporary folder, and the benchmark prints: the time and
+peak memory of loading its definitions in a fresh process (what a code server, ``dagster
+dev`` or a run worker pays at start), and the wall time of ``dg check defs`` on it. Target:
+100 practices load in under 15 seconds on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drchrono_assets_tests.support.projects import write_project
+
+BIN = Path(sys.executable).parent
+_LOAD = """
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+started = time.perf_counter()
+import dagster as dg
+defs = dg.load_from_defs_folder(path_within_project=__import__("pathlib").Path(sys.argv[1]))
+assets = len(list(defs.resolve_all_asset_keys()))
+print(json.dumps({"seconds": time.perf_counter() - started, "assets": assets,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def measure(count: int, folder: Path) -> dict[str, float]:
+    """Load time, peak memory and ``dg check defs`` time of a project of ``count`` practices."""
+    practices = {
+        f"clinic_{n:03}": {"name": f"clinic_{n:03}", "data_root": str(folder / f"clinic_{n:03}")}
+        for n in range(count)
+    }
+    project, _ = write_project(folder, practices)
+    env = {**os.environ, "PYTHONPATH": str(project), "HOME": str(folder)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(project)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    figures = json.loads(loaded.stdout.strip().splitlines()[-1])
+    started = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "dg"), "check", "defs"], cwd=project, env=env, capture_output=True, check=True
+    )
+    figures["dg_check_defs_seconds"] = time.perf_counter() - started
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--practices", type=int, nargs="+", default=[1, 10, 100])
+    args = parser.parse_args()
+    print(f"{'practices':>9} {'assets':>7} {'load s':>7} {'peak MiB':>9} {'dg check defs s':>16}")
+    for count in args.practices:
+        with tempfile.TemporaryDirectory() as folder:
+            figures = measure(count, Path(folder))
+        print(
+            f"{count:>9} {figures['assets']:>7} {figures['seconds']:>7.1f} "
+            f"{figures['peak_rss_mib']:>9.0f} {figures['dg_check_defs_seconds']:>16.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
