@@ -12,6 +12,7 @@ Dagster's configuration in the UI (a ``{{ env.* }}`` template would put the valu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 
@@ -102,19 +103,11 @@ class DrchronoPractice(dg.Component, dg.Resolvable, dg.Model):
         return value
 
     def practice_settings(self) -> settings.PracticeSettings:
-        """The practice's settings, as the definitions take them."""
+        """The practice's settings, as the definitions take them: its attributes of the
+        same names."""
+        fields = dataclasses.fields(settings.PracticeSettings)
         return settings.PracticeSettings(
-            name=self.name,
-            application=self.application,
-            start_date=self.start_date,
-            timezone=self.timezone,
-            sync_hour=self.sync_hour,
-            orphan_warning_threshold=self.orphan_warning_threshold,
-            unbilled_warning_threshold=self.unbilled_warning_threshold,
-            data_root=self.data_root,
-            data_group_read=self.data_group_read,
-            s3_sse=self.s3_sse,
-            s3_sse_kms_key_id=self.s3_sse_kms_key_id,
+            **{field.name: getattr(self, field.name) for field in fields}
         )
 
     def api_resource(self) -> DrchronoApiResource:
