@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from drchrono_assets_tests.support.paths import PACKAGE, REPO
-from drchrono_assets_tests.support.processes import BIN, subprocess_env
+from drchrono_assets_tests.support.processes import (
+    BIN,
+    free_port,
+    stop,
+    subprocess_env,
+    tail,
+    wait_for,
+)
 from drchrono_assets_tests.support.projects import write_project
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_assets_tests.support.sandbox import fresh_refresh_token
@@ -106,3 +114,33 @@ def test_dg_launch_materializes_a_day_of_one_practice(quiet_sandbox, sandbox_env
     )
     for name in ("doctors", "appointments"):
         assert pq.read_table(root / name / f"date={day}" / "part-0.parquet").num_rows > 0
+
+
+def test_dg_dev_serves_every_practice(tmp_path) -> None:
+    """``dg dev``: the webserver and daemon on the project, as ``dagster dev`` runs them."""
+    project, _ = write_project(
+        tmp_path,
+        {"clinic_a": {"name": "clinic_a", "data_root": str(tmp_path / "a")}, "practice": None},
+    )
+    env = project_env(project, tmp_path, {})
+    port, log = free_port(), tmp_path / "dg-dev.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [DG, "dev", "-p", str(port)], cwd=project, env=env, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    query = {"query": "{ assetNodes { assetKey { path } } }"}
+
+    def served() -> set[str] | None:
+        try:
+            answer = requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=5)
+            nodes = answer.json()["data"]["assetNodes"]
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return None
+        return {"/".join(node["assetKey"]["path"]) for node in nodes} or None
+
+    try:
+        keys = wait_for("dg dev to serve the assets", served, 180, lambda: tail(log))
+    finally:
+        stop(process)
+    assert {"clinic_a/appointments", "clinic_a/billing_report", "appointments"} <= keys
