@@ -86,6 +86,30 @@ def test_the_package_finds_its_practices_without_its_source_tree() -> None:
         assert packaged[field] == project[field], field
 
 
+def test_an_installed_package_finds_its_practices(tmp_path) -> None:
+    """``pip install .`` (a container image): no source tree above the package, dg.toml."""
+    source, target = tmp_path / "source", tmp_path / "site-packages"
+    source.mkdir()
+    # The committed tree (a build in the checkout would leave build/ and *.egg-info there).
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    install = ["install", "-q", "--no-deps", "--target", str(target), "."]
+    pip = [str(BIN / "python"), "-m", "pip", *install]
+    subprocess.run(pip, cwd=source, capture_output=True, check=True, timeout=600)
+    probe = (
+        "import drchrono_assets.definitions as d; "
+        "print(d.__file__, len(list(d.defs.resolve_all_asset_keys())))"
+    )
+    env = {"PATH": str(BIN), "HOME": str(tmp_path), "PYTHONPATH": str(target)}
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", probe], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    location, assets = done.stdout.split()
+    assert location.startswith(str(target)) and int(assets) == 13
+
+
 def test_dg_launch_materializes_a_day_of_one_practice(quiet_sandbox, sandbox_env, tmp_path) -> None:
     root = tmp_path / "clinic_a"
     store = str(tmp_path / "secrets" / "tokens.json")
