@@ -14,14 +14,8 @@ import pytest
 import requests
 
 from drchrono_assets_tests.support.paths import PACKAGE, REPO
-from drchrono_assets_tests.support.processes import (
-    BIN,
-    free_port,
-    stop,
-    subprocess_env,
-    tail,
-    wait_for,
-)
+from drchrono_assets_tests.support import processes
+from drchrono_assets_tests.support.processes import BIN, subprocess_env
 from drchrono_assets_tests.support.projects import write_project
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_assets_tests.support.sandbox import fresh_refresh_token
@@ -147,7 +141,7 @@ def test_dg_dev_serves_every_practice(tmp_path) -> None:
         {"clinic_a": {"name": "clinic_a", "data_root": str(tmp_path / "a")}, "practice": None},
     )
     env = project_env(project, tmp_path, {})
-    port, log = free_port(), tmp_path / "dg-dev.log"
+    port, log = processes.free_port(), tmp_path / "dg-dev.log"
     with log.open("w") as output:
         process = subprocess.Popen(
             [DG, "dev", "-p", str(port)], cwd=project, env=env, stdout=output,
@@ -164,7 +158,9 @@ def test_dg_dev_serves_every_practice(tmp_path) -> None:
         return {"/".join(node["assetKey"]["path"]) for node in nodes} or None
 
     try:
-        keys = wait_for("dg dev to serve the assets", served, 180, lambda: tail(log))
+        keys = processes.wait_for(
+            "dg dev to serve the assets", served, 180, lambda: processes.tail(log)
+        )
     finally:
-        stop(process)
+        processes.stop(process)
     assert {"clinic_a/appointments", "clinic_a/billing_report", "appointments"} <= keys
