@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from drchrono_assets_tests.support.paths import PACKAGE, REPO
 from drchrono_assets_tests.support import processes
+from drchrono_assets_tests.support.paths import PACKAGE, REPO
 from drchrono_assets_tests.support.processes import BIN, subprocess_env
 from drchrono_assets_tests.support.projects import write_project
 from drchrono_assets_tests.support.resources import api_for
