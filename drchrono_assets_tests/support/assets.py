@@ -22,9 +22,12 @@ from drchrono_sandbox.resource_table import DAY_FIELDS
 SPECS = {spec.name: spec for spec in RESOURCES}
 
 
-def served(sandbox: SandboxServer, resource: str, day: str) -> list[dict[str, Any]]:
-    """The records partition ``day`` of ``resource`` should hold."""
-    records = getattr(sandbox.state.practice, resource)
+def served(
+    sandbox: SandboxServer, resource: str, day: str, practice: int = 0
+) -> list[dict[str, Any]]:
+    """The records partition ``day`` of ``resource`` of the sandbox's ``practice`` (its index)
+    should hold."""
+    records = getattr(sandbox.state.practices[practice], resource)
     field = DAY_FIELDS.get(resource)
     if field is None:
         return list(records)  # snapshot: the whole resource

@@ -32,9 +32,10 @@ def path_id(path: str | None) -> int | None:
     return int(path.rsplit("/", 1)[1]) if path else None
 
 
-def doctor_names(sandbox: SandboxServer) -> dict[int, str]:
-    """Each doctor's full name by id."""
-    return {d["id"]: f"{d['first_name']} {d['last_name']}" for d in sandbox.state.practice.doctors}
+def doctor_names(sandbox: SandboxServer, practice: int = 0) -> dict[int, str]:
+    """Each doctor's full name by id (of the sandbox's ``practice``, its index)."""
+    doctors = sandbox.state.practices[practice].doctors
+    return {d["id"]: f"{d['first_name']} {d['last_name']}" for d in doctors}
 
 
 def money_sums(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
@@ -42,14 +43,14 @@ def money_sums(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
     return {name: sum((Decimal(line[name]) for line in lines), ZERO) for name in MONEY}
 
 
-def line_owners(sandbox: SandboxServer, day: str) -> dict[int, str | None]:
-    """Transaction id -> the id of the appointment it bills (None: an orphan). A line's
-    ``appointment`` number names a numeric appointment of its day; failing that, the one
-    non-numeric appointment with its doctor, start time and office (what the reference
-    documents beside it)."""
+def line_owners(sandbox: SandboxServer, day: str, practice: int = 0) -> dict[int, str | None]:
+    """Transaction id -> the id of the appointment it bills (None: an orphan), in the
+    sandbox's ``practice`` (its index). A line's ``appointment`` number names a numeric
+    appointment of its day; failing that, the one non-numeric appointment with its doctor,
+    start time and office (what the reference documents beside it)."""
     numbers: dict[int, str] = {}
     slots: dict[tuple[Any, ...], list[str]] = defaultdict(list)
-    for appointment in served(sandbox, "appointments", day):
+    for appointment in served(sandbox, "appointments", day, practice):
         number = numeric_id(appointment["id"])
         if number is not None:
             numbers[number] = appointment["id"]
@@ -58,7 +59,7 @@ def line_owners(sandbox: SandboxServer, day: str) -> dict[int, str | None]:
             doctor, office = path_id(appointment["doctor"]), path_id(appointment["office"])
             slots[(doctor, start, office)].append(appointment["id"])
     owners: dict[int, str | None] = {}
-    for line in served(sandbox, "transactions", day):
+    for line in served(sandbox, "transactions", day, practice):
         slot = (line["doctor"], dt.datetime.fromisoformat(line["date"]), line["location"])
         same_slot = slots.get(slot, [])
         fallback = same_slot[0] if len(same_slot) == 1 else None
@@ -89,19 +90,20 @@ def line_fields(lines: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def expected_rows(sandbox: SandboxServer, day: str) -> dict[str, dict[str, Any]]:
-    """The report rows of ``day`` by appointment id (orphans: by the number they carry)."""
-    owners = line_owners(sandbox, day)
+def expected_rows(sandbox: SandboxServer, day: str, practice: int = 0) -> dict[str, dict[str, Any]]:
+    """The report rows of ``day`` by appointment id (orphans: by the number they carry), of
+    the sandbox's ``practice`` (its index)."""
+    owners = line_owners(sandbox, day, practice)
     billed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     orphaned: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for line in served(sandbox, "transactions", day):
+    for line in served(sandbox, "transactions", day, practice):
         owner = owners[line["id"]]
         if owner is None:
             orphaned[line["appointment"]].append(line)
         else:
             billed[owner].append(line)
     rows: dict[str, dict[str, Any]] = {}
-    for appointment in served(sandbox, "appointments", day):
+    for appointment in served(sandbox, "appointments", day, practice):
         lines = billed.get(appointment["id"], [])
         visit = appointment["status"] in VISITS and appointment["patient"] is not None
         if not lines and not visit:

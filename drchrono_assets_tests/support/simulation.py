@@ -36,26 +36,39 @@ RUN_KEY = "dagster/run_key"
 INGEST = {asset.key.to_user_string(): [asset] for asset in resource_assets}
 
 
-def launch(request: dg.RunRequest, instance: dg.DagsterInstance, resources: dict[str, Any]) -> bool:
+def launch(
+    request: dg.RunRequest,
+    instance: dg.DagsterInstance,
+    resources: dict[str, Any],
+    defs: dg.Definitions | None = None,
+) -> bool:
     """Run what a sensor requested, with its run key tag, as the daemon would: a run key
-    already launched is skipped. Whether it succeeded (a failed run stays failed)."""
+    already launched is skipped. Whether it succeeded (a failed run stays failed). The run
+    is made from ``defs`` (their assets and jobs bound to their resources) if given, else
+    from the code location's practice with ``resources``."""
     tags = {**request.tags, "dagster/run_key": request.run_key}
     if request.run_key and instance.get_runs(dg.RunsFilter(tags={RUN_KEY: request.run_key})):
         return True
     if request.asset_selection:
-        return execute(request.asset_selection, tags, instance, resources, request.run_config)
+        return execute(request.asset_selection, tags, instance, resources, request.run_config, defs)
     if request.asset_check_keys:  # the freshness sensor's evaluations
         return dg.materialize(
-            [*every_asset(), *freshness_checks],
+            [*every_asset(), *freshness_checks] if defs is None else bound_assets(defs),
             selection=dg.AssetSelection.checks(*request.asset_check_keys),
             tags=tags,
             instance=instance,
-            resources=resources,
+            resources=resources if defs is None else None,
         ).success
-    job = dg.Definitions(jobs=jobs, resources=resources).resolve_job_def(request.job_name)
+    runs_from = dg.Definitions(jobs=jobs, resources=resources) if defs is None else defs
+    job = runs_from.resolve_job_def(request.job_name)
     return job.execute_in_process(
         run_config=request.run_config, tags=tags, instance=instance, raise_on_error=False
     ).success
+
+
+def bound_assets(defs: dg.Definitions) -> list[dg.AssetsDefinition]:
+    """Every asset and check of ``defs``, each bound to its resources."""
+    return list(defs.resolve_asset_graph().assets_defs)
 
 
 def execute(
@@ -64,21 +77,28 @@ def execute(
     instance: dg.DagsterInstance,
     resources: dict[str, Any],
     run_config: Any = None,
+    defs: dg.Definitions | None = None,
 ) -> bool:
-    """One run of the assets of ``selection``; whether it succeeded."""
+    """One run of the assets of ``selection``, from ``defs`` (bound to their resources) if
+    given, else from the code location's practice with ``resources``; whether it succeeded."""
     # Ingest runs need only their assets; the billing report loads its upstream too.
-    names = [key.to_user_string() for key in selection]
-    assets = (
-        [asset for name in names for asset in INGEST[name]]
-        if all(name in INGEST for name in names)
-        else every_asset()
-    )
+    if defs is None:
+        names = [key.to_user_string() for key in selection]
+        assets = (
+            [asset for name in names for asset in INGEST[name]]
+            if all(name in INGEST for name in names)
+            else every_asset()
+        )
+    else:
+        every = bound_assets(defs)
+        assets = [asset for asset in every if set(asset.keys) & set(selection)]
+        assets = every if any(asset.dependency_keys for asset in assets) else assets
     return dg.materialize(
         assets,
         selection=selection,
         tags=tags,
         instance=instance,
-        resources=resources,
+        resources=resources if defs is None else None,
         run_config=run_config,
         raise_on_error=False,
     ).success
@@ -92,6 +112,9 @@ class Morning:
         from drchrono_assets.definitions import defs
 
         self.defs = defs
+        # Where runs are made from: definitions bound to their resources (a subclass's), or
+        # None: the code location's practice with ``resources``.
+        self.runs_from: dg.Definitions | None = None
         self.sandbox = sandbox
         self.instance = dg.DagsterInstance.ephemeral()
         env = {
@@ -144,20 +167,22 @@ class Morning:
 
     def launch(self, request: dg.RunRequest) -> bool:
         """Run what a sensor requested, as the daemon would; whether it succeeded."""
-        succeeded = launch(request, self.instance, self.resources)
+        succeeded = launch(request, self.instance, self.resources, self.runs_from)
         self.failed_runs += not succeeded
         return succeeded
 
     def execute(self, selection: Any, tags: dict[str, str]) -> bool:
         """One run of ``selection`` with ``tags``, counted if it failed."""
-        succeeded = execute(selection, tags, self.instance, self.resources)
+        succeeded = execute(selection, tags, self.instance, self.resources, defs=self.runs_from)
         self.failed_runs += not succeeded
         return succeeded
 
     def automate(self) -> None:
         """Automation ticks until it asks for nothing more, as the daemon's ticks would; what
         they request runs in dependency order, a run per range of days."""
-        automated = dg.Definitions(assets=self.every_asset, resources=self.resources)
+        automated = self.runs_from
+        if automated is None:
+            automated = dg.Definitions(assets=self.every_asset, resources=self.resources)
         keys = automated.resolve_asset_graph().toposorted_asset_keys
         for _ in range(5):
             result = dg.evaluate_automation_conditions(
@@ -224,27 +249,34 @@ def days_between(first: dt.date, last: dt.date) -> list[str]:
     return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def assert_dated_partitions_exact(morning: Morning, days: list[str]) -> None:
-    """Each of ``days`` of every dated asset holds exactly what the API serves now."""
-    practice = morning.sandbox.state.practice
+def assert_dated_partitions_exact(
+    morning: Morning, days: list[str], practice: int = 0, data_root: Path | None = None
+) -> None:
+    """Each of ``days`` of every dated asset holds exactly what the API serves now: of the
+    sandbox's ``practice`` (its index), stored under ``data_root`` (default the morning's)."""
+    served_by = morning.sandbox.state.practices[practice]
+    root = data_root or morning.data_root
     for spec in RESOURCES:
         if spec.name in DAY_FIELDS:
-            current = records_by_day(spec.name, practice.current(spec.name))
+            current = records_by_day(spec.name, served_by.current(spec.name))
             for day in days:
-                table = read_partition(morning.data_root, spec.name, day)
+                table = read_partition(root, spec.name, day)
                 assert_partition_matches(table, spec, current.get(day, []))
 
 
-def assert_every_partition_exact(morning: Morning, days: list[str]) -> int:
+def assert_every_partition_exact(
+    morning: Morning, days: list[str], practice: int = 0, data_root: Path | None = None
+) -> int:
     """Every dated asset's and ``billing_report``'s partitions of ``days`` as the API's state
-    says they should be; returns how many recurring visits were billed (found by doctor,
-    start time and office)."""
-    assert_dated_partitions_exact(morning, days)
-    sandbox = morning.sandbox
-    names = doctor_names(sandbox)
+    says they should be (of ``practice`` under ``data_root``, as for
+    ``assert_dated_partitions_exact``); returns how many recurring visits were billed (found
+    by doctor, start time and office)."""
+    assert_dated_partitions_exact(morning, days, practice, data_root)
+    sandbox, root = morning.sandbox, data_root or morning.data_root
+    names = doctor_names(sandbox, practice)
     billed_recurring = 0
     for day in days:
-        rows, expected = report_rows(morning.data_root, day), expected_rows(sandbox, day)
+        rows, expected = report_rows(root, day), expected_rows(sandbox, day, practice)
         assert set(rows) == set(expected), day
         billed_recurring += sum(
             1 for key, want in expected.items() if "_" in key and want["line_items"]
