@@ -16,7 +16,11 @@ NEEDS = {
     "postgres": {f"{SUPPORT}.postgres_server", f"{SUPPORT}.deployment", "postgres"},
     "browser": {"selenium"},
     "s3": {"moto"},
-    "simulation": {f"{SUPPORT}.simulation.Morning", "after_first_morning"},
+    "simulation": {
+        f"{SUPPORT}.simulation.Morning",
+        f"{SUPPORT}.practices_simulation",
+        "after_first_morning",
+    },
     "processes": {"subprocess", "multiprocessing", f"{SUPPORT}.processes", "os.fork"},
 }
 #: A unit module may import, call or ask for none of these: they start processes or services.
@@ -84,7 +88,8 @@ def test_tests_import_helpers_from_support_never_from_a_test_module_or_a_conftes
         (path.relative_to(REPO).as_posix(), name)
         for path in [*TESTS.rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]
         for name in modules_imported_by(path)
-        if name.startswith("drchrono_assets_tests.") and not name.startswith(f"{SUPPORT}.")
+        if name.startswith("drchrono_assets_tests.")
+        and not (name == SUPPORT or name.startswith(f"{SUPPORT}."))
     }
     assert imported == set()
 
