@@ -54,6 +54,30 @@ class Fault:
     cut_body: bool = False
     drop_connection: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse a fault with no effect, or with two exclusive ones."""
+        times, skip, delay_seconds, status = self.times, self.skip, self.delay_seconds, self.status
+        effects = (
+            status is not None,
+            self.invalid_json,
+            self.malformed_page,
+            self.cut_body,
+            self.drop_connection,
+        )
+        if times < 1 or skip < 0 or delay_seconds < 0:
+            raise ValueError("times must be >= 1, skip and delay_seconds >= 0")
+        if status is not None and not 100 <= status <= 599:
+            raise ValueError(f"status {status} is not an HTTP status")
+        if not (any(effects) or delay_seconds):
+            raise ValueError(
+                "a fault needs status, invalid_json, malformed_page, cut_body, "
+                "drop_connection or delay_seconds"
+            )
+        if sum(effects) > 1:
+            raise ValueError(
+                "status, invalid_json, malformed_page, cut_body and drop_connection are exclusive"
+            )
+
     def as_json(self) -> dict[str, Any]:
         """The fault's settings (what `/_sandbox/faults` accepts and lists)."""
         return asdict(self)
@@ -70,46 +94,10 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def add(
-        self,
-        path_prefix: str = "/api/",
-        times: int = 1,
-        status: int | None = None,
-        retry_after: float | None = None,
-        invalid_json: bool = False,
-        delay_seconds: float = 0.0,
-        malformed_page: bool = False,
-        skip: int = 0,
-        cut_body: bool = False,
-        drop_connection: bool = False,
-    ) -> Fault:
-        """Arm a fault; see `Fault`. Raises `ValueError` for a fault with no effect."""
-        if times < 1 or skip < 0 or delay_seconds < 0:
-            raise ValueError("times must be >= 1, skip and delay_seconds >= 0")
-        if status is not None and not 100 <= status <= 599:
-            raise ValueError(f"status {status} is not an HTTP status")
-        effects = (status is not None, invalid_json, malformed_page, cut_body, drop_connection)
-        if not (any(effects) or delay_seconds):
-            raise ValueError(
-                "a fault needs status, invalid_json, malformed_page, cut_body, "
-                "drop_connection or delay_seconds"
-            )
-        if sum(effects) > 1:
-            raise ValueError(
-                "status, invalid_json, malformed_page, cut_body and drop_connection are exclusive"
-            )
-        fault = Fault(
-            path_prefix=path_prefix,
-            times=times,
-            status=status,
-            retry_after=retry_after,
-            invalid_json=invalid_json,
-            delay_seconds=delay_seconds,
-            malformed_page=malformed_page,
-            skip=skip,
-            cut_body=cut_body,
-            drop_connection=drop_connection,
-        )
+    def add(self, **settings: Any) -> Fault:
+        """Arm a fault of ``settings`` (``Fault``'s fields, ``FAULT_FIELDS``); ``ValueError``
+        for a fault with no effect."""
+        fault = Fault(**settings)
         with self._lock:
             self._faults.append(fault)
         return fault
