@@ -20,6 +20,17 @@ PRACTICE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 API_POOL = "drchrono_api"
 
 
+def name_problem(value: str | None) -> str | None:
+    """What to do about a practice or application name Dagster cannot carry (a double
+    underscore joins a key's parts in its names), or None when it is one."""
+    if value is None or (PRACTICE_NAME.fullmatch(value) and "__" not in value):
+        return None
+    return (
+        "use lowercase letters, digits and single underscores, starting with a letter, at most "
+        "40 characters (e.g. clinic_a)"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class PracticeNames:
     """The names of one practice's definitions; ``practice`` None: unprefixed."""
@@ -30,16 +41,9 @@ class PracticeNames:
 
     def __post_init__(self) -> None:
         for label, value in (("practice", self.practice), ("application", self.application)):
-            if value is not None and not PRACTICE_NAME.fullmatch(value):
-                raise ConfigurationError(
-                    f"{label} name {value!r} is not a lowercase name: use letters, digits and "
-                    "underscores, starting with a letter, at most 40 characters (e.g. clinic_a)"
-                )
-            if value is not None and "__" in value:
-                raise ConfigurationError(
-                    f"{label} name {value!r} has a double underscore, which Dagster uses to "
-                    "join a key's parts: use single underscores"
-                )
+            problem = name_problem(value)
+            if problem:
+                raise ConfigurationError(f"{label} name {value!r} is not a name: {problem}")
 
     def key(self, name: str) -> dg.AssetKey:
         """The asset key of ``name`` (``appointments``, ``billing_report``, ...)."""

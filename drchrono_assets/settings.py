@@ -75,14 +75,21 @@ def start_date() -> str:
 def timezone() -> str:
     """``DRCHRONO_TIMEZONE``: the practice's IANA zone; the API's timestamps are local to it."""
     value = env("DRCHRONO_TIMEZONE", DEFAULT_TIMEZONE)
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if not is_zone(value):
         raise ConfigurationError(
             f"DRCHRONO_TIMEZONE={value!r} is not an IANA time zone name: set it to the "
             f"practice's zone, e.g. America/New_York, or unset it for {DEFAULT_TIMEZONE}"
-        ) from None
+        )
     return value
+
+
+def is_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def data_root() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import zoneinfo
 
 import dagster as dg
 from pydantic import Field, field_validator
@@ -25,7 +24,7 @@ from drchrono_assets.api.origins import require_https_base_url
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.practice import PracticeDefinitions
 from drchrono_assets.practice_connections import PracticeConnection
-from drchrono_assets.practice_names import PRACTICE_NAME
+from drchrono_assets.practice_names import name_problem
 from drchrono_assets.resources import DrchronoApiResource
 
 
@@ -69,20 +68,16 @@ class DrchronoPractice(dg.Component, dg.Resolvable, dg.Model):
     @field_validator("name", "application")
     @classmethod
     def _is_a_name(cls, value: str | None) -> str | None:
-        if value is not None and (not PRACTICE_NAME.fullmatch(value) or "__" in value):
-            raise ValueError(
-                "use lowercase letters, digits and single underscores, starting with a "
-                "letter, at most 40 characters (e.g. clinic_a)"
-            )
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("timezone")
     @classmethod
     def _is_a_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone name, e.g. America/New_York") from None
+        if not settings.is_zone(value):
+            raise ValueError("not an IANA time zone name, e.g. America/New_York")
         return value
 
     @field_validator("start_date")
