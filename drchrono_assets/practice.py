@@ -15,6 +15,7 @@ import dagster as dg
 from drchrono_assets.assets import build_resource_assets
 from drchrono_assets.assets.bi import build_bi_duckdb
 from drchrono_assets.assets.billing_reports import build_billing_assets
+from drchrono_assets.catalog import resources_named
 from drchrono_assets.checks import build_billing_checks
 from drchrono_assets.checks.freshness import build_freshness_checks, build_freshness_sensor
 from drchrono_assets.io_managers import HiveParquetIOManager
@@ -50,12 +51,13 @@ class PracticeDefinitions:
         partitions = dg.DailyPartitionsDefinition(
             start_date=practice.start_date, timezone=practice.timezone
         )
-        resource_assets = build_resource_assets(partitions, names)
+        resources = resources_named(practice.resources)
+        resource_assets = build_resource_assets(partitions, names, resources)
         billing_report, ar_aging = build_billing_assets(partitions, names)
         freshness_checks = build_freshness_checks(
             [*resource_assets, billing_report], practice.sync_hour, practice.timezone
         )
-        jobs = [build_ingest_job(names), *build_sweep_jobs(partitions, names)]
+        jobs = [build_ingest_job(names), *build_sweep_jobs(partitions, names, resources)]
         return cls(
             settings=practice,
             names=names,

@@ -265,6 +265,8 @@ class PracticeSettings:
     data_group_read: bool = False
     s3_sse: str | None = None
     s3_sse_kms_key_id: str | None = None
+    # The catalog's resources it ingests (names); None: all of them.
+    resources: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls) -> PracticeSettings:

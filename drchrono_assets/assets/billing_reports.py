@@ -12,6 +12,7 @@ from drchrono_assets.billing.report import (
     build_billing_report,
     doctor_summary_markdown,
 )
+from drchrono_assets.catalog import BILLING_INPUTS
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.practice_names import PracticeNames
@@ -43,10 +44,7 @@ def build_billing_assets(
 
     @dg.asset(
         key=names.key("billing_report"),
-        ins={
-            name: dg.AssetIn(names.key(name))
-            for name in ("appointments", "transactions", "doctors")
-        },
+        ins={name: dg.AssetIn(names.key(name)) for name in BILLING_INPUTS},
         group_name=names(GROUP),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),

@@ -7,7 +7,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from drchrono_assets.api import DrchronoClient
-from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
@@ -120,7 +120,10 @@ def _merge_output(
 
 
 def build_resource_assets(
-    partitions: dg.DailyPartitionsDefinition, names: PracticeNames
+    partitions: dg.DailyPartitionsDefinition,
+    names: PracticeNames,
+    resources: tuple[ResourceSpec, ...],
 ) -> list[dg.AssetsDefinition]:
-    """The asset of every resource in the catalog, partitioned by ``partitions``."""
-    return [build_resource_asset(spec, partitions, names) for spec in RESOURCES]
+    """The asset of each of ``resources`` (of the catalog), partitioned by
+    ``partitions``."""
+    return [build_resource_asset(spec, partitions, names) for spec in resources]

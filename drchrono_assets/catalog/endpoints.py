@@ -12,6 +12,7 @@ Schemas follow the v2014_08 reference field by field. Deviations, each for a rea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -337,3 +338,24 @@ RESOURCES: tuple[ResourceSpec, ...] = (
     USERS,
     TRANSACTIONS,
 )
+
+#: The resources the billing report joins: every practice ingests them.
+BILLING_INPUTS = ("appointments", "doctors", "transactions")
+
+
+def resources_named(names: Sequence[str] | None) -> tuple[ResourceSpec, ...]:
+    """The catalog's resources called ``names``, in catalog order (None: all of them);
+    ``ValueError`` names an unknown or a missing one, and what to give instead."""
+    if names is None:
+        return RESOURCES
+    known = [spec.name for spec in RESOURCES]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"no resource {', '.join(unknown)}: choose from {', '.join(known)}")
+    missing = [name for name in BILLING_INPUTS if name not in names]
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)} missing: the billing report joins "
+            f"{', '.join(BILLING_INPUTS)}, so every practice ingests them"
+        )
+    return tuple(spec for spec in RESOURCES if spec.name in names)

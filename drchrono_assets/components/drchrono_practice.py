@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 from drchrono_assets import settings
 from drchrono_assets.api.client_settings import SECRET_VARIABLES, tuning_from_env
 from drchrono_assets.api.origins import require_https_base_url
+from drchrono_assets.catalog import resources_named
 from drchrono_assets.errors import ConfigurationError
 from drchrono_assets.practice import PracticeDefinitions
 from drchrono_assets.practice_connections import PracticeConnection
@@ -64,6 +65,11 @@ class DrchronoPractice(dg.Component, dg.Resolvable, dg.Model):
     s3_sse_kms_key_id: str | None = None
     orphan_warning_threshold: int = Field(default=settings.DEFAULT_ORPHAN_WARN_THRESHOLD, ge=1)
     unbilled_warning_threshold: int = Field(default=settings.DEFAULT_UNBILLED_WARN_THRESHOLD, ge=1)
+    resources: tuple[str, ...] | None = Field(
+        default=None,
+        description="The drchrono resources it ingests (appointments, doctors and "
+        "transactions always: the billing report joins them); unset, all ten.",
+    )
 
     @field_validator("name", "application")
     @classmethod
@@ -86,6 +92,12 @@ class DrchronoPractice(dg.Component, dg.Resolvable, dg.Model):
         day = settings.iso_day(value)  # ValueError says why
         if day > dt.date.today():
             raise ValueError("after today: give the first day to materialize")
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _are_resources(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        resources_named(value)  # ValueError says which name and why
         return value
 
     @field_validator("base_url")

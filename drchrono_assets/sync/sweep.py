@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drchrono_assets.api import DrchronoClient
-from drchrono_assets.catalog import RESOURCES, ResourceSpec
+from drchrono_assets.catalog import ResourceSpec
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.practice_names import PracticeNames
 from drchrono_assets.source.changes import (
@@ -51,9 +51,11 @@ def plan_sweep(
     io_manager: HiveParquetIOManager,
     log: logging.Logger,
     partitions: dg.DailyPartitionsDefinition,
+    resources: tuple[ResourceSpec, ...],
 ) -> SweepPlan:
-    """Fetch and stage what changed since the last finished sweep; plan the runs that bring
-    it in, and every day since that sweep's last one (of ``partitions``, on their clock)."""
+    """Fetch and stage what changed since the last finished sweep in ``resources``; plan the
+    runs that bring it in, and every day since that sweep's last one (of ``partitions``, on
+    their clock)."""
     yesterday = config.yesterday
     since = config.since or (state.since if state else f"{yesterday}T00:00:00")
     covered_from = min(state.covered_from, since[:10]) if state else since[:10]
@@ -65,7 +67,7 @@ def plan_sweep(
     staged = StagedChanges.of(io_manager)
     runs: list[PlannedRun] = []
     answered: list[dt.datetime] = []
-    for spec in RESOURCES:
+    for spec in resources:
         if not spec.rule.captures_changes:
             continue
         fetched = fetch(spec, client, spec.rule.change_queries(since), log)
@@ -87,7 +89,7 @@ def plan_sweep(
             PlannedRun((spec.name,), "merge", window.first.isoformat(), window.last.isoformat())
             for window in day_ranges(days)
         ]
-    snapshots = tuple(sorted(spec.name for spec in RESOURCES if not spec.rule.captures_changes))
+    snapshots = tuple(sorted(spec.name for spec in resources if not spec.rule.captures_changes))
     if new_days:  # none when a second sweep follows a finished one the same morning
         runs.append(PlannedRun(snapshots, "fetch", max(new_days[0], first_day), yesterday))
     as_of = min(answered, default=dt.datetime.now(dt.UTC))
@@ -134,13 +136,14 @@ class FinishConfig(dg.Config):
     sweep: str
 
 
-def finish(staged: StagedChanges, sweep: str) -> None:
-    """Advance the data root's state past ``sweep`` and remove its staged changes. Each step
-    may be repeated: a run that fails halfway is finished by its next attempt."""
+def finish(staged: StagedChanges, sweep: str, resources: tuple[ResourceSpec, ...]) -> None:
+    """Advance the data root's state past ``sweep`` (of ``resources``) and remove its staged
+    changes. Each step may be repeated: a run that fails halfway is finished by its next
+    attempt."""
     state = staged.state()
     if state is None or state.finished != sweep:
         plan = staged.plan(sweep)
-        for spec in RESOURCES:
+        for spec in resources:
             # Changed records dated after the sweep's last partition (a payment posted ahead
             # of its visit) had no partition to go to, and may never change again.
             if spec.rule.captures_changes and not spec.rule.lists_new_days:
@@ -152,10 +155,12 @@ def finish(staged: StagedChanges, sweep: str) -> None:
 
 
 def build_sweep_jobs(
-    partitions: dg.DailyPartitionsDefinition, names: PracticeNames
+    partitions: dg.DailyPartitionsDefinition,
+    names: PracticeNames,
+    resources: tuple[ResourceSpec, ...],
 ) -> tuple[dg.JobDefinition, dg.JobDefinition]:
-    """The jobs of a practice's sweeps over the days of ``partitions``: the sweep, and the
-    finish that records it."""
+    """The jobs of a practice's sweeps of ``resources`` over the days of ``partitions``: the
+    sweep, and the finish that records it."""
 
     @dg.op(name=names(SWEEP_OP), pool=names.pool, required_resource_keys=names.resource_keys)
     def sweep_changes(context: dg.OpExecutionContext, config: SweepConfig) -> None:
@@ -165,7 +170,9 @@ def build_sweep_jobs(
         storage = names.storage(context)
         staged = StagedChanges.of(storage)
         client = names.api(context).client
-        plan = plan_sweep(config, staged.state(), client, storage, context.log, partitions)
+        plan = plan_sweep(
+            config, staged.state(), client, storage, context.log, partitions, resources
+        )
         staged.write_plan(plan)
         context.log.info(
             f"sweep {plan.sweep}: changes since {plan.since} in {client.requests_used} API "
@@ -183,7 +190,7 @@ def build_sweep_jobs(
     def finish_sweep(context: dg.OpExecutionContext, config: FinishConfig) -> None:
         """Record that the sweep's changes are all in: the next sweep starts where it ended.
         Records dated after its last day wait for their partition; its staged files go."""
-        finish(StagedChanges.of(names.storage(context)), config.sweep)
+        finish(StagedChanges.of(names.storage(context)), config.sweep, resources)
         context.log.info(f"sweep {config.sweep} finished")
 
     @dg.job(

@@ -15,10 +15,13 @@ from drchrono_assets.api import ClientSettings
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.practice import PracticeDefinitions
 from drchrono_assets.settings import PracticeSettings
+from drchrono_assets.sync.staged import StagedChanges
+from drchrono_assets.sync.sweep import SweepConfig
 from drchrono_assets_tests.support.projects import write_project
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_assets_tests.support.sandbox import fresh_refresh_token
 
+SWEEP = "2024-03-06T043000-a1b2c3"
 CLINIC_A = {"name": "clinic_a", "data_root": "/srv/data/clinic_a", "start_date": "2024-01-01"}
 CLINIC_B = {
     "name": "clinic_b",
@@ -94,6 +97,8 @@ def test_steps_that_call_the_api_claim_their_application_pool(tmp_path, monkeypa
         ({"sync_hour": 24}, "sync_hour"),
         ({"name": "Clinic A"}, "lowercase letters"),
         ({"base_url": "http://drchrono.example"}, "https"),
+        ({"resources": ["appointments", "doctors", "transactions", "patient"]}, "no resource"),
+        ({"resources": ["appointments", "doctors"]}, "transactions missing"),
     ],
 )
 def test_a_bad_attribute_is_refused_naming_it(tmp_path, monkeypatch, attributes, named) -> None:
@@ -181,3 +186,29 @@ def test_a_practice_not_connected_fails_its_runs_naming_it_and_the_others_run(
     assert (
         "practice clinic_b is not connected: run `drchrono-assets auth login clinic_b`" in message
     )
+
+
+def test_a_practice_ingests_and_sweeps_only_its_resources(quiet_sandbox, sandbox_env, tmp_path):
+    chosen = ("appointments", "doctors", "patients", "transactions")
+    practice = PracticeDefinitions.build(
+        PracticeSettings(name="clinic_a", data_root=str(tmp_path / "a"), resources=chosen)
+    )
+    defs = practice.definitions(api_for(sandbox_env, practice="clinic_a"))
+    ingested = {asset.key.path[-1] for asset in practice.resource_assets}
+    assert ingested == set(chosen)
+    assert dg.AssetKey(["clinic_a", "documents"]) not in defs.resolve_all_asset_keys()
+    sweep = defs.resolve_job_def("clinic_a__drchrono_sweep")
+    config = SweepConfig(sweep=SWEEP, yesterday="2024-03-05", since="2024-03-01T00:00:00")
+    result = sweep.execute_in_process(
+        run_config=dg.RunConfig(ops={"clinic_a__sweep_changes": config})
+    )
+    assert result.success
+    (plan,) = [StagedChanges(str(tmp_path / "a")).plan(SWEEP)]
+    planned = {name for run in plan.runs for name in run.assets}
+    assert "patients" in planned and planned <= set(chosen)
+    asked = {
+        path.removeprefix("/api/").strip("/")
+        for path in quiet_sandbox.state.stats.snapshot()["by_path"]
+    }
+    # Documents would be asked for their changes with every resource; not so without them.
+    assert {"appointments", "transactions"} <= asked and "documents" not in asked
