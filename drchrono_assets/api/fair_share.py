@@ -4,8 +4,11 @@ Every client waiting for a slot is listed in the ledger with its practice, wheth
 daily sweep, and when it will look again. When a slot is free, the waiter with the best rank
 takes it: a sweep before any backfill, then the practice that used the fewest slots of the
 window. So a backfill yields its slots while a sweep waits, and the backfills of several
-practices share what is left evenly. A waiter ``STALE_SECONDS`` late to look again (its
-process died) is forgotten, so it blocks nobody for longer.
+practices share what is left evenly. A client just served stays listed for
+``TURN_SECONDS``: its next request usually follows at once, and a waiter of a worse rank
+must not take the slot in between (slots that age together would all go to whoever
+looks first). A waiter ``STALE_SECONDS`` late to look again (its process died) is
+forgotten, so it blocks nobody for longer.
 """
 
 from __future__ import annotations
@@ -41,12 +44,19 @@ def used_by_practice(sent: Iterable[list[Any]]) -> dict[str | None, int]:
     return used
 
 
+def listed(claimant: Claimant, at: float, served: bool) -> list[Any]:
+    """A client's entry among the ledger's waiters: waiting until ``at``, when it looks
+    again, or ``served`` at ``at``."""
+    return [claimant.practice, claimant.sweep, at, served]
+
+
 def live_waiters(state: dict[str, Any], now: float) -> dict[str, list[Any]]:
-    """The ledger's waiters (id -> practice, sweep, next look) not late to look again."""
+    """The ledger's waiters (id -> ``listed``) not late to look again, and those served
+    less than ``TURN_SECONDS`` ago."""
     return {
         waiter: entry
         for waiter, entry in state.get("waiting", {}).items()
-        if entry[2] + STALE_SECONDS >= now
+        if entry[2] + (TURN_SECONDS if entry[3:] == [True] else STALE_SECONDS) >= now
     }
 
 
@@ -54,7 +64,7 @@ def my_turn(state: dict[str, Any], me: str, claimant: Claimant, now: float) -> b
     """Whether ``me`` may take a free slot: no live waiter ranks before it."""
     used = used_by_practice(state["sent"])
     mine = claimant.rank(used)
-    for waiter, (practice, sweep, _) in live_waiters(state, now).items():
+    for waiter, (practice, sweep, *_) in live_waiters(state, now).items():
         if waiter != me and Claimant(practice, sweep).rank(used) < mine:
             return False
     return True

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drchrono_assets.api.fair_share import TURN_SECONDS, Claimant, live_waiters, my_turn
+from drchrono_assets.api.fair_share import (
+    TURN_SECONDS,
+    Claimant,
+    listed,
+    live_waiters,
+    my_turn,
+)
 from drchrono_assets.api.shared_documents import (
     FileDocument,
     MemoryDocument,
@@ -25,6 +31,20 @@ from drchrono_assets.api.shared_documents import (
 from drchrono_assets.api.token_store import is_database_url
 
 LEDGER_TABLE = "drchrono_request_ledger"
+
+#: The time every budget goes by and how it waits, unless given its own: a simulation moves
+#: both onto its clock (as ``drchrono_assets.sync.sensor.clock``), so its hours pass when
+#: the simulated day does.
+clock: Callable[[], float] = time.time
+sleep: Callable[[float], None] = time.sleep
+
+
+def _now() -> float:
+    return clock()
+
+
+def _sleep(seconds: float) -> None:
+    sleep(seconds)
 
 
 def open_request_ledger(
@@ -62,8 +82,8 @@ class RequestBudget:
         per_hour: int,
         per_second: float,
         *,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = _now,
+        sleep: Callable[[float], None] = _sleep,
         on_wait: Callable[[float], None] | None = None,
         ledger: SharedDocument | None = None,
         window_seconds: float = 3600.0,
@@ -95,9 +115,9 @@ class RequestBudget:
                     wait = TURN_SECONDS  # a better-ranked waiter takes this slot
                 if wait <= 0:
                     state["sent"].append([ticket, now, None, claimant.practice])
-                    state["waiting"].pop(self._id, None)
+                    state["waiting"][self._id] = listed(claimant, now, served=True)
                 else:  # listed until it looks again: a better rank holds the slot for it
-                    state["waiting"][self._id] = [claimant.practice, claimant.sweep, now + wait]
+                    state["waiting"][self._id] = listed(claimant, now + wait, served=False)
                 return state
 
             self._ledger.update(admit)

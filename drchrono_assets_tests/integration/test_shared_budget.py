@@ -170,3 +170,61 @@ def test_dagster_runs_and_their_step_processes_share_one_budget(
             table = read_partition(env["DRCHRONO_DATA_ROOT"], spec.name, day)
             if spec.name in ("appointments", "transactions", "documents"):
                 assert_partition_matches(table, spec, served(quiet_sandbox, spec.name, day))
+
+
+# A process drawing ARGV[4] slots from the application's ledger beside ARGV[1] as practice
+# ARGV[2], for a sweep or a backfill (ARGV[3]); it prints when it starts and each admission.
+DRAWING = (
+    "import sys, time\n"
+    "from drchrono_assets.api.fair_share import Claimant\n"
+    "from drchrono_assets.api.rate_budget import RequestBudget, open_request_ledger\n"
+    "store, practice, kind, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+    "budget = RequestBudget(4, 100, ledger=open_request_ledger(store, 'app'),\n"
+    "    window_seconds=2.0, claimant=Claimant(practice, kind == 'sweep'))\n"
+    "print('started', time.time(), flush=True)\n"
+    "for _ in range(count):\n"
+    "    ticket = budget.acquire()\n"
+    "    print('admitted', time.time(), flush=True)\n"
+    "    budget.release(ticket)\n"
+)
+
+
+def _drawing(store: Path, practice: str, kind: str, count: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", DRAWING, str(store), practice, kind, str(count)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _moments(process: subprocess.Popen[str]) -> dict[str, list[float]]:
+    """What the process printed from now on: when it started drawing, when each of its
+    slots was admitted."""
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    moments: dict[str, list[float]] = {"started": [], "admitted": []}
+    for line in stdout.splitlines():
+        what, moment = line.split()
+        moments[what].append(float(moment))
+    return moments
+
+
+def test_live_processes_take_turns_a_sweep_first_then_backfills_evenly(tmp_path) -> None:
+    """Practice a's backfill has spent the window (4 slots in 2 s) when practice s's sweep
+    starts, then practice b's backfill: the sweep's slots all come first, then b catches
+    up with a, who has used more of the window."""
+    store = tmp_path / "tokens.json"
+    backfill_a = _drawing(store, "a", "backfill", 16)
+    assert backfill_a.stdout is not None
+    first = [backfill_a.stdout.readline().split()[0] for _ in range(5)]
+    assert first == ["started"] + ["admitted"] * 4  # the window spent
+    sweep = _drawing(store, "s", "sweep", 4)
+    assert sweep.stdout is not None
+    sweep_started = float(sweep.stdout.readline().split()[1])
+    backfill_b = _drawing(store, "b", "backfill", 8)
+    swept, b_slots = _moments(sweep)["admitted"], _moments(backfill_b)["admitted"]
+    a_rest = _moments(backfill_a)["admitted"]
+    # b has used no slot either, but a sweep goes first: all its slots before b's first.
+    assert swept[-1] < b_slots[0], (swept, b_slots)
+    # At 2 slots a second the sweep's 4 take about 2 s; shared with two backfills, 6 s.
+    assert swept[-1] - sweep_started < 4.0, (sweep_started, swept)
+    # After the sweep, b (fewer slots in the window) gets at least as many as a.
+    a_after = [moment for moment in a_rest if swept[-1] < moment <= b_slots[-1]]
+    assert len(b_slots) >= len(a_after), (a_after, b_slots)
