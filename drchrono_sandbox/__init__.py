@@ -12,7 +12,8 @@ practice instead of the small default: 8 doctors, 5,000 patients, ~100 visits a 
 `practices=N` (`--practices N`) serves N practices through the one API application, as
 drchrono does for a billing company: each access token reads and writes its own
 practice's records (`/o/authorize/?practice=<index>` picks it; see `oauth_server`), and
-the hourly budget counts them all together.
+the hourly budget counts them all together. The budget's hours and the request counts'
+times are the sandbox clock's: a simulation's hours, when tests move it.
 
 It imports nothing from drchrono_assets, the package it is a test API for: a test
 double built from the package's own catalog would agree with a wrong catalog entry.

@@ -75,6 +75,11 @@ class SandboxClock:
         # Live: whole seconds, so the pages of one list query read one instant's practice.
         return datetime.now(UTC).replace(microsecond=0) if self.live else datetime.now(UTC)
 
+    def timestamp(self) -> float:
+        """Now as seconds since the epoch: what the hourly budget and the request counts
+        go by, so a simulation's hours are the clock's, not the machine's."""
+        return self.now().timestamp()
+
     def local_now(self) -> datetime:
         """The current instant as the practice's naive local time."""
         return self.local(self.now())

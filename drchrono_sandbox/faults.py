@@ -243,7 +243,8 @@ class Arrival:
 
 class RequestStats:
     """Counts and arrivals of the `/api/` and `/o/` requests the sandbox answered;
-    thread-safe. `clock` must not go backwards (the default is `time.monotonic`).
+    thread-safe. `clock` must not go backwards (the sandbox gives its own clock's; the
+    default is `time.monotonic`).
 
     Besides the totals, `by_practice` counts the `/api/` requests of each practice: those
     whose bearer token was issued for it (requests with no such token count for none).

@@ -44,9 +44,13 @@ class SandboxState:
         self.practice = self.practices[0]
         self.oauth = OAuthState(config)
         self.faults = FaultInjector()
-        self.stats = RequestStats()
+        self.stats = RequestStats(clock=self.clock.timestamp)
         self.latency_ms = config.latency_ms
-        self.budget = HourlyBudget(config.requests_per_hour) if config.requests_per_hour else None
+        self.budget = (
+            HourlyBudget(config.requests_per_hour, clock=self.clock.timestamp)
+            if config.requests_per_hour
+            else None
+        )
         self.chaos = config.chaos
         #: Set when the server stops: cuts sleeps short so shutdown is not held up.
         self.closing = threading.Event()

@@ -204,6 +204,27 @@ def test_one_hourly_budget_for_every_practice(http: requests.Session) -> None:
         assert server.state.stats.by_practice == {0: 2, 1: 3}  # the refused one too
 
 
+def test_the_hours_of_the_budget_and_the_counts_are_the_sandbox_clocks(
+    http: requests.Session,
+) -> None:
+    """A simulation's hour passes when its clock moves, however little real time went by."""
+    morning = datetime(2024, 1, 5, 4, 30)
+    config = replace(SHORT, practices=2, requests_per_hour=2, clock=morning)
+    with SandboxServer(config) as server:
+        tokens = [bearer(http, server, practice=index) for index in (0, 1)]
+
+        def codes() -> list[int]:
+            url = f"{server.url}/api/doctors"
+            return [http.get(url, headers=headers).status_code for headers in tokens]
+
+        assert codes() == [200, 200] and codes() == [429, 429]
+        server.state.clock.advance(timedelta(hours=1))
+        assert codes() == [200, 200]
+        arrivals = [moment for moment, path, _ in server.state.stats.snapshot()["arrivals"]]
+        assert arrivals[-1] - arrivals[0] == 3600  # on the clock, to the second
+        assert server.state.stats.max_in_window(3599) == 4
+
+
 def test_stats_count_requests_by_practice(
     http: requests.Session, two_practices: SandboxServer
 ) -> None:

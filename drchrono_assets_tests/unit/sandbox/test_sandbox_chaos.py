@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 
 import pytest
 import requests
@@ -200,11 +199,11 @@ def test_arrivals_and_rolling_window(
     assert stats.max_in_window(1.0) == 0 and stats.snapshot()["arrivals"] == []
 
     sandbox.state.stats.reset()
-    before = time.monotonic()
+    before = sandbox.state.clock.timestamp()
     sandbox.state.faults.add(path_prefix="/api/offices", status=429)
     for path in ("/api/offices", "/api/offices", "/api/doctors/0"):
         http.get(sandbox.url + path, headers=headers)
-    after = time.monotonic()
+    after = sandbox.state.clock.timestamp()
     served = http.get(f"{sandbox.url}/_sandbox/stats").json()
     assert served == sandbox.state.stats.snapshot()
     assert [a[1:] for a in served["arrivals"]] == [
