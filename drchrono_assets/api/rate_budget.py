@@ -31,6 +31,9 @@ from drchrono_assets.api.shared_documents import (
 from drchrono_assets.api.token_store import is_database_url
 
 LEDGER_TABLE = "drchrono_request_ledger"
+# Longer than any request's timeouts and retries' single attempt: a request unanswered for
+# this long was lost with its process, and stops holding its slot.
+IN_FLIGHT_SECONDS = 300.0
 
 #: The time every budget goes by and how it waits, unless given its own: a simulation moves
 #: both onto its clock (as ``drchrono_assets.sync.sensor.clock``), so its hours pass when
@@ -70,7 +73,9 @@ class RequestBudget:
 
     A request's slot is stamped when ``acquire`` admits it and stamped again by ``release``
     (its answer), so it ages from the answer: a server counting arrivals then never sees more
-    than the budget in a window, however late a request arrived.
+    than the budget in a window, however late a request arrived. Until answered it counts
+    as sent now (up to ``IN_FLIGHT_SECONDS``: its process died), however long ago it was
+    admitted.
     ``pause`` stops every user of the ledger for a while: after a 429, which the real API
     answers without ``Retry-After``, nobody should send until it has passed.
     A stamp later than now means the clock went back: it counts as now, so a clock set back
@@ -187,15 +192,17 @@ class RequestBudget:
         return {
             "paused_until": paused_until,
             "paused_at": min(paused_at, now),
-            "sent": [entry for entry in sent if self._slot_end(entry) > now - longest],
+            "sent": [entry for entry in sent if self._slot_end(entry, now) > now - longest],
             "waiting": live_waiters(state, now),
         }
 
     @staticmethod
-    def _slot_end(entry: list[Any]) -> float:
-        """When a request's slot starts to age: its answer, or its admission until then."""
+    def _slot_end(entry: list[Any], now: float) -> float:
+        """When a request's slot starts to age: its answer; now while it is in flight."""
         _, sent_at, answered_at, *_ = entry
-        return sent_at if answered_at is None else answered_at
+        if answered_at is None:
+            return min(now, sent_at + IN_FLIGHT_SECONDS)
+        return answered_at
 
     def _wait(self, state: dict[str, Any], now: float) -> float:
         """Seconds until one more request fits every window (0 when it fits now)."""
@@ -203,7 +210,7 @@ class RequestBudget:
         for window, limit in self._limits:
             ends = sorted(
                 end
-                for end in (self._slot_end(entry) for entry in state["sent"])
+                for end in (self._slot_end(entry, now) for entry in state["sent"])
                 if end > now - window
             )
             if len(ends) >= limit:

@@ -48,11 +48,13 @@ def budgets(clock: Clock, per_hour: int, **claimants: Claimant) -> dict[str, Req
 
 
 def admitted(budget: RequestBudget) -> bool:
-    """Whether ``budget`` gets a slot now (else it is listed as waiting)."""
+    """Whether ``budget`` gets a slot now (else it is listed as waiting); its request is
+    answered at once."""
     try:
-        budget.acquire()
+        ticket = budget.acquire()
     except Waited:
         return False
+    budget.release(ticket)
     return True
 
 

@@ -1,6 +1,6 @@
 """Unit tests: the request budget waits instead of overrunning the API's limits."""
 
-from drchrono_assets.api.rate_budget import RequestBudget
+from drchrono_assets.api.rate_budget import IN_FLIGHT_SECONDS, RequestBudget
 
 
 class FakeClock:
@@ -20,7 +20,7 @@ def test_burst_limit_spaces_requests_within_a_second() -> None:
     clock = FakeClock()
     budget = RequestBudget(per_hour=100, per_second=2, clock=clock, sleep=clock.sleep)
     for _ in range(4):
-        budget.acquire()
+        budget.release(budget.acquire())
     assert budget.used == 4
     assert clock.slept == [1.0]
 
@@ -32,11 +32,31 @@ def test_hourly_budget_waits_for_the_oldest_request_to_age_out() -> None:
         per_hour=3, per_second=10, clock=clock, sleep=clock.sleep, on_wait=waits.append
     )
     for _ in range(3):
-        budget.acquire()
+        budget.release(budget.acquire())
         clock.now += 10
     budget.acquire()
     assert clock.now == 3600.0
     assert waits == [3570.0]
+
+
+def test_a_request_in_flight_holds_its_slot_until_answered() -> None:
+    clock = FakeClock()
+    budget = RequestBudget(
+        per_hour=1, per_second=10, clock=clock, sleep=clock.sleep, window_seconds=100.0
+    )
+    ticket = budget.acquire()
+    clock.now += 250.0  # still unanswered after more than the window
+    budget.release(ticket)
+    budget.release(budget.acquire())  # the slot ages from the answer
+    assert clock.now == 250.0 + 100.0
+
+
+def test_a_request_lost_with_its_process_holds_its_slot_a_bounded_time() -> None:
+    clock = FakeClock()
+    budget = RequestBudget(per_hour=1, per_second=10, clock=clock, sleep=clock.sleep)
+    budget.acquire()  # never answered: its process died
+    budget.release(budget.acquire())
+    assert clock.now == IN_FLIGHT_SECONDS + 3600.0
 
 
 DAY = 86400.0
