@@ -20,9 +20,16 @@ from drchrono_assets.practice_names import PracticeNames
 GROUP = "billing"
 # Any partition whose appointments, transactions or doctors were re-materialized is
 # rebuilt, however old: late payments land on visits months back. (``eager()`` would only
-# look at the latest day.)
+# look at the latest day.) A partition found missing while its inputs are there is built
+# once: a backfill that ended before automation first saw the asset (a practice just
+# added, the daemon stopped) updated nothing automation can still see.
 FOLLOWS_UPSTREAM = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        | (
+            dg.AutomationCondition.missing() & ~dg.AutomationCondition.any_deps_missing()
+        ).newly_true()
+    )
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()

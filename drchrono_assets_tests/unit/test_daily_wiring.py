@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -25,6 +26,37 @@ def test_daily_operation_is_the_sensor_with_billing_following_by_automation() ->
     graph = defs.resolve_asset_graph()
     for name in ("billing_report", "ar_aging", "bi_duckdb"):
         assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
+
+
+def test_billing_days_backfilled_before_automation_saw_them_are_built_once() -> None:
+    """A practice's history backfilled before the automation daemon first evaluated its
+    billing report (a practice just added, the daemon stopped meanwhile)."""
+    instance = dg.DagsterInstance.ephemeral()
+    days = ["2024-03-04", "2024-03-05"]
+    # The three inputs' materializations (what the backfill recorded), no data needed.
+    inputs = [
+        dg.AssetSpec(name, partitions_def=billing_report.partitions_def)
+        for name in ("appointments", "transactions", "doctors")
+    ]
+
+    @dg.multi_asset(specs=inputs)
+    def backfilled() -> Iterator[dg.MaterializeResult]:
+        for spec in inputs:
+            yield dg.MaterializeResult(asset_key=spec.key)
+
+    for day in days:
+        assert dg.materialize([backfilled], partition_key=day, instance=instance).success
+    automated = dg.Definitions(
+        assets=[*inputs, billing_report],
+        resources={"parquet_io_manager": dg.mem_io_manager},
+    )
+    at = dt.datetime(2024, 3, 10, 6, tzinfo=dt.UTC)
+    first = dg.evaluate_automation_conditions(automated, instance, evaluation_time=at)
+    assert first.get_requested_partitions(billing_report.key) == set(days)
+    again = dg.evaluate_automation_conditions(
+        automated, instance, cursor=first.cursor, evaluation_time=at + dt.timedelta(minutes=1)
+    )
+    assert not again.get_requested_partitions(billing_report.key)  # requested once
 
 
 def test_a_range_of_billing_days_rematerializes_in_one_run(dagster_resources, sandbox_env) -> None:
