@@ -15,7 +15,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from drchrono_assets.billing.report import REPORT_SCHEMA
+from drchrono_assets.billing.report import REPORT_SCHEMA, doctor_summary_markdown
 from drchrono_assets_tests.support.assets import (
     read_partition,
     run_billing,
@@ -254,3 +254,9 @@ def test_materialization_metadata_summarizes_each_day(sandbox, week) -> None:
                 "Denial rate": f"{denied / items:.1%}" if items else "-",
             }
             assert {key: cells[doctor][key] for key in want} == want, (day, doctor)
+
+
+def test_a_day_without_rows_sums_to_a_zero_total_line() -> None:
+    assert doctor_summary_markdown(REPORT_SCHEMA.empty_table()).splitlines()[2:] == [
+        "| **Total** | 0 | 0.00 | 0.00 | 0.00 | - |"
+    ]
