@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -19,6 +20,7 @@ from drchrono_assets.day_window import DayWindow
 from drchrono_assets.practice import PracticeDefinitions
 from drchrono_assets.settings import PracticeSettings
 from drchrono_assets.sync.staged import CHANGES_FOLDER, StagedChanges, SyncState
+from drchrono_assets.sync.sweep import FINISH_JOB
 from drchrono_assets_tests.support.resources import api_for
 from drchrono_assets_tests.support.sandbox import fresh_refresh_token
 from drchrono_assets_tests.support.simulation import (
@@ -59,29 +61,35 @@ class PracticesMorning(Morning):
     of them all: every sensor of every practice ticked, the runs they request made from the
     merged definitions (each practice's bound to its own resources), then automation."""
 
-    def __init__(self, sandbox: SandboxServer, root: Path, connected: int = 0) -> None:
+    def __init__(
+        self, sandbox: SandboxServer, root: Path, connected: int = 0, **tuning: Any
+    ) -> None:
         """Mornings against ``sandbox`` with data and tokens under ``root``; its first
-        ``connected`` practices connected."""
+        ``connected`` practices connected; ``tuning`` overrides the API resources' test
+        tuning (the request budget's limits)."""
         super().__init__(sandbox, root)  # its resources and data root give way to each practice's
         self.root = root
         # The application's token store: each practice's tokens beside it, and one ledger.
         self.token_store = root / "secrets" / "tokens.json"
         self.env = {**sandbox.env(), "DRCHRONO_TOKEN_STORE": str(self.token_store)}
+        self.tuning = tuning
         self.practices: dict[str, ConnectedPractice] = {}
+        # Per practice, when each of its sweeps finished (the sandbox clock's instants).
+        self.sweeps_finished: dict[str, list[dt.datetime]] = {}
         self.location: list[dg.Definitions] = []
         self.resources = {}
         self.defs = self.runs_from = dg.Definitions()
         for index in range(connected):
             self.connect(index)
 
-    def connect(self, index: int) -> ConnectedPractice:
-        """Add the sandbox's practice ``index`` as ``clinic_<index>``: its definitions, with
-        an API grant of its own (a login), join the code location; its sensors tick from
-        the next ``run`` or ``tick``."""
+    def connect(self, index: int, start: dt.date = START) -> ConnectedPractice:
+        """Add the sandbox's practice ``index`` as ``clinic_<index>``, its partitions from
+        ``start``: its definitions, with an API grant of its own (a login), join the code
+        location; its sensors tick from the next ``run`` or ``tick``."""
         name = f"clinic_{index}"
         settings = PracticeSettings(
             name=name,
-            start_date=START.isoformat(),
+            start_date=start.isoformat(),
             timezone=TIMEZONE,
             data_root=str(self.root / name),
         )
@@ -91,12 +99,23 @@ class PracticesMorning(Morning):
             practice=name,
             refresh_token=fresh_refresh_token(self.sandbox, practice=index),
             token_store=str(self.token_store),
+            **self.tuning,
         )
         self.practices[name] = practice
+        self.sweeps_finished[name] = []
         self.location.append(practice.definitions.definitions(api))
         self.defs = self.runs_from = dg.Definitions.merge(*self.location)
         self.resources = dict(self.defs.resources)
         return practice
+
+    def launch(self, request: dg.RunRequest) -> bool:
+        """Run what a sensor requested (``Morning.launch``); a finished sweep is recorded in
+        ``sweeps_finished`` at the sandbox clock's instant."""
+        succeeded = super().launch(request)
+        practice, _, job = (request.job_name or "").partition("__")
+        if succeeded and job == FINISH_JOB:
+            self.sweeps_finished[practice].append(self.sandbox.state.clock.now())
+        return succeeded
 
     def backfill(self, name: str, first: dt.date, last: dt.date) -> bool:
         """An operator's backfill of practice ``name``: every ingest asset over ``first`` to

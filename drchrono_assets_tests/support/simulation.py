@@ -52,8 +52,9 @@ def launch(
     if request.asset_selection:
         return execute(request.asset_selection, tags, instance, resources, request.run_config, defs)
     if request.asset_check_keys:  # the freshness sensor's evaluations
+        checked = [key.asset_key for key in request.asset_check_keys]
         return dg.materialize(
-            [*every_asset(), *freshness_checks] if defs is None else bound_assets(defs),
+            [*every_asset(), *freshness_checks] if defs is None else practice_assets(defs, checked),
             selection=dg.AssetSelection.checks(*request.asset_check_keys),
             tags=tags,
             instance=instance,
@@ -69,6 +70,18 @@ def launch(
 def bound_assets(defs: dg.Definitions) -> list[dg.AssetsDefinition]:
     """Every asset and check of ``defs``, each bound to its resources."""
     return list(defs.resolve_asset_graph().assets_defs)
+
+
+def practice_assets(defs: dg.Definitions, keys: Any) -> list[dg.AssetsDefinition]:
+    """Every asset and check of ``defs`` of the practices of ``keys`` (their key prefix),
+    bound to their resources: a run never needs another practice's."""
+    prefixes = {tuple(key.path[:-1]) for key in keys}
+    return [
+        asset
+        for asset in bound_assets(defs)
+        if any(tuple(key.path[:-1]) in prefixes for key in asset.keys)
+        or any(tuple(key.asset_key.path[:-1]) in prefixes for key in asset.check_keys)
+    ]
 
 
 def execute(
@@ -90,7 +103,7 @@ def execute(
             else every_asset()
         )
     else:
-        every = bound_assets(defs)
+        every = practice_assets(defs, selection)
         assets = [asset for asset in every if set(asset.keys) & set(selection)]
         assets = every if any(asset.dependency_keys for asset in assets) else assets
     return dg.materialize(
@@ -149,10 +162,12 @@ class Morning:
         sensor = self.defs.resolve_sensor_def(sensor_name)
         started = time.perf_counter()
         try:
+            # Only the resources the sensor requires, as the daemon builds them.
+            required = sensor.required_resource_keys
             with dg.build_sensor_context(
                 instance=self.instance,
                 cursor=self.sensor_cursors.get(sensor_name),
-                resources=self.resources,
+                resources={key: self.resources[key] for key in required},
                 definitions=self.defs,
             ) as context:
                 result = sensor.evaluate_tick(context)
@@ -179,7 +194,8 @@ class Morning:
 
     def automate(self) -> None:
         """Automation ticks until it asks for nothing more, as the daemon's ticks would; what
-        they request runs in dependency order, a run per range of days."""
+        a tick requests runs as the daemon groups it: one run for every asset requested
+        unpartitioned, one per range of days for those requested over that range."""
         automated = self.runs_from
         if automated is None:
             automated = dg.Definitions(assets=self.every_asset, resources=self.resources)
@@ -194,12 +210,15 @@ class Morning:
             self.automation_cursor = result.cursor
             if not result.total_requested:
                 return
+            runs: dict[tuple[tuple[str, str], ...], list[dg.AssetKey]] = defaultdict(list)
             for key in keys:
                 requested = result.get_requested_partitions(key)
                 if None in requested:
-                    self.execute([key], {})
+                    runs[()].append(key)
                 for window in day_ranges(day for day in requested if day is not None):
-                    self.execute([key], window.run_tags)
+                    runs[tuple(sorted(window.run_tags.items()))].append(key)
+            for tags, selection in runs.items():
+                self.execute(selection, dict(tags))
 
 
 @dataclasses.dataclass
