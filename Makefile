@@ -36,10 +36,10 @@ check: ruff
 	$(PY) -m pytest drchrono_assets_tests/unit
 
 # Ruff and every test, unit and integration (PostgreSQL, Chromium, S3, child processes, the
-# long simulations): what CI runs (.ci/run).
+# long simulations): what CI runs (.ci/run). Two workers: the long simulations side by side.
 test: ruff
 	bash .ci/system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: setup
 	$(VENV)/bin/ruff check --fix .

@@ -1,6 +1,6 @@
 """Benchmark: one code location holding many practices.
 
-    .venv/bin/python benchmarks/many_practices.py --practices 1 10 100 --operated 1 3
+    .venv/bin/python benchmarks/many_practices.py --practices 1 10 100 --operated 1 10 100
 
 For each count of ``--practices``, a ``dg`` project with that many ``DrchronoPractice``
 components (one ``defs.yaml`` each) is written to a temporary folder, and the benchmark
@@ -10,7 +10,8 @@ defs`` on it. Target: 100 practices load in under 15 seconds on a 2-core machine
 
 For each count of ``--operated``, that many practices of one sandbox application run
 ``--mornings`` simulated mornings of daily operation in one code location (every sensor
-and automation, as the daemons would), and it prints each practice's API requests a morning.
+and automation, as the daemons would), and it prints the API requests a morning of each
+practice: their mean, least and most, and the operation's wall time.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def requests_a_morning(count: int, mornings: int, folder: Path) -> dict[int, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--practices", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--operated", type=int, nargs="*", default=[1, 3])
+    parser.add_argument("--operated", type=int, nargs="*", default=[1, 10, 100])
     parser.add_argument("--mornings", type=int, default=3)
     args = parser.parse_args()
     print(f"{'practices':>9} {'assets':>7} {'load s':>7} {'peak MiB':>9} {'dg check defs s':>16}")
@@ -100,10 +101,14 @@ def main() -> None:
             f"{figures['peak_rss_mib']:>9.0f} {figures['dg_check_defs_seconds']:>16.1f}"
         )
     for count in args.operated:
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            per_practice = requests_a_morning(count, args.mornings, Path(folder))
-        figures = ", ".join(f"{requests:.1f}" for requests in per_practice.values())
-        print(f"{count} practice(s) operated: requests a morning per practice: {figures}")
+            per_practice = list(requests_a_morning(count, args.mornings, Path(folder)).values())
+        print(
+            f"{count} practice(s) operated, {args.mornings} mornings: requests a morning per "
+            f"practice {sum(per_practice) / count:.1f} (least {min(per_practice):.1f}, most "
+            f"{max(per_practice):.1f}); {time.perf_counter() - started:.0f} s"
+        )
 
 
 if __name__ == "__main__":
