@@ -45,18 +45,20 @@ def used_by_practice(sent: Iterable[list[Any]]) -> dict[str | None, int]:
 
 
 def listed(claimant: Claimant, at: float, served: bool) -> list[Any]:
-    """A client's entry among the ledger's waiters: waiting until ``at``, when it looks
-    again, or ``served`` at ``at``."""
-    return [claimant.practice, claimant.sweep, at, served]
+    """A client's entry among the ledger's waiters (practice, sweep, next look): waiting
+    until ``at``, when it looks again, or ``served`` at ``at``. A served client's next look
+    is overdue by all but ``TURN_SECONDS`` of ``STALE_SECONDS``: it stays live one turn, for
+    this version's readers and for older ones alike (a rolling upgrade shares the ledger)."""
+    look = at - STALE_SECONDS + TURN_SECONDS if served else at
+    return [claimant.practice, claimant.sweep, look]
 
 
 def live_waiters(state: dict[str, Any], now: float) -> dict[str, list[Any]]:
-    """The ledger's waiters (id -> ``listed``) not late to look again, and those served
-    less than ``TURN_SECONDS`` ago."""
+    """The ledger's waiters (id -> ``listed``) not late to look again."""
     return {
         waiter: entry
         for waiter, entry in state.get("waiting", {}).items()
-        if entry[2] + (TURN_SECONDS if entry[3:] == [True] else STALE_SECONDS) >= now
+        if entry[2] + STALE_SECONDS >= now
     }
 
 
@@ -64,7 +66,7 @@ def my_turn(state: dict[str, Any], me: str, claimant: Claimant, now: float) -> b
     """Whether ``me`` may take a free slot: no live waiter ranks before it."""
     used = used_by_practice(state["sent"])
     mine = claimant.rank(used)
-    for waiter, (practice, sweep, *_) in live_waiters(state, now).items():
+    for waiter, (practice, sweep, _) in live_waiters(state, now).items():
         if waiter != me and Claimant(practice, sweep).rank(used) < mine:
             return False
     return True

@@ -6,7 +6,13 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from drchrono_assets.api.fair_share import STALE_SECONDS, TURN_SECONDS, Claimant
+from drchrono_assets.api.fair_share import (
+    STALE_SECONDS,
+    TURN_SECONDS,
+    Claimant,
+    listed,
+    live_waiters,
+)
 from drchrono_assets.api.rate_budget import RequestBudget
 from drchrono_assets.api.shared_documents import MemoryDocument
 from drchrono_assets.resources import DrchronoApiResource
@@ -129,3 +135,13 @@ def test_the_sensor_s_runs_claim_the_sweep_turn_and_others_the_backfill_turn(
 
     assert dg.materialize([probe], resources={"drchrono": api_for(sandbox_env)}, tags=tags).success
     assert seen == {"sweep": sweep}
+
+
+def test_a_served_client_is_listed_as_older_versions_read_waiters() -> None:
+    """Processes of the last version share the ledger during a rolling upgrade."""
+    entry = listed(Claimant("clinic_a", sweep=True), 1000.0, served=True)
+    practice, sweep, _ = entry  # the three fields every version unpacks
+    assert (practice, sweep) == ("clinic_a", True)
+    state = {"waiting": {"served": entry}}
+    assert live_waiters(state, 1000.0 + TURN_SECONDS)  # live one turn
+    assert not live_waiters(state, 1000.0 + TURN_SECONDS + 0.01)
