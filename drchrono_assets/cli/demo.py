@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +25,8 @@ from drchrono_assets import settings
 from drchrono_assets.api.client_settings import tuning_from_env
 from drchrono_assets.assets.bi import DATABASE_NAME
 from drchrono_assets.catalog import RESOURCES
+from drchrono_assets.cli.demo_practices import materialize_practices, summarize_practices
+from drchrono_assets.cli.run_progress import LOG_NAME, run_logged
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.errors import DrchronoError
 from drchrono_assets.io_managers import HiveDataset
@@ -36,13 +36,9 @@ from drchrono_sandbox.config import DEFAULTS
 
 # Monday to Friday: the last day, where the UI opens, is a working day with visits and bills.
 DEMO_WEEK = ("2024-03-04", "2024-03-08")
-LOG_NAME = "demo-run.log"
 T = TypeVar("T")
 LOCAL_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
-CHECK_STEP = re.compile(r"^(\w+?)_\1_")
-FRESHNESS_STEP = re.compile(r"^freshness_check_\w+$")  # Dagster names it by a hash
 FRESHNESS_CHECK = "freshness_check"
-STEP_DONE = re.compile(r'(STEP_SUCCESS|STEP_FAILURE) - .*step "([^"]+)"(?: in ([\d.]+m?s))?')
 
 
 def local_dagster_home(folder: Path) -> Path:
@@ -61,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--first", default=DEMO_WEEK[0], help="first day (YYYY-MM-DD)")
     parser.add_argument("--last", default=DEMO_WEEK[1], help="last day (YYYY-MM-DD)")
     parser.add_argument("--data-root", default="data", help="where the Parquet datasets go")
+    parser.add_argument(
+        "--practices",
+        type=_practice_count,
+        default=1,
+        help="how many practices of one API application (2 or more: each a DrchronoPractice "
+        "component, its data in <data root>/<practice>)",
+    )
     args = parser.parse_args(argv)
 
     practice = checked(check_inherited_settings)
@@ -69,6 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     window = checked(lambda: check_partition_range(args.first, args.last, partitions))
     dagster_home = local_dagster_home(Path(".dagster_home").resolve())
     data_root = Path(args.data_root).resolve()
+    if args.practices > 1:
+        print(f"drchrono_assets demo: {args.practices} practices, {args.first}...{args.last}")
+        names = materialize_practices(
+            args.practices, window, sandbox_start, dagster_home, data_root
+        )
+        summarize_practices(window, names, data_root)
+        return
     print(f"drchrono_assets demo: every asset for {args.first}...{args.last}")
     with SandboxServer() as sandbox:
         env = {
@@ -82,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     print(f"\nOpen the UI: DAGSTER_HOME={dagster_home} {dagster} dev -w workspace.yaml")
     print("(or `make ui`: the UI with a live sandbox practice behind it)")
+
+
+def _practice_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 26:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of practices from 1 to 26")
+    return int(text)
 
 
 def checked(step: Callable[[], T]) -> T:
@@ -116,7 +132,7 @@ def materialize(
     ]  # fmt: skip
     # DAGSTER_HOME: the instance file names its folder by it.
     run_env = {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}
-    succeeded = _run_logged(command, run_env, log_path)
+    succeeded = run_logged(command, run_env, log_path)
     requests = sandbox.state.stats.snapshot()["api_requests"]
     if not succeeded:
         sys.exit(f"\nThe run failed; the error is in {log_path}")
@@ -128,7 +144,7 @@ def summarize(window: DayWindow, dagster_home: Path, data_root: Path) -> None:
     print(f"Datasets under {data_root}:")
     for name in [spec.name for spec in RESOURCES] + ["billing_report"]:
         dataset = HiveDataset(UPath(data_root), name)
-        rows = dataset.read(window.partition_keys, columns=[]).num_rows
+        rows = dataset.row_count(window.partition_keys)
         print(f"  {name:<22} {rows:>6} rows  {dataset.glob.relative_to(data_root)}")
     aging = HiveDataset(UPath(data_root), "ar_aging")
     rows = aging.read([None]).num_rows
@@ -137,52 +153,6 @@ def summarize(window: DayWindow, dagster_home: Path, data_root: Path) -> None:
     print("\nChecks:")
     for line in _check_verdicts(dagster_home):
         print(f"  {line}")
-
-
-def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> bool:
-    """Runs the Dagster CLI with its output in ``log_path``; prints each step as it ends."""
-    executable = Path(sys.executable).parent / command[0]
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
-            [str(executable), *command[1:]],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as process,
-    ):
-        assert process.stdout is not None
-        progress = Progress()
-        for line in process.stdout:
-            log.write(line)
-            step = STEP_DONE.search(line)
-            if step:
-                verdict, name, _ = step.groups()
-                # A check's step is keyed "<asset>_<check>"; its check names the asset already.
-                name = CHECK_STEP.sub(r"check \1_", FRESHNESS_STEP.sub("freshness checks", name))
-                progress.add(name if verdict == "STEP_SUCCESS" else f"{name} FAILED")
-        progress.end()
-    return process.returncode == 0
-
-
-class Progress:
-    """Finished steps, printed as they come, several to a line to keep the summary short."""
-
-    def __init__(self, indent: str = "    ", width: int = 96) -> None:
-        self.indent, self.width, self.column = indent, width, 0
-
-    def add(self, item: str) -> None:
-        if self.column and self.column + len(item) + 2 > self.width:
-            self.end()
-        text = f"{self.indent}{item}" if not self.column else f", {item}"
-        print(text, end="", flush=True)
-        self.column += len(text)
-
-    def end(self) -> None:
-        if self.column:
-            print(flush=True)
-            self.column = 0
 
 
 def _check_verdicts(dagster_home: Path) -> list[str]:

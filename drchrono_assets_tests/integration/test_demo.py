@@ -11,6 +11,7 @@ import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets_tests.support.processes import DRCHRONO_ASSETS
+from drchrono_sandbox.generate.offset import ID_STEP
 
 pytestmark = pytest.mark.processes
 
@@ -82,3 +83,33 @@ def test_the_demo_refuses_bad_input_in_one_line_before_it_starts(
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "data").exists()
+
+
+def test_the_demo_of_two_practices_connects_and_materializes_each_into_its_own_root(
+    tmp_path: Path,
+) -> None:
+    """``demo --practices 2``: two DrchronoPractice components of one sandbox application,
+    each connected by ``auth login`` and materialized into its own data root."""
+    done = subprocess.run(
+        [DRCHRONO_ASSETS, "demo", "--practices", "2", "--data-root", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {
+        name: (int(a), int(b))
+        for name, a, b in re.findall(r"^  (\w+)\s+(\d+)\s+(\d+)$", done.stdout, re.M)
+    }
+    assert sorted(rows) == sorted([spec.name for spec in RESOURCES] + ["billing_report"])
+    assert all(a > 0 and b > 0 for a, b in rows.values()), rows
+    (requests,) = re.findall(r"by practice: clinic_a (\d+), clinic_b (\d+)", done.stdout)
+    assert all(int(count) > 0 for count in requests)
+    data = tmp_path / "data"
+    for name, ids in (("clinic_a", range(ID_STEP)), ("clinic_b", range(ID_STEP, 2 * ID_STEP))):
+        doctors = pq.read_table(data / name / "doctors", columns=["id"])["id"].to_pylist()
+        assert doctors and all(doctor in ids for doctor in doctors), name
+        tokens = tmp_path / ".dagster_home" / f"sandbox-tokens.{name}.json"
+        assert tokens.exists(), name  # its own login, its own chain

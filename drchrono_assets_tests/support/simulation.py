@@ -199,7 +199,8 @@ class Morning:
         automated = self.runs_from
         if automated is None:
             automated = dg.Definitions(assets=self.every_asset, resources=self.resources)
-        keys = automated.resolve_asset_graph().toposorted_asset_keys
+        graph = automated.resolve_asset_graph()
+        keys = graph.toposorted_asset_keys
         for _ in range(5):
             result = dg.evaluate_automation_conditions(
                 defs=automated,
@@ -210,14 +211,17 @@ class Morning:
             self.automation_cursor = result.cursor
             if not result.total_requested:
                 return
-            runs: dict[tuple[tuple[str, str], ...], list[dg.AssetKey]] = defaultdict(list)
+            # A run per partitions definition and range (none: unpartitioned), as Dagster's.
+            runs: dict[tuple[Any, tuple[tuple[str, str], ...]], list[dg.AssetKey]]
+            runs = defaultdict(list)
             for key in keys:
                 requested = result.get_requested_partitions(key)
+                partitions = graph.get(key).partitions_def
                 if None in requested:
-                    runs[()].append(key)
+                    runs[(partitions, ())].append(key)
                 for window in day_ranges(day for day in requested if day is not None):
-                    runs[tuple(sorted(window.run_tags.items()))].append(key)
-            for tags, selection in runs.items():
+                    runs[(partitions, tuple(sorted(window.run_tags.items())))].append(key)
+            for (_, tags), selection in runs.items():
                 self.execute(selection, dict(tags))
 
 
