@@ -19,16 +19,22 @@ pytestmark = pytest.mark.processes
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     tmp_path = tmp_path_factory.mktemp("demo")
+    return demo(tmp_path), tmp_path
+
+
+def demo(folder: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """``drchrono-assets demo ARGUMENTS`` in ``folder`` (its home, data under ``data``),
+    which must succeed."""
     done = subprocess.run(
-        [DRCHRONO_ASSETS, "demo", "--data-root", str(tmp_path / "data")],
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path)},
+        [DRCHRONO_ASSETS, "demo", "--data-root", str(folder / "data"), *arguments],
+        cwd=folder,
+        env={**os.environ, "HOME": str(folder)},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return done, tmp_path
+    return done
 
 
 def test_demo_materializes_a_week_of_every_asset_and_reports_rows(demo_run) -> None:
@@ -90,15 +96,7 @@ def test_the_demo_of_two_practices_connects_and_materializes_each_into_its_own_r
 ) -> None:
     """``demo --practices 2``: two DrchronoPractice components of one sandbox application,
     each connected by ``auth login`` and materialized into its own data root."""
-    done = subprocess.run(
-        [DRCHRONO_ASSETS, "demo", "--practices", "2", "--data-root", str(tmp_path / "data")],
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = demo(tmp_path, "--practices", "2")
     rows = {
         name: (int(a), int(b))
         for name, a, b in re.findall(r"^  (\w+)\s+(\d+)\s+(\d+)$", done.stdout, re.M)
