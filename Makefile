@@ -39,7 +39,7 @@ check: ruff
 # long simulations): what CI runs (.ci/run). Two workers: the long simulations side by side.
 test: ruff
 	bash .ci/system-deps
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --maxschedchunk 1
 
 lint: setup
 	$(VENV)/bin/ruff check --fix .

@@ -1,6 +1,8 @@
 """The order tests start in (a pytest plugin, ``-p`` in setup.cfg): those that declare a
-longer timeout first, longest first, so that with ``pytest -n 2`` (``make test``) the long
-simulations run side by side from the start and the short tests fill in around them."""
+longer timeout first, longest first. With ``pytest -n 2 --maxschedchunk 1`` (``make test``)
+each worker starts with two of them, so the long simulations run side by side from the
+start and the short tests fill in around them (xdist's default first hands a worker a
+quarter of its share at once: every long test on one worker)."""
 
 from __future__ import annotations
 
