@@ -112,6 +112,13 @@ def deployed(sandbox: SandboxServer, tmp: Path) -> Iterator[Deployment]:
              "-p", str(port)],
             [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
         ]  # fmt: skip
+        # Started together on a fresh database, the webserver and the daemon both create
+        # Dagster's tables and one fails ("type jobs already exists"): create them first,
+        # as a deployment's migration step does.
+        subprocess.run(
+            [str(BIN / "dagster"), "instance", "migrate"],
+            cwd=REPO, env=env, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
         try:
             for command, log in zip(commands, deployment.logs, strict=True):
                 with log.open("wb") as out:
