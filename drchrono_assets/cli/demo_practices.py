@@ -51,7 +51,9 @@ def connect(name: str, index: int, defs: Path, env: dict[str, str]) -> None:
                 break
         _, errors = login.communicate(timeout=60)
     if login.returncode != 0:
-        sys.exit(f"error: connecting practice {name} failed: {errors.strip()}")
+        # The login's own one-line error, never a traceback wall.
+        reason = (errors.strip().splitlines() or ["no message"])[-1]
+        sys.exit(f"error: connecting practice {name} failed: {reason}")
 
 
 def materialize_practices(
