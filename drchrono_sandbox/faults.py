@@ -264,6 +264,7 @@ class RequestStats:
             self._by_status: Counter[str] = Counter()
             self._by_practice: Counter[int] = Counter()
             self._arrivals: list[Arrival] = []
+            self._faulted = 0
             self._refresh_grants = 0
             self._refresh_token_reuse = 0
             self._authorization_code_grants = 0
@@ -290,6 +291,11 @@ class RequestStats:
             arrival.status = status
             self._by_status[str(status)] += 1
 
+    def record_fault(self) -> None:
+        """Count a request a fault answered in the API's stead (a delay alone is none)."""
+        with self._lock:
+            self._faulted += 1
+
     def record_refresh_grant(self) -> None:
         """Count a successful `grant_type=refresh_token`."""
         with self._lock:
@@ -314,8 +320,9 @@ class RequestStats:
 
     def snapshot(self) -> dict[str, Any]:
         """The counts as JSON-ready data (what `GET /_sandbox/stats` answers);
-        `arrivals` lists `[time, path, status]` per request, oldest first, and
-        `by_practice` is keyed by the practice index as a string."""
+        `arrivals` lists `[time, path, status]` per request, oldest first,
+        `by_practice` is keyed by the practice index as a string, and `faulted` counts the
+        requests a fault answered."""
         with self._lock:
             return {
                 "requests": self._requests,
@@ -324,6 +331,7 @@ class RequestStats:
                 "by_status": dict(self._by_status),
                 "by_practice": {str(index): count for index, count in self._by_practice.items()},
                 "arrivals": [[a.time, a.path, a.status] for a in self._arrivals],
+                "faulted": self._faulted,
                 "refresh_grants": self._refresh_grants,
                 "refresh_token_reuse": self._refresh_token_reuse,
                 "authorization_code_grants": self._authorization_code_grants,

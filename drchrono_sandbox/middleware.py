@@ -162,11 +162,14 @@ class SandboxMiddleware:
             if fault.delay_seconds:
                 await pause(state, fault.delay_seconds)
             if fault.cut_body or fault.drop_connection:
+                state.stats.record_fault()
                 if fault.cut_body:
                     state.stats.record_status(arrival, 200)
                 await break_connection(receive, send, CUT_BODY_RESPONSE if fault.cut_body else b"")
                 return
             response = fault_response(fault)
+            if response is not None:
+                state.stats.record_fault()
         budget = state.budget
         if response is None and path.startswith("/api/") and budget and not budget.allow():
             # Like the real API: a bare 429, no Retry-After nor X-RateLimit-* headers.

@@ -74,7 +74,8 @@ def _assert_every_record_lands_once(sandbox: SandboxServer, data_root: Path) -> 
 @pytest.mark.timeout(900)
 def test_backfill_under_every_fault_at_once(tmp_path) -> None:
     """Compared with the same backfill where only the access token expires: network faults
-    may cost retries, never a record, a duplicate, a failed run or a spent refresh token."""
+    cost their own retries and nothing more, never a record, a duplicate, a failed run or a
+    spent refresh token."""
     with SandboxServer(SandboxConfig(access_token_max_uses=TOKEN_USES)) as calm:
         _backfill_by_two_processes(calm, tmp_path / "calm")
         calm_stats = calm.state.stats.snapshot()
@@ -88,7 +89,17 @@ def test_backfill_under_every_fault_at_once(tmp_path) -> None:
     print(
         f"\nrequests without network faults: {calm_stats['requests']}, with: "
         f"{stats['requests']} ({stats['requests'] / calm_stats['requests']:.2f}x); "
-        f"answers {broken}, refreshes {calm_stats['refresh_grants']} -> {stats['refresh_grants']}"
+        f"answers {broken}, refreshes {calm_stats['refresh_grants']} -> {stats['refresh_grants']}, "
+        f"answered by the API {answered_by_api(calm_stats)} -> {answered_by_api(stats)}"
     )
     assert all(broken.values()), broken  # every kind of fault happened
-    assert stats["requests"] <= 1.3 * calm_stats["requests"]
+    # A fault costs the retry of the request it hit, never a page or a grant more. (How many
+    # requests that adds is chance: about one in five requests meets a fault here.)
+    assert answered_by_api(stats) == answered_by_api(calm_stats)
+    assert stats["refresh_grants"] == calm_stats["refresh_grants"]
+
+
+def answered_by_api(stats: dict) -> int:
+    """Requests the API itself answered with what was asked: neither a fault's answer nor an
+    expired access token's 401 (how many of those two processes meet depends on timing)."""
+    return stats["requests"] - stats["faulted"] - stats["by_status"].get("401", 0)

@@ -1,6 +1,6 @@
 """Many practices of one API application in one code location, run as the daemons would.
 
-Five practices of the sandbox operate for 30 mornings (14 in CI: below); on the tenth a sixth
+Five practices of the sandbox operate for 30 mornings; on the tenth a sixth
 is connected and an operator backfills its year while the others' sweeps are under way. Each
 practice is built from its settings (``PracticeDefinitions``) with a grant and a data root of
 its own, and the code location merges them. Every sensor of every practice ticks each morning, the
@@ -14,7 +14,6 @@ application's real limits (500 requests an hour, 10 a second) hold in simulated 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import zoneinfo
 from pathlib import Path
@@ -34,9 +33,7 @@ from drchrono_sandbox import SandboxConfig, SandboxServer
 pytestmark = pytest.mark.simulation
 
 OPERATING = 5  # practices connected before the first morning
-# The issue's 30 mornings take about 13 minutes on two cores: CI runs 14 (the sixth practice
-# still connected on day 10, then operated five mornings); set 30 to run them all.
-MORNINGS = int(os.environ.get("DRCHRONO_SIMULATED_PRACTICE_MORNINGS", "14"))
+MORNINGS = 30  # about 13 minutes on two cores
 LATE = 9  # the morning (from 0) on which the sixth practice is connected: day 10
 LATECOMER = f"clinic_{OPERATING}"
 BUDGET = 500  # drchrono's requests an hour for one API application, all its practices

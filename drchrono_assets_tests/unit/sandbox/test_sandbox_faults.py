@@ -134,6 +134,7 @@ def test_stats_and_admin_routes(
     }
     assert stats["by_status"] == {"429": 1, "200": 3, "404": 1, "302": 1}
     assert stats["refresh_grants"] == 1 and stats["refresh_token_reuse"] == 0
+    assert stats["faulted"] == 1  # the armed 429; the 404 is the API's own answer
     sandbox.state.stats.reset()
     assert sandbox.state.stats.snapshot()["requests"] == 0
 
@@ -217,6 +218,7 @@ def test_cut_body_and_drop_connection(implementation: str) -> None:
             ["/o/token/", 200],
         ]
         assert stats["by_status"] == {"200": 5} and stats["refresh_grants"] == 1
+        assert stats["faulted"] == 5  # a delay alone is no fault; the last two were answered
     # uvicorn neither tried a 500 nor complained about the unanswered requests.
     assert errors == []
 
