@@ -7,7 +7,9 @@ mornings against the sandbox's evolving practice, and prints for each morning th
 requests spent and the floor: per ``since`` query max(1, ceil(changed rows / 250)), plus one
 listing of each snapshot resource. ``--size`` picks the sandbox practice: ``small`` (3 doctors,
 300 patients, about 27 appointments a weekday) or ``large`` (8 doctors, 5,000 patients,
-about 100 a weekday); each size runs in turn.
+about 100 a weekday); each size runs in turn. Last, how many practices one API application
+(500 requests an hour) keeps current at each size's cost: with a day's budget, and with the
+budget of the four hours after the sync hour (every practice's sweep in one zone's morning).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.support.simulation import Morning, incremental_floor
 from drchrono_sandbox import PracticeSize, SandboxConfig, SandboxServer
+
+REQUESTS_PER_HOUR = 500  # drchrono's budget for one API application, all its practices
+MORNING_HOURS = 4
 
 
 def simulate(size: PracticeSize, start: dt.date, mornings: int, seed: int) -> tuple[int, int]:
@@ -69,10 +74,14 @@ def main() -> None:
         requests, floor = simulate(
             PracticeSize.from_name(name), args.start, args.mornings, args.seed
         )
+        a_morning = requests / args.mornings
         summary.append(
             f"{name}: {requests} requests, floor {floor} ({requests / floor:.2f}x), "
-            f"{requests / args.mornings:.1f} a morning (floor {floor / args.mornings:.1f}), "
-            f"{time.perf_counter() - began:.0f} s"
+            f"{a_morning:.1f} a morning (floor {floor / args.mornings:.1f}), "
+            f"{time.perf_counter() - began:.0f} s; one application keeps "
+            f"{int(REQUESTS_PER_HOUR * 24 / a_morning)} such practices current a day, "
+            f"{int(REQUESTS_PER_HOUR * MORNING_HOURS / a_morning)} within {MORNING_HOURS} hours "
+            "of one sync hour"
         )
     print("\n" + "\n".join(summary))
 

@@ -57,7 +57,10 @@ class PracticeDefinitions:
         freshness_checks = build_freshness_checks(
             [*resource_assets, billing_report], practice.sync_hour, practice.timezone
         )
-        jobs = [build_ingest_job(names), *build_sweep_jobs(partitions, names, resources)]
+        jobs = [
+            build_ingest_job(names),
+            *build_sweep_jobs(partitions, names, resources, practice.deletion_check_days),
+        ]
         return cls(
             settings=practice,
             names=names,

@@ -246,6 +246,18 @@ def sync_hour() -> int:
     return DEFAULT_SYNC_HOUR if hour is None else int(hour)
 
 
+DEFAULT_DELETION_CHECK_DAYS = 7
+
+
+def deletion_check_days() -> int:
+    """``DRCHRONO_DELETION_CHECK_DAYS``: every how many days a sweep checks the snapshots kept
+    by ``since`` (patients) for records deleted or merged in drchrono."""
+    days = number(
+        "DRCHRONO_DELETION_CHECK_DAYS", Allowed(whole=True, low=1), DEFAULT_DELETION_CHECK_DAYS
+    )
+    return DEFAULT_DELETION_CHECK_DAYS if days is None else int(days)
+
+
 @dataclasses.dataclass(frozen=True)
 class PracticeSettings:
     """One practice's settings, read once where the code location is built and passed down
@@ -267,6 +279,7 @@ class PracticeSettings:
     s3_sse_kms_key_id: str | None = None
     # The catalog's resources it ingests (names); None: all of them.
     resources: tuple[str, ...] | None = None
+    deletion_check_days: int = DEFAULT_DELETION_CHECK_DAYS
 
     @classmethod
     def from_env(cls) -> PracticeSettings:
@@ -282,6 +295,7 @@ class PracticeSettings:
             data_group_read=data_group_read(),
             s3_sse=s3_sse(),
             s3_sse_kms_key_id=s3_sse_kms_key_id(),
+            deletion_check_days=deletion_check_days(),
         )
 
     @property

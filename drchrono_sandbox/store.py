@@ -75,6 +75,8 @@ class RecordStore:
             name: {record["id"]: record for record in records}
             for name, records in self._records.items()
         }
+        #: Ids of the records deleted, by resource (see `delete`).
+        self._deleted: dict[str, set[Any]] = {}
         #: Bumped by every write: what `memo` results depend on, with the clock.
         self._version = 0
         self._memo: dict[Hashable, tuple[tuple[int, datetime | None], Any]] = {}
@@ -91,8 +93,13 @@ class RecordStore:
         with self.lock:
             if self._timeline is not None and self._timeline.versioned(name):
                 view = self._timeline.view(name, at or self.clock.local_now())
-                return view.records, view.updated
-            return self._records[name], self._updated_at.get(name, {})
+                records, updated = view.records, view.updated
+            else:
+                records, updated = self._records[name], self._updated_at.get(name, {})
+            deleted = self._deleted.get(name)
+            if deleted:
+                records = [record for record in records if record["id"] not in deleted]
+            return records, updated
 
     def __getattr__(self, name: str) -> list[Record]:
         """`practice.<resource>`: the records served now, in list order (the live list
@@ -121,6 +128,8 @@ class RecordStore:
         """One record as served now, by id (None if unknown or not created yet)."""
         key = self._key(name, record_id)
         with self.lock:
+            if key in self._deleted.get(name, ()):
+                return None
             if self._timeline is not None and self._timeline.versioned(name):
                 served = self._timeline.served(name, key, self.clock.local_now())
                 return served[1] if served is not None else None
@@ -230,6 +239,13 @@ class RecordStore:
             else:
                 self._updated_at.setdefault(name, {})[record_id] = when or datetime.now()
                 self._version += 1
+
+    def delete(self, name: str, record_id: int | str) -> None:
+        """Delete a record, as drchrono does with a patient merged into another: it is
+        neither listed nor found any more (at any instant), and no `since` query shows it."""
+        with self.lock:
+            self._deleted.setdefault(name, set()).add(self._key(name, record_id))
+            self._version += 1
 
     def _add(self, name: str, record: Record) -> None:
         """Store a new record: frozen, into the live list; evolving, existing from now."""

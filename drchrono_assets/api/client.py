@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from drchrono_assets.api.paging import NextLinkPaginator
 from drchrono_assets.api.token_store import TokenSet
 from drchrono_assets.api.writes import WriteCalls
+from drchrono_assets.errors import MalformedPageError
 
 if TYPE_CHECKING:
     # Only annotations use it: importing the catalog at run time would import Dagster.
@@ -50,6 +51,17 @@ class DrchronoClient(WriteCalls):
     def list_records(self, path: str, params: Mapping[str, Any] | None = None) -> list[JsonRecord]:
         """All records of a list endpoint (for small lists; assets stream pages instead)."""
         return [record for page in self.iter_pages(path, params) for record in page]
+
+    def count(self, path: str) -> int:
+        """How many records a list endpoint holds now: its first page's ``count``, asked for
+        with a page of one record (one request)."""
+        pages = NextLinkPaginator(path, self.url(path), {"page_size": 1}, self.config.base_url)
+        body = self._request("GET", path, url=pages.url, params=pages.params)
+        pages.page(body)  # shaped as any page, or MalformedPageError
+        count = body.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise MalformedPageError(f"GET {path}: the page has no 'count' of records")
+        return count
 
     def get(self, path: str) -> JsonRecord:
         """One record from a detail endpoint such as ``/api/doctors/12``."""

@@ -12,9 +12,10 @@ from drchrono_assets.catalog.fields import COLUMN_SCHEMA, dagster_table_schema
 from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager, PartitionUpdate
 from drchrono_assets.practice_names import PracticeNames
-from drchrono_assets.source.changes import day_ranges, merge_changes
-from drchrono_assets.source.extraction import extract
-from drchrono_assets.sync.staged import StagedChanges
+from drchrono_assets.source.changes import day_ranges, merge_changes, newest_versions
+from drchrono_assets.source.extraction import extract, tables_by_day
+from drchrono_assets.source.versions import version_of
+from drchrono_assets.sync.staged import StagedChanges, SweepPlan
 
 # Partition key -> that day's table; the Parquet IO manager writes one file per key.
 TablesByDay = dict[str, pa.Table]
@@ -74,10 +75,10 @@ def build_resource_asset(
         storage = names.storage(context)
         before = client.requests_used
         sweep = config.merge_sweep
-        if sweep and spec.rule.captures_changes:
-            # Daily operation: the sweep fetched what changed; merge it into the stored days
-            # (read, merged and written under the asset's writer lock).
-            output = _merge_output(spec, sweep, window, client, storage, context.log)
+        if sweep:
+            # Daily operation: the sweep fetched what changed (or listed a snapshot); merge
+            # it into the stored days.
+            output = _sweep_output(spec, sweep, window, client, storage, context.log)
             done = "merged into"
         else:
             output = extract(spec, client, window, context.log)
@@ -90,33 +91,56 @@ def build_resource_asset(
     return resource_asset
 
 
-def _merge_output(
+def _sweep_output(
     spec: ResourceSpec,
     sweep: str,
     window: DayWindow,
     client: DrchronoClient,
     io_manager: HiveParquetIOManager,
     log: dg.DagsterLogManager,
-) -> PartitionUpdate:
-    """The staged changes merged into the stored days. A day with no file that the changes
-    alone cannot fill (a day listed by date, or one before the sweeps' unbroken chain) is
-    fetched instead: never merged into nothing."""
+) -> TablesByDay | PartitionUpdate:
+    """What the sweep staged, brought into the days of ``window``.
+
+    Dated records are merged into the stored days by primary key (read, merged and written
+    under the asset's writer lock). A day with no file that the changes alone cannot fill (a
+    day listed by date, or one before the sweeps' unbroken chain) is fetched instead: never
+    merged into nothing. A snapshot is the sweep's listing, or for one kept by ``since``, the
+    latest stored with the sweep's changes merged in (none stored: listed whole now).
+    """
     staged = StagedChanges.of(io_manager)
     plan = staged.plan(sweep)
-    changes = staged.read(sweep, spec.name)
-    stored = set(io_manager.dataset(dg.AssetKey(spec.name)).partition_keys())
+    records = staged.read(sweep, spec.name)
+    as_of = dt.datetime.fromisoformat(plan.as_of)
+    dataset = io_manager.dataset(dg.AssetKey(spec.name))
+    stored = dataset.partition_keys()
+    if spec.rule.whole:
+        if spec.rule.captures_changes:
+            earlier = [day for day in stored if day <= window.last.isoformat()]
+            if not earlier:
+                return extract(spec, client, window, log)
+            latest = dataset.read_files(earlier[-1:])[earlier[-1]]
+            listed_later = (version_of(latest) or as_of) > as_of  # listed whole since
+            kept = latest.select(spec.api_schema.names)
+            records = kept if listed_later else newest_versions(spec, kept, records)
+        return tables_by_day(spec, records, window, as_of, as_of)
     missing = [
-        day
-        for day in window.partition_keys
-        if day not in stored and (spec.rule.lists_new_days or day < plan.covered_from)
+        day for day in window.partition_keys if day not in stored and _listed(spec, plan, day)
     ]
     fetched: TablesByDay = {}
     for days in day_ranges(missing):
         fetched.update(extract(spec, client, days, log))
-    as_of = dt.datetime.fromisoformat(plan.as_of)
     return PartitionUpdate(
-        lambda tables: merge_changes(spec, changes, tables, window, as_of, fetched)
+        lambda tables: merge_changes(spec, records, tables, window, as_of, fetched)
     )
+
+
+def _listed(spec: ResourceSpec, plan: SweepPlan, day: str) -> bool:
+    """Whether a day with no file is listed by date, not assembled from the change sets:
+    before the sweeps' unbroken chain, or, for records booked ahead, a day whose bookings
+    the sweeps do not all know."""
+    if day < plan.covered_from:
+        return True
+    return spec.rule.books_ahead and (plan.assembled_from is None or day < plan.assembled_from)
 
 
 def build_resource_assets(

@@ -31,6 +31,7 @@ from drchrono_assets.catalog.partition_rules import (
     PartitionRule,
     ScheduledOn,
     Snapshot,
+    SnapshotSince,
 )
 
 STRING, INT, BOOL, DATE = pa.string(), pa.int64(), pa.bool_(), pa.date32()
@@ -254,7 +255,7 @@ PATIENTS = ResourceSpec(
         column("primary_insurance_plan_type", STRING),
     ),
     primary_key=("id",),
-    rule=Snapshot(),
+    rule=SnapshotSince(),
 )
 
 REMINDER_PROFILES = ResourceSpec(

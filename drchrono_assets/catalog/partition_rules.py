@@ -40,9 +40,11 @@ class PartitionRule(Protocol):
     filters: tuple[str, ...]
     extra_fields: tuple[pa.Field, ...]  # columns the rule adds to the API's
     captures_changes: bool  # whether ``change_queries`` can tell what changed
-    # Whether a day is listed by date when it comes, rather than assembled from change sets
-    # (appointments are booked weeks ahead: a new day's are in no recent change set).
-    lists_new_days: bool
+    # Whether partition D holds the whole resource as of D's sweep, not the records dated D.
+    whole: bool
+    # Whether records are booked ahead of their day (appointments): records booked before the
+    # sweeps began are in no change set, so the days ahead are listed by date once.
+    books_ahead: bool
 
     def queries(self, window: DayWindow) -> QueryPlan: ...
 
@@ -79,7 +81,8 @@ class ScheduledOn(_DatedRows):
     filters: tuple[str, ...] = ("date", "date_range")
     extra_fields: tuple[pa.Field, ...] = ()
     captures_changes: bool = True
-    lists_new_days: bool = True
+    whole: bool = False
+    books_ahead: bool = True
 
     @property
     def summary(self) -> str:
@@ -112,7 +115,8 @@ class DatedSinceSweep(_DatedRows):
     fan_out: tuple[str, str] | None = None  # (required filter, path listing its values)
     extra_fields: tuple[pa.Field, ...] = ()
     captures_changes: bool = True
-    lists_new_days: bool = False
+    whole: bool = False
+    books_ahead: bool = False
 
     @property
     def filters(self) -> tuple[str, ...]:
@@ -143,12 +147,13 @@ class Snapshot:
         column("snapshot_at", SNAPSHOT_AT, "When this snapshot was taken (UTC)"),
     )
     captures_changes: bool = False
-    lists_new_days: bool = False
+    whole: bool = True
+    books_ahead: bool = False
 
     def queries(self, window: DayWindow) -> QueryPlan:
         return QueryPlan(({},))
 
-    def change_queries(self, since: str) -> None:
+    def change_queries(self, since: str) -> QueryPlan | None:
         return None
 
     def split(
@@ -157,3 +162,26 @@ class Snapshot:
         (stamp,) = self.extra_fields
         stamped = table.append_column(stamp, pa.array([taken_at] * table.num_rows, stamp.type))
         return {key: stamped for key in window.partition_keys}
+
+
+@dataclass(frozen=True)
+class SnapshotSince(Snapshot):
+    """Partition D holds a snapshot of the whole resource, like ``Snapshot``, but a sweep lists
+    only the records updated ``since`` the last one and merges them by primary key into the
+    latest snapshot stored.
+
+    ``since`` never shows a record deleted (or merged into another) in drchrono: the sweep
+    checks the API's count of records now and then, and lists the resource whole when it
+    differs from the snapshot's.
+    """
+
+    summary: str = (
+        "partition D = a snapshot of the whole resource as of D's sweep: the records updated "
+        "`since` the last sweep merged into the latest snapshot (listed whole on demand, and "
+        "when the API's count says a record was deleted)"
+    )
+    filters: tuple[str, ...] = ("since",)
+    captures_changes: bool = True
+
+    def change_queries(self, since: str) -> QueryPlan:
+        return QueryPlan(({"since": since},))

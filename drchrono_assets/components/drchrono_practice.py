@@ -70,6 +70,12 @@ class DrchronoPractice(dg.Component, dg.Resolvable, dg.Model):
         description="The drchrono resources it ingests (appointments, doctors and "
         "transactions always: the billing report joins them); unset, all ten.",
     )
+    deletion_check_days: int = Field(
+        default=settings.DEFAULT_DELETION_CHECK_DAYS,
+        ge=1,
+        description="Every how many days a sweep checks patients for records deleted or merged "
+        "in drchrono (one request; a full listing when the count differs).",
+    )
 
     @field_validator("name", "application")
     @classmethod

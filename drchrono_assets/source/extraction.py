@@ -28,21 +28,32 @@ class Fetched:
     answered_at: dt.datetime | None  # the API's time when the first query's first page left
 
 
-def resolve_queries(plan: QueryPlan, client: DrchronoClient) -> list[Query]:
-    """The plan's queries, each once per record of its fan-out's path (listed once)."""
+def resolve_queries(
+    plan: QueryPlan, client: DrchronoClient, parents: pa.Table | None = None
+) -> list[Query]:
+    """The plan's queries, each once per record of its fan-out's path: the ``parents`` given
+    (that path's records, already listed), else listed now."""
     if plan.fan_out is None:
         return list(plan.queries)
     parameter, path = plan.fan_out
-    parents = client.list_records(path)
-    return [{**query, parameter: parent["id"]} for query in plan.queries for parent in parents]
+    ids = (
+        parents["id"].to_pylist()
+        if parents is not None
+        else [parent["id"] for parent in client.list_records(path)]
+    )
+    return [{**query, parameter: parent} for query in plan.queries for parent in ids]
 
 
 def fetch(
-    spec: ResourceSpec, client: DrchronoClient, plan: QueryPlan, log: logging.Logger
+    spec: ResourceSpec,
+    client: DrchronoClient,
+    plan: QueryPlan,
+    log: logging.Logger,
+    parents: pa.Table | None = None,
 ) -> Fetched:
-    """Run the queries of ``plan`` against ``spec``'s endpoint; separate queries go side by
-    side."""
-    queries = resolve_queries(plan, client)
+    """Run the queries of ``plan`` against ``spec``'s endpoint (a fan-out over ``parents``,
+    if given); separate queries go side by side."""
+    queries = resolve_queries(plan, client, parents)
     # Each query pages sequentially (cursors).
     parallel = client.config.max_parallel_requests
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(queries)))) as pool:
@@ -62,9 +73,21 @@ def extract(
     """One table per day of ``window`` (empty days included), each with ``spec.schema``."""
     taken_at = dt.datetime.now(dt.UTC)
     fetched = fetch(spec, client, spec.rule.queries(window), log)
+    return tables_by_day(spec, fetched.table, window, fetched.answered_at or taken_at, taken_at)
+
+
+def tables_by_day(
+    spec: ResourceSpec,
+    table: pa.Table,
+    window: DayWindow,
+    as_of: dt.datetime,
+    taken_at: dt.datetime,
+) -> dict[str, pa.Table]:
+    """``table`` (the API's columns) as one table per day of ``window``, marked as of the
+    API's time ``as_of``; a snapshot's rows are stamped ``taken_at``."""
     # Ordered and versioned once: each day's slice keeps both (a snapshot is one table for
     # all days).
-    table = with_version(spec.in_key_order(fetched.table), fetched.answered_at or taken_at)
+    table = with_version(spec.in_key_order(table), as_of)
     return spec.rule.split(table, window, taken_at)
 
 

@@ -69,6 +69,11 @@ class SweepPlan:
     yesterday: str  # the last partition this sweep fills
     covered_from: str  # from this day on, every change reached a sweep (see SyncState)
     runs: tuple[PlannedRun, ...]
+    known_ahead: tuple[str, str] | None = None  # see SyncState
+    # Days of resources booked ahead from here on are assembled from change sets; a day
+    # before it with no file is listed by date.
+    assembled_from: str | None = None
+    deletions_checked: str | None = None  # see SyncState
 
     @classmethod
     def from_json(cls, text: str) -> SweepPlan:
@@ -91,6 +96,11 @@ class SyncState:
     # before it are fetched, never merged into nothing.
     covered_from: str
     finished: str  # the id of the sweep that wrote this state
+    # First and last day whose records booked ahead are all known to the sweeps: listed by
+    # date once, then followed in the change sets. None: none yet (the next sweep lists).
+    known_ahead: tuple[str, str] | None = None
+    # The last day a sweep checked the snapshots kept by ``since`` for deleted records.
+    deletions_checked: str | None = None
 
 
 class StagedChanges:

@@ -3,6 +3,7 @@ plans the runs that bring it in. The sensor only decides when and requests; the 
 with its retries and budget waits, happens here, visible in the UI with its logs, and a sweep
 the API cannot answer is a failed run the sensor retries."""
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -12,6 +13,8 @@ import pyarrow.compute as pc
 
 from drchrono_assets.api import DrchronoClient
 from drchrono_assets.catalog import ResourceSpec
+from drchrono_assets.catalog.partition_rules import QueryPlan
+from drchrono_assets.day_window import DayWindow
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.practice_names import PracticeNames
 from drchrono_assets.source.changes import (
@@ -44,6 +47,10 @@ def days_between(first: str, last: str) -> list[str]:
     return [(start + dt.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
 
 
+# The widest ``date_range`` the API takes: the days ahead listed by date in one request.
+AHEAD_DAYS = 190
+
+
 def plan_sweep(
     config: SweepConfig,
     state: SyncState | None,
@@ -52,10 +59,12 @@ def plan_sweep(
     log: logging.Logger,
     partitions: dg.DailyPartitionsDefinition,
     resources: tuple[ResourceSpec, ...],
+    deletion_check_days: int,
 ) -> SweepPlan:
     """Fetch and stage what changed since the last finished sweep in ``resources``; plan the
     runs that bring it in, and every day since that sweep's last one (of ``partitions``, on
-    their clock)."""
+    their clock). Every ``deletion_check_days`` the snapshots kept by ``since`` are checked
+    for records deleted in drchrono."""
     yesterday = config.yesterday
     since = config.since or (state.since if state else f"{yesterday}T00:00:00")
     covered_from = min(state.covered_from, since[:10]) if state else since[:10]
@@ -64,24 +73,29 @@ def plan_sweep(
     first_new = state.last_day if state else None
     new_days = days_between(first_new, yesterday)[1:] if first_new else [yesterday]
     first_day = partitions.get_first_partition_key()
-    staged = StagedChanges.of(io_manager)
+    sweep = _Sweep(config.sweep, since, yesterday, StagedChanges.of(io_manager), client, log)
+    known = tuple(state.known_ahead) if state and state.known_ahead else None
     runs: list[PlannedRun] = []
-    answered: list[dt.datetime] = []
-    for spec in resources:
-        if not spec.rule.captures_changes:
-            continue
-        fetched = fetch(spec, client, spec.rule.change_queries(since), log)
-        if fetched.answered_at is not None:
-            answered.append(fetched.answered_at)
-        changes = fetched.table
-        waiting = None if spec.rule.lists_new_days else staged.waiting(spec.name)
-        if waiting is not None:
-            changes = newest_versions(spec, waiting, changes)
-        staged.write(config.sweep, spec.name, changes)
+    dated = [spec for spec in resources if spec.rule.captures_changes and not spec.rule.whole]
+    queries = {spec.name: spec.rule.change_queries(since) for spec in dated}
+    fanned_out = {plan.fan_out[1] for plan in queries.values() if plan and plan.fan_out}
+    # The records a fan-out goes over (doctors) are listed once: that listing is also the
+    # resource's snapshot.
+    parents = {
+        spec.path: sweep.list_whole(spec)
+        for spec in resources
+        if spec.rule.whole and spec.path in fanned_out
+    }
+    for spec in dated:
+        plan = queries[spec.name]
+        fan_out = plan.fan_out[1] if plan and plan.fan_out else None
+        changes = sweep.changes(spec, plan, parents.get(fan_out) if fan_out else None)
+        if spec.rule.books_ahead and (known is None or known[1] <= yesterday):
+            known, changes = sweep.list_ahead(spec, known, changes)
         (key,) = spec.primary_key
         stored = stored_days(io_manager, spec, changes[key].combine_chunks())
         days = dirty_days(spec, changes, stored) | set(new_days)
-        if spec.rule.lists_new_days:
+        if spec.rule.books_ahead:
             days |= _never_listed(io_manager, spec, covered_from, yesterday)
         # Later days are not partitions yet; their records are fetched when they are.
         days = {day for day in days if first_day <= day <= yesterday}
@@ -89,19 +103,118 @@ def plan_sweep(
             PlannedRun((spec.name,), "merge", window.first.isoformat(), window.last.isoformat())
             for window in day_ranges(days)
         ]
-    snapshots = tuple(sorted(spec.name for spec in resources if not spec.rule.captures_changes))
-    if new_days:  # none when a second sweep follows a finished one the same morning
-        runs.append(PlannedRun(snapshots, "fetch", max(new_days[0], first_day), yesterday))
-    as_of = min(answered, default=dt.datetime.now(dt.UTC))
+    # Each snapshot is written to the new days (yesterday again for one kept by ``since``,
+    # whose changes must not skip a sweep).
+    days = [max(new_days[0], first_day), yesterday] if new_days else [yesterday, yesterday]
+    checked = state.deletions_checked if state else None
+    check = checked is None or _days_apart(checked, yesterday) >= deletion_check_days
+    merged = [spec.name for spec in resources if spec.path in parents] if new_days else []
+    listed = [spec.name for spec in resources if spec.rule.whole and not spec.rule.captures_changes]
+    listed = [name for name in listed if name not in merged] if new_days else []
+    for spec in resources:
+        if spec.rule.whole and spec.rule.captures_changes:
+            kept = sweep.kept_by_since(spec, io_manager, check)
+            (merged if kept else listed).append(spec.name)
+    runs += [
+        PlannedRun(tuple(sorted(names)), mode, *days)
+        for mode, names in (("merge", merged), ("fetch", listed))
+        if names
+    ]
+    as_of = min(sweep.answered, default=dt.datetime.now(dt.UTC))
     return SweepPlan(
         sweep=config.sweep,
         since=since,
-        until=local_since(as_of, partitions.timezone) if answered else since,
+        until=local_since(as_of, partitions.timezone) if sweep.answered else since,
         as_of=as_of.isoformat(),
         yesterday=yesterday,
         covered_from=covered_from,
         runs=tuple(runs),
+        known_ahead=known,
+        assembled_from=max(known[0], new_days[0]) if known and new_days else None,
+        deletions_checked=yesterday if check else checked,
     )
+
+
+@dataclasses.dataclass
+class _Sweep:
+    """What one sweep fetches and stages, and the API's times of its answers."""
+
+    id: str
+    since: str
+    yesterday: str
+    staged: StagedChanges
+    client: DrchronoClient
+    log: logging.Logger
+    answered: list[dt.datetime] = dataclasses.field(default_factory=list)
+
+    def _fetch(
+        self, spec: ResourceSpec, plan: QueryPlan, parents: pa.Table | None = None
+    ) -> pa.Table:
+        fetched = fetch(spec, self.client, plan, self.log, parents)
+        if fetched.answered_at is not None:
+            self.answered.append(fetched.answered_at)
+        return fetched.table
+
+    def list_whole(self, spec: ResourceSpec) -> pa.Table:
+        """A snapshot resource listed whole, staged as the sweep's listing of it."""
+        day = DayWindow.from_partition_keys([self.yesterday])
+        table = self._fetch(spec, spec.rule.queries(day))
+        self.staged.write(self.id, spec.name, table)
+        return table
+
+    def changes(
+        self, spec: ResourceSpec, plan: QueryPlan | None, parents: pa.Table | None
+    ) -> pa.Table:
+        """The records of ``spec`` changed since the sweep's ``since`` (with those an earlier
+        sweep left waiting), staged."""
+        assert plan is not None, spec.name  # the rule captures changes
+        changes = self._fetch(spec, plan, parents)
+        waiting = self.staged.waiting(spec.name)
+        if waiting is not None:
+            changes = newest_versions(spec, waiting, changes)
+        self.staged.write(self.id, spec.name, changes)
+        return changes
+
+    def list_ahead(
+        self, spec: ResourceSpec, known: tuple[str, str] | None, changes: pa.Table
+    ) -> tuple[tuple[str, str], pa.Table]:
+        """The days after the last known one, to ``AHEAD_DAYS`` after yesterday, listed by
+        date (one request): what was booked for them before the sweeps began. Returns the
+        days now known and the changes with the listing merged in, staged."""
+        yesterday = dt.date.fromisoformat(self.yesterday)
+        first = dt.date.fromisoformat(known[1]) if known else yesterday
+        window = DayWindow(first + dt.timedelta(days=1), yesterday + dt.timedelta(days=AHEAD_DAYS))
+        changes = newest_versions(spec, changes, self._fetch(spec, spec.rule.queries(window)))
+        self.staged.write(self.id, spec.name, changes)
+        return (known[0] if known else window.first.isoformat(), window.last.isoformat()), changes
+
+    def kept_by_since(
+        self, spec: ResourceSpec, io_manager: HiveParquetIOManager, check: bool
+    ) -> bool:
+        """Whether a snapshot kept by ``since`` is merged from its changes (staged now), not
+        listed whole: it has a stored snapshot, and if ``check``, the API counts as many
+        records as the snapshot merged with the changes holds."""
+        dataset = io_manager.dataset(dg.AssetKey(spec.name))
+        stored = [day for day in dataset.partition_keys() if day <= self.yesterday]
+        if not stored:
+            return False
+        changes = self.changes(spec, spec.rule.change_queries(self.since), None)
+        if not check:
+            return True
+        (key,) = spec.primary_key
+        kept = set(dataset.read(stored[-1:], columns=[key])[key].to_pylist())
+        expected = len(kept | set(changes[key].to_pylist()))
+        count = self.client.count(spec.path)
+        if count != expected:
+            self.log.info(
+                f"{spec.name}: the API counts {count} records, the snapshot with its changes "
+                f"{expected} (deleted or merged in drchrono): listed whole"
+            )
+        return count == expected
+
+
+def _days_apart(first: str, last: str) -> int:
+    return (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days
 
 
 def stored_days(
@@ -146,11 +259,20 @@ def finish(staged: StagedChanges, sweep: str, resources: tuple[ResourceSpec, ...
         for spec in resources:
             # Changed records dated after the sweep's last partition (a payment posted ahead
             # of its visit) had no partition to go to, and may never change again.
-            if spec.rule.captures_changes and not spec.rule.lists_new_days:
+            if spec.rule.captures_changes and not spec.rule.whole:
                 later = dated_after(spec, staged.read(sweep, spec.name), plan.yesterday)
                 staged.leave_waiting(spec.name, later)
         last_day = max(plan.yesterday, state.last_day) if state else plan.yesterday
-        staged.save_state(SyncState(plan.until, last_day, plan.covered_from, sweep))
+        staged.save_state(
+            SyncState(
+                plan.until,
+                last_day,
+                plan.covered_from,
+                sweep,
+                plan.known_ahead,
+                plan.deletions_checked,
+            )
+        )
     staged.remove_through(sweep)
 
 
@@ -158,9 +280,11 @@ def build_sweep_jobs(
     partitions: dg.DailyPartitionsDefinition,
     names: PracticeNames,
     resources: tuple[ResourceSpec, ...],
+    deletion_check_days: int,
 ) -> tuple[dg.JobDefinition, dg.JobDefinition]:
     """The jobs of a practice's sweeps of ``resources`` over the days of ``partitions``: the
-    sweep, and the finish that records it."""
+    sweep (checking for deleted records every ``deletion_check_days``), and the finish that
+    records it."""
 
     @dg.op(name=names(SWEEP_OP), pool=names.pool, required_resource_keys=names.resource_keys)
     def sweep_changes(context: dg.OpExecutionContext, config: SweepConfig) -> None:
@@ -171,7 +295,14 @@ def build_sweep_jobs(
         staged = StagedChanges.of(storage)
         client = names.api(context).client
         plan = plan_sweep(
-            config, staged.state(), client, storage, context.log, partitions, resources
+            config,
+            staged.state(),
+            client,
+            storage,
+            context.log,
+            partitions,
+            resources,
+            deletion_check_days,
         )
         staged.write_plan(plan)
         context.log.info(

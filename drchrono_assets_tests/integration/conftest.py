@@ -3,19 +3,15 @@ simulated morning, and ``auth login`` processes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
-import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.support.login import AUTH, LoginProcess
 from drchrono_assets_tests.support.postgres_server import PostgresServer
-from drchrono_assets_tests.support.simulation import START, TIMEZONE, AfterFirstMorning, Morning
-from drchrono_sandbox import SandboxConfig, SandboxServer
+from drchrono_assets_tests.support.simulation import AfterFirstMorning, evolving_practice
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +27,9 @@ def after_first_morning(
 ) -> Iterator[AfterFirstMorning]:
     """Day 10 of an evolving practice, its first simulated morning swept and its runs done;
     the change sensor's clock follows the sandbox's."""
-    zone = zoneinfo.ZoneInfo(TIMEZONE)
-    first_morning = dt.datetime.combine(START + dt.timedelta(days=10), dt.time(4, 30), zone)
-    with SandboxServer(
-        SandboxConfig(start=START, end=START + dt.timedelta(days=20), clock=first_morning)
-    ) as sandbox:
-        morning = Morning(sandbox, tmp_path)
-        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
-        morning.run()
-        yield AfterFirstMorning(sandbox, morning, first_morning)
+    with evolving_practice(tmp_path, monkeypatch, first_morning=10, days=20) as practice:
+        practice.morning.run()
+        yield practice
 
 
 @pytest.fixture

@@ -4,19 +4,24 @@ clock must follow the sandbox's: set ``drchrono_assets.sync.sensor.clock``."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import math
 import time
-from collections import defaultdict
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from drchrono_assets.catalog import RESOURCES
 from drchrono_assets.io_managers import HiveParquetIOManager
 from drchrono_assets.source.changes import day_ranges
+from drchrono_assets.sync import sensor as sync_sensor
 from drchrono_assets_tests.support.assets import (
     assert_partition_matches,
     every_asset,
@@ -25,7 +30,7 @@ from drchrono_assets_tests.support.assets import (
 from drchrono_assets_tests.support.billing_oracle import doctor_names, expected_rows, report_rows
 from drchrono_assets_tests.support.definitions import freshness_checks, jobs, resource_assets
 from drchrono_assets_tests.support.resources import api_for
-from drchrono_sandbox import SandboxServer
+from drchrono_sandbox import SandboxConfig, SandboxServer
 from drchrono_sandbox.resource_table import DAY_FIELDS
 
 #: Where the simulated practices begin, and the zone of their mornings.
@@ -234,6 +239,21 @@ class AfterFirstMorning:
     at: dt.datetime
 
 
+@contextlib.contextmanager
+def evolving_practice(
+    root: Path, monkeypatch: pytest.MonkeyPatch, first_morning: int, days: int
+) -> Iterator[AfterFirstMorning]:
+    """The sandbox's practice evolving over ``days`` from ``START``, its clock at 04:30 of day
+    ``first_morning`` (``at``), and the code location's mornings on it under ``root``; the
+    change sensor's clock follows the sandbox's. No morning has run yet."""
+    zone = zoneinfo.ZoneInfo(TIMEZONE)
+    at = dt.datetime.combine(START + dt.timedelta(days=first_morning), dt.time(4, 30), zone)
+    config = SandboxConfig(start=START, end=START + dt.timedelta(days=days), clock=at)
+    with SandboxServer(config) as sandbox:
+        monkeypatch.setattr(sync_sensor, "clock", sandbox.state.clock.now)
+        yield AfterFirstMorning(sandbox, Morning(sandbox, root), at)
+
+
 def records_by_day(resource: str, records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """``records`` of ``resource`` grouped by the day that dates each."""
     days: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -248,7 +268,12 @@ def _pages(rows: int) -> int:
 
 def incremental_floor(sandbox: SandboxServer, since: dt.datetime, until: dt.datetime) -> int:
     """The fewest requests a morning can cost: each ``since`` query's changed rows in pages
-    (at least one request each), plus a listing of each snapshot resource."""
+    (at least one request each), plus a listing of each resource without ``since``."""
+    return sum(floor_by_path(sandbox, since, until).values())
+
+
+def floor_by_path(sandbox: SandboxServer, since: dt.datetime, until: dt.datetime) -> Counter[str]:
+    """``incremental_floor``'s requests, by the API path they go to."""
     practice = sandbox.state.practice
 
     def changed(resource: str) -> list[dict[str, Any]]:
@@ -257,14 +282,19 @@ def incremental_floor(sandbox: SandboxServer, since: dt.datetime, until: dt.date
         ]
         return practice.versions_between(resource, *local)
 
-    cost = _pages(len(changed("appointments"))) + _pages(len(changed("documents")))
-    lines = changed("transactions")
-    for doctor in practice.current("doctors"):
-        cost += _pages(sum(1 for line in lines if line["doctor"] == doctor["id"]))
+    floor: Counter[str] = Counter()
     for spec in RESOURCES:
-        if spec.name not in DAY_FIELDS:
-            cost += _pages(len(practice.current(spec.name)))
-    return cost
+        if not spec.rule.captures_changes:
+            floor[spec.path] += _pages(len(practice.current(spec.name)))
+        elif spec.name == "transactions":  # one query per doctor
+            lines = changed(spec.name)
+            for doctor in practice.current("doctors"):
+                floor[spec.path] += _pages(
+                    sum(1 for line in lines if line["doctor"] == doctor["id"])
+                )
+        else:
+            floor[spec.path] += _pages(len(changed(spec.name)))
+    return floor
 
 
 def days_between(first: dt.date, last: dt.date) -> list[str]:
@@ -290,12 +320,16 @@ def assert_dated_partitions_exact(
 def assert_every_partition_exact(
     morning: Morning, days: list[str], practice: int = 0, data_root: Path | None = None
 ) -> int:
-    """Every dated asset's and ``billing_report``'s partitions of ``days`` as the API's state
-    says they should be (of ``practice`` under ``data_root``, as for
-    ``assert_dated_partitions_exact``); returns how many recurring visits were billed (found
-    by doctor, start time and office)."""
+    """Every dated asset's and ``billing_report``'s partitions of ``days``, and the snapshots
+    of the last of them, as the API's state says they should be (of ``practice`` under
+    ``data_root``, as for ``assert_dated_partitions_exact``); returns how many recurring
+    visits were billed (found by doctor, start time and office)."""
     assert_dated_partitions_exact(morning, days, practice, data_root)
     sandbox, root = morning.sandbox, data_root or morning.data_root
+    for spec in RESOURCES:  # the last morning's snapshots are what the API serves
+        if spec.rule.whole:
+            served_now = sandbox.state.practices[practice].current(spec.name)
+            assert_partition_matches(read_partition(root, spec.name, days[-1]), spec, served_now)
     names = doctor_names(sandbox, practice)
     billed_recurring = 0
     for day in days:

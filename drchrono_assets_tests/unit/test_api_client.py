@@ -46,6 +46,17 @@ def test_malformed_page_is_a_clear_error(quiet_sandbox, api) -> None:
         api.client.list_records("/api/offices")
 
 
+def test_count_asks_for_one_record_and_reads_the_total(quiet_sandbox, api) -> None:
+    practice = quiet_sandbox.state.practice
+    assert api.client.count("/api/patients") == len(practice.patients) > 1
+    assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == 1
+    practice.delete("patients", practice.patients[0]["id"])
+    assert api.client.count("/api/patients") == len(practice.patients)
+    quiet_sandbox.state.faults.add(path_prefix="/api/patients", malformed_page=True)
+    with pytest.raises(MalformedPageError, match=r"GET /api/patients: page 1 has no 'results'"):
+        api.client.count("/api/patients")
+
+
 def _paginator() -> NextLinkPaginator:
     return NextLinkPaginator("/api/doctors", f"{BASE_URL}/api/doctors", {"page_size": 2}, BASE_URL)
 

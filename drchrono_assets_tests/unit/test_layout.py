@@ -133,6 +133,7 @@ SETTING_READERS = {
     "start_date",
     "timezone",
     "sync_hour",
+    "deletion_check_days",
     "orphan_warning_threshold",
     "unbilled_warning_threshold",
     "data_root",

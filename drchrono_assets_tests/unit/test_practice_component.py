@@ -95,6 +95,7 @@ def test_steps_that_call_the_api_claim_their_application_pool(tmp_path, monkeypa
         ({"timezone": "Mars/Olympus_Mons"}, "IANA time zone"),
         ({"start_date": "2024-02-30"}, "not a valid date"),
         ({"sync_hour": 24}, "sync_hour"),
+        ({"deletion_check_days": 0}, "deletion_check_days"),
         ({"name": "Clinic A"}, "lowercase letters"),
         ({"base_url": "http://drchrono.example"}, "https"),
         ({"resources": ["appointments", "doctors", "transactions", "patient"]}, "no resource"),

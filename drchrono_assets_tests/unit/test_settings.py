@@ -129,6 +129,12 @@ def test_other_settings_read_at_load_name_the_variable_and_range(monkeypatch) ->
     )
     monkeypatch.setenv("DRCHRONO_SYNC_HOUR", "0")
     assert settings.sync_hour() == 0
+    assert _message(
+        settings.deletion_check_days, monkeypatch, DRCHRONO_DELETION_CHECK_DAYS="0"
+    ) == (
+        "DRCHRONO_DELETION_CHECK_DAYS='0' is below 1: set it to a whole number of at least 1, "
+        "or unset it for the default 7"
+    )
     monkeypatch.delenv("DRCHRONO_ORPHAN_WARN_THRESHOLD")
     monkeypatch.setenv("DRCHRONO_UNBILLED_WARN_THRESHOLD", "many")
     with pytest.raises(ConfigurationError, match="DRCHRONO_UNBILLED_WARN_THRESHOLD='many' is not"):
@@ -147,6 +153,7 @@ def test_the_practice_settings_are_read_from_their_variables(monkeypatch) -> Non
         "DRCHRONO_DATA_GROUP_READ": "yes",
         "DRCHRONO_S3_SSE": "aws:kms",
         "DRCHRONO_S3_SSE_KMS_KEY_ID": "alias/phi",
+        "DRCHRONO_DELETION_CHECK_DAYS": "1",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -160,6 +167,7 @@ def test_the_practice_settings_are_read_from_their_variables(monkeypatch) -> Non
         data_group_read=True,
         s3_sse="aws:kms",
         s3_sse_kms_key_id="alias/phi",
+        deletion_check_days=1,
     )
 
 
