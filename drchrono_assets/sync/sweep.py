@@ -108,13 +108,14 @@ def plan_sweep(
     days = [max(new_days[0], first_day), yesterday] if new_days else [yesterday, yesterday]
     checked = state.deletions_checked if state else None
     check = checked is None or _days_apart(checked, yesterday) >= deletion_check_days
-    merged = [spec.name for spec in resources if spec.path in parents] if new_days else []
-    listed = [spec.name for spec in resources if spec.rule.whole and not spec.rule.captures_changes]
-    listed = [name for name in listed if name not in merged] if new_days else []
+    merged: list[str] = []  # written from what the sweep staged
+    listed: list[str] = []  # listed whole by their run
     for spec in resources:
         if spec.rule.whole and spec.rule.captures_changes:
             kept = sweep.kept_by_since(spec, io_manager, check)
             (merged if kept else listed).append(spec.name)
+        elif spec.rule.whole and new_days:
+            (merged if spec.path in parents else listed).append(spec.name)
     runs += [
         PlannedRun(tuple(sorted(names)), mode, *days)
         for mode, names in (("merge", merged), ("fetch", listed))
