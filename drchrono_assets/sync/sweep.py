@@ -92,6 +92,7 @@ def plan_sweep(
         changes = sweep.changes(spec, plan, parents.get(fan_out) if fan_out else None)
         if spec.rule.books_ahead and (known is None or known[1] <= yesterday):
             known, changes = sweep.list_ahead(spec, known, changes)
+        sweep.stage(spec, changes)
         (key,) = spec.primary_key
         stored = stored_days(io_manager, spec, changes[key].combine_chunks())
         days = dirty_days(spec, changes, stored) | set(new_days)
@@ -160,33 +161,33 @@ class _Sweep:
         """A snapshot resource listed whole, staged as the sweep's listing of it."""
         day = DayWindow.from_partition_keys([self.yesterday])
         table = self._fetch(spec, spec.rule.queries(day))
-        self.staged.write(self.id, spec.name, table)
+        self.stage(spec, table)
         return table
 
     def changes(
         self, spec: ResourceSpec, plan: QueryPlan | None, parents: pa.Table | None
     ) -> pa.Table:
-        """The records of ``spec`` changed since the sweep's ``since`` (with those an earlier
-        sweep left waiting), staged."""
+        """The records of ``spec`` changed since the sweep's ``since``, with those an earlier
+        sweep left waiting."""
         assert plan is not None, spec.name  # the rule captures changes
         changes = self._fetch(spec, plan, parents)
         waiting = self.staged.waiting(spec.name)
-        if waiting is not None:
-            changes = newest_versions(spec, waiting, changes)
-        self.staged.write(self.id, spec.name, changes)
-        return changes
+        return changes if waiting is None else newest_versions(spec, waiting, changes)
+
+    def stage(self, spec: ResourceSpec, records: pa.Table) -> None:
+        """Leave ``records`` of ``spec`` for the sweep's runs."""
+        self.staged.write(self.id, spec.name, records)
 
     def list_ahead(
         self, spec: ResourceSpec, known: tuple[str, str] | None, changes: pa.Table
     ) -> tuple[tuple[str, str], pa.Table]:
         """The days after the last known one, to ``AHEAD_DAYS`` after yesterday, listed by
         date (one request): what was booked for them before the sweeps began. Returns the
-        days now known and the changes with the listing merged in, staged."""
+        days now known and the changes with the listing merged in."""
         yesterday = dt.date.fromisoformat(self.yesterday)
         first = dt.date.fromisoformat(known[1]) if known else yesterday
         window = DayWindow(first + dt.timedelta(days=1), yesterday + dt.timedelta(days=AHEAD_DAYS))
         changes = newest_versions(spec, changes, self._fetch(spec, spec.rule.queries(window)))
-        self.staged.write(self.id, spec.name, changes)
         return (known[0] if known else window.first.isoformat(), window.last.isoformat()), changes
 
     def kept_by_since(
@@ -200,6 +201,7 @@ class _Sweep:
         if not stored:
             return False
         changes = self.changes(spec, spec.rule.change_queries(self.since), None)
+        self.stage(spec, changes)
         if not check:
             return True
         (key,) = spec.primary_key
