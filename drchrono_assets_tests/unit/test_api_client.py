@@ -46,14 +46,17 @@ def test_malformed_page_is_a_clear_error(quiet_sandbox, api) -> None:
         api.client.list_records("/api/offices")
 
 
-def test_count_asks_for_one_record_and_reads_the_total(quiet_sandbox, api) -> None:
+def test_count_asks_for_one_record_and_reads_the_total(quiet_sandbox, api, monkeypatch) -> None:
     practice = quiet_sandbox.state.practice
     assert api.client.count("/api/patients") == len(practice.patients) > 1
     assert quiet_sandbox.state.stats.snapshot()["by_path"]["/api/patients"] == 1
-    practice.delete("patients", practice.patients[0]["id"])
-    assert api.client.count("/api/patients") == len(practice.patients)
     quiet_sandbox.state.faults.add(path_prefix="/api/patients", malformed_page=True)
     with pytest.raises(MalformedPageError, match=r"GET /api/patients: page 1 has no 'results'"):
+        api.client.count("/api/patients")
+
+    # A page without its total (a stand-in for the API's answer).
+    monkeypatch.setattr(api.client, "_request", lambda *args, **kwargs: {"results": []})
+    with pytest.raises(MalformedPageError, match=r"GET /api/patients: the page has no 'count'"):
         api.client.count("/api/patients")
 
 
